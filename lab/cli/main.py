@@ -1,0 +1,55 @@
+"""``lab``: the command-line entry point. Sub-commands live in modules of this package."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from lab.errors import LabError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Expert Lab: agents vs human experts.")
+_state = {"debug": False}
+
+# Each module registers its commands on ``app`` when imported.
+_COMMAND_MODULES = ["doctor", "runs"]
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks.")) -> None:
+    _state["debug"] = debug
+
+
+for _name in _COMMAND_MODULES:
+    importlib.import_module(f"lab.cli.{_name}").register(app)
+
+
+def main() -> None:
+    """Run the CLI; lab errors print one line (``--debug`` shows the traceback)."""
+    try:
+        app(standalone_mode=False)
+    except LabError as e:
+        if _state["debug"] or "--debug" in sys.argv:
+            raise
+        typer.secho(f"error: {e}", fg="red", err=True)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.secho("aborted", fg="red", err=True)
+        sys.exit(130)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except Exception as e:  # click usage errors and the like
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if _state["debug"] or "--debug" in sys.argv:
+            raise
+        typer.secho(f"error: {type(e).__name__}: {e} (rerun with --debug for the traceback)", fg="red", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

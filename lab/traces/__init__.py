@@ -1,0 +1,10 @@
+"""Trace store: one append-only event schema for everything a run does."""
+
+from lab.traces.recorder import RunRecorder, WorkClock
+from lab.traces.schema import Event, EventKind, Provenance, RunStatus, Score
+from lab.traces.store import StoreError, TraceStore, default_store_path
+
+__all__ = [
+    "Event", "EventKind", "Provenance", "RunRecorder", "RunStatus", "Score", "StoreError", "TraceStore",
+    "WorkClock", "default_store_path",
+]

@@ -1,0 +1,1 @@
+"""Importers of traces written by other harnesses (SUPER, METR run tables)."""

@@ -1,0 +1,156 @@
+"""A run's recorder: the handle agents, sandboxes, models and humans write events through.
+
+It keeps the pause-free working clock and the current span, so nested work renders as a tree.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from lab.traces.schema import Event, EventKind, RunStatus, Score
+from lab.traces.store import TraceStore, score_event
+
+
+class WorkClock:
+    """Elapsed working time that stops while paused (the x-axis of budget curves)."""
+
+    def __init__(self, offset: float = 0.0) -> None:
+        self._offset = offset
+        self._started = time.monotonic()
+        self._paused_at: float | None = None
+
+    @property
+    def paused(self) -> bool:
+        return self._paused_at is not None
+
+    def elapsed(self) -> float:
+        """Seconds of working time so far."""
+        end = self._paused_at if self._paused_at is not None else time.monotonic()
+        return self._offset + end - self._started
+
+    def pause(self) -> None:
+        if self._paused_at is None:
+            self._paused_at = time.monotonic()
+
+    def resume(self) -> None:
+        if self._paused_at is not None:
+            self._started += time.monotonic() - self._paused_at
+            self._paused_at = None
+
+
+def new_span_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+class RunRecorder:
+    """Writes one run's events, with spans and a working clock.
+
+    Args:
+        store: Where events go.
+        run_id: The run (already created in ``store``).
+        clock: Working clock; a fresh one by default.
+        root_span: Span every top-level event hangs from (``None``: none).
+    """
+
+    def __init__(self, store: TraceStore, run_id: str, *, clock: WorkClock | None = None,
+                 root_span: str | None = None) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.clock = clock or WorkClock()
+        self._local = threading.local()
+        self._root_span = root_span
+        self._finished = False
+
+    @classmethod
+    def start(cls, store: TraceStore, config: dict[str, Any] | None = None, **run_fields: Any) -> RunRecorder:
+        """Create a run and record its ``run_started`` event."""
+        run_id = store.create_run(config, **run_fields)
+        rec = cls(store, run_id)
+        rec.emit(EventKind.RUN_STARTED, {"config": config or {}})
+        return rec
+
+    # -- spans ---------------------------------------------------------------------------------
+
+    @property
+    def current_span(self) -> str | None:
+        stack = getattr(self._local, "stack", None)
+        return stack[-1] if stack else self._root_span
+
+    @contextmanager
+    def span(self, name: str, *, agent: str | None = None, attrs: dict[str, Any] | None = None,
+             kind: EventKind | str = EventKind.SPAN) -> Iterator[str]:
+        """Open a child span: events emitted inside hang from it. Yields the span id."""
+        span_id = new_span_id()
+        self.emit(kind, {"lab.span.name": name, **(attrs or {})}, agent=agent, span_id=span_id)
+        stack = getattr(self._local, "stack", None)
+        if stack is None:
+            stack = self._local.stack = []
+        stack.append(span_id)
+        try:
+            yield span_id
+        finally:
+            stack.pop()
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def emit(self, kind: EventKind | str, attrs: dict[str, Any] | None = None, *, agent: str | None = None,
+             span_id: str | None = None, parent_id: str | None = None) -> Event:
+        """Record one event now (durable on return)."""
+        ev = Event(
+            self.run_id, kind.value if isinstance(kind, EventKind) else kind, attrs or {},
+            ts=time.time(), elapsed=self.clock.elapsed(),
+            span_id=span_id or new_span_id(),
+            parent_id=parent_id if parent_id is not None else self.current_span,
+            agent=agent,
+        )
+        return self.store.append(ev)
+
+    def score(self, score: Score, *, agent: str | None = None) -> Event:
+        """Record a score at the current working time."""
+        ev = score_event(self.run_id, score, elapsed=self.clock.elapsed(), ts=time.time(),
+                         span_id=new_span_id(), parent_id=self.current_span, agent=agent)
+        return self.store.append(ev)
+
+    def error(self, error: BaseException | str, *, where: str | None = None, agent: str | None = None) -> Event:
+        """Record an error (message, type, where, traceback)."""
+        attrs: dict[str, Any] = {"error.message": str(error)}
+        if isinstance(error, BaseException):
+            attrs["error.type"] = type(error).__name__
+            attrs["error.traceback"] = "".join(traceback.format_exception(error))[-8000:]
+        if where:
+            attrs["error.where"] = where
+        return self.emit(EventKind.ERROR, attrs, agent=agent)
+
+    def pause(self, reason: str = "") -> None:
+        """Stop the working clock (recorded as a human action)."""
+        if not self.clock.paused:
+            self.emit(EventKind.HUMAN_ACTION, {"lab.action": "pause", "lab.reason": reason})
+            self.clock.pause()
+
+    def resume(self) -> None:
+        """Restart the working clock."""
+        if self.clock.paused:
+            self.clock.resume()
+            self.emit(EventKind.HUMAN_ACTION, {"lab.action": "resume"})
+
+    def finish(self, status: RunStatus | str = RunStatus.DONE, *, error: str | None = None,
+               attrs: dict[str, Any] | None = None) -> None:
+        """Record ``run_finished`` and set the run's final status (idempotent)."""
+        if self._finished:
+            return
+        status = status.value if isinstance(status, RunStatus) else status
+        elapsed = self.clock.elapsed()
+        self.emit(EventKind.RUN_FINISHED, {"lab.status": status, **({"error.message": error} if error else {}),
+                                           **(attrs or {})})
+        self.store.finish_run(self.run_id, status, error=error, elapsed=elapsed)
+        self._finished = True
+
+    @property
+    def finished(self) -> bool:
+        return self._finished

@@ -1,0 +1,523 @@
+"""Append-only SQLite trace store: runs, events and scores.
+
+One database per project directory (WAL mode). Any number of threads and processes may write at
+once; each event's sequence number is assigned inside the writing transaction, so events are never
+lost or reordered. A write that returned survives ``kill -9`` of the writer (the WAL is in the OS
+page cache before the call returns); pass ``durability="full"`` to also survive power loss.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from lab.errors import LabError
+from lab.secrets import redact
+from lab.traces.schema import FINAL_STATUSES, Event, EventKind, RunStatus, Score
+
+SCHEMA_VERSION = 1
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    task TEXT, agent TEXT, model TEXT, seed INTEGER,
+    is_human INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL, finished_at REAL,
+    elapsed REAL,
+    error TEXT,
+    owner TEXT,
+    parent_run_id TEXT, fork_step INTEGER,
+    batch_id TEXT,
+    config TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
+CREATE INDEX IF NOT EXISTS runs_batch ON runs(batch_id);
+CREATE TABLE IF NOT EXISTS events (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    elapsed REAL NOT NULL,
+    kind TEXT NOT NULL,
+    span_id TEXT, parent_id TEXT, agent TEXT,
+    attrs TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS scores (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    item_id TEXT,
+    scorer TEXT NOT NULL,
+    dimension TEXT NOT NULL,
+    value REAL,
+    label TEXT,
+    provenance TEXT NOT NULL,
+    source TEXT,
+    final INTEGER NOT NULL,
+    elapsed REAL NOT NULL,
+    ts REAL NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+CREATE INDEX IF NOT EXISTS scores_item ON scores(item_id, scorer);
+CREATE TRIGGER IF NOT EXISTS events_append_only_u BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS events_append_only_d BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+"""
+
+_RUN_COLUMNS = (
+    "run_id", "task", "agent", "model", "seed", "is_human", "status", "created_at", "finished_at",
+    "elapsed", "error", "owner", "parent_run_id", "fork_step", "batch_id", "config",
+)
+
+
+def dumps(obj: Any) -> str:
+    """The one JSON encoding used for stored payloads (stable, so exports round-trip)."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def default_store_path() -> Path:
+    """The project's store: ``$LAB_STORE``, else ``.lab/traces.db`` in the nearest directory
+    (this one or an ancestor) that has a ``.lab`` folder, else in the current directory."""
+    env = os.environ.get("LAB_STORE")
+    if env:
+        return Path(env)
+    cwd = Path.cwd()
+    for d in (cwd, *cwd.parents):
+        if (d / ".lab").is_dir():
+            return d / ".lab" / "traces.db"
+    return cwd / ".lab" / "traces.db"
+
+
+def _process_start(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[19].decode()
+    except OSError:
+        return "?"
+
+
+def current_owner() -> str:
+    """``host:pid:start`` of this process, used to find runs whose writer died."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_process_start(pid)}"
+
+
+def owner_alive(owner: str | None) -> bool:
+    """Whether the process named by an owner string still runs (other hosts count as alive)."""
+    if not owner:
+        return False
+    try:
+        host, pid_s, start = owner.rsplit(":", 2)
+        pid = int(pid_s)
+    except ValueError:
+        return False
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return start == "?" or _process_start(pid) == start
+
+
+class StoreError(LabError):
+    """The trace store cannot be opened or written."""
+
+
+class TraceStore:
+    """Runs, events and scores in one SQLite database.
+
+    Args:
+        path: Database file; defaults to :func:`default_store_path`.
+        readonly: Open without writing (no schema creation, no recovery).
+        durability: ``"normal"`` (survives a killed process) or ``"full"`` (fsync every commit).
+        recover: Mark runs whose writing process died as ``interrupted`` on open.
+
+    Raises:
+        StoreError: The file is not a trace store, is corrupt, or cannot be written.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        readonly: bool = False,
+        durability: str = "normal",
+        recover: bool = True,
+    ) -> None:
+        if durability not in ("normal", "full"):
+            raise StoreError(f"durability must be 'normal' or 'full', not {durability!r}")
+        self.path = Path(path) if path is not None else default_store_path()
+        self.readonly = readonly
+        self._sync = durability.upper()
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        if not readonly:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StoreError(f"cannot create store directory {self.path.parent}: {e.strerror}") from e
+        elif not self.path.exists():
+            raise StoreError(f"no trace store at {self.path}")
+        conn = self._conn()
+        if not readonly:
+            try:
+                with self._write(conn):
+                    for stmt in _DDL.split(";\n"):
+                        if stmt.strip():
+                            conn.execute(stmt)
+                    conn.execute(
+                        "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                    )
+            except sqlite3.DatabaseError as e:
+                raise StoreError(self._explain(e)) from e
+            if recover:
+                self.recover()
+        else:
+            self._check_readable(conn)
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _explain(self, e: sqlite3.Error) -> str:
+        msg = str(e)
+        if "not a database" in msg or "malformed" in msg:
+            return f"{self.path} is not a readable trace store ({msg}); it was left untouched"
+        if "readonly" in msg or "read-only" in msg or "unable to open" in msg:
+            return f"cannot write the trace store {self.path} ({msg}); open it with readonly=True to read"
+        return f"trace store {self.path}: {msg}"
+
+    def _check_readable(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("SELECT 1 FROM runs LIMIT 1").fetchall()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(self._explain(e)) from e
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        try:
+            if self.readonly:
+                conn = sqlite3.connect(
+                    f"file:{self.path}?mode=ro", uri=True, isolation_level=None, timeout=60,
+                    check_same_thread=False,
+                )
+            else:
+                conn = sqlite3.connect(
+                    self.path, isolation_level=None, timeout=60, check_same_thread=False
+                )
+                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if mode.lower() != "wal":
+                    raise StoreError(f"{self.path}: cannot switch to WAL mode (got {mode})")
+                conn.execute(f"PRAGMA synchronous={self._sync}")
+            conn.execute("PRAGMA busy_timeout=60000")
+        except sqlite3.DatabaseError as e:
+            raise StoreError(self._explain(e)) from e
+        self._local.conn = conn
+        with self._lock:
+            self._conns.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
+        if self.readonly:
+            raise StoreError(f"{self.path} was opened read-only")
+        conn = conn or self._conn()
+        if conn.in_transaction:  # nested inside transaction(): join it
+            yield conn
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as e:
+            raise StoreError(self._explain(e)) from e
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.DatabaseError as e:
+                conn.execute("ROLLBACK")
+                raise StoreError(self._explain(e)) from e
+
+    @contextmanager
+    def transaction(self) -> Iterator[TraceStore]:
+        """Group writes so they land together or not at all (used by importers)."""
+        with self._write():
+            yield self
+
+    def close(self) -> None:
+        """Close every connection this store opened."""
+        with self._lock:
+            for c in self._conns:
+                c.close()
+            self._conns.clear()
+        self._local = threading.local()
+
+    def __enter__(self) -> TraceStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        config: dict[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        task: str | None = None,
+        agent: str | None = None,
+        model: str | None = None,
+        seed: int | None = None,
+        is_human: bool = False,
+        status: str = RunStatus.RUNNING.value,
+        created_at: float | None = None,
+        parent_run_id: str | None = None,
+        fork_step: int | None = None,
+        batch_id: str | None = None,
+    ) -> str:
+        """Register a run and return its id. ``config`` is kept whole (secrets redacted)."""
+        config = dict(config or {})
+        task = task if task is not None else config.get("task")
+        agent = agent if agent is not None else config.get("agent")
+        model = model if model is not None else config.get("model")
+        seed = seed if seed is not None else config.get("seed")
+        if status not in {s.value for s in RunStatus}:
+            raise StoreError(f"unknown run status {status!r}")
+        run_id = run_id or uuid.uuid4().hex[:16]
+        row = (
+            run_id, _str(task), _str(agent), _str(model), seed, int(is_human), status,
+            created_at if created_at is not None else time.time(), None, None, None,
+            current_owner() if status == RunStatus.RUNNING.value else None,
+            parent_run_id, fork_step, batch_id, redact(dumps(config)),
+        )
+        with self._write() as conn:
+            try:
+                conn.execute(f"INSERT INTO runs VALUES ({','.join('?' * len(row))})", row)
+            except sqlite3.IntegrityError as e:
+                raise StoreError(f"run {run_id} already exists in {self.path}") from e
+        return run_id
+
+    def finish_run(
+        self, run_id: str, status: str, *, error: str | None = None, elapsed: float | None = None,
+        finished_at: float | None = None,
+    ) -> None:
+        """Set a run's final status (``done``, ``failed``, ``cancelled``, ``interrupted``)."""
+        if status not in FINAL_STATUSES:
+            raise StoreError(f"{status!r} is not a final run status ({', '.join(sorted(FINAL_STATUSES))})")
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE runs SET status=?, error=?, finished_at=?, elapsed=COALESCE(?, elapsed),"
+                " owner=NULL WHERE run_id=?",
+                (status, redact(error) if error else None,
+                 finished_at if finished_at is not None else time.time(), elapsed, run_id),
+            )
+            if cur.rowcount == 0:
+                raise StoreError(f"no run {run_id} in {self.path}")
+
+    def set_run_fields(self, run_id: str, **fields: Any) -> None:
+        """Update descriptive run columns (``elapsed``, ``batch_id``, ``error``...)."""
+        allowed = {"elapsed", "batch_id", "error", "task", "agent", "model"}
+        bad = set(fields) - allowed
+        if bad:
+            raise StoreError(f"cannot set run fields {sorted(bad)}")
+        sets = ",".join(f"{k}=?" for k in fields)
+        with self._write() as conn:
+            conn.execute(f"UPDATE runs SET {sets} WHERE run_id=?", (*fields.values(), run_id))
+
+    def recover(self) -> list[str]:
+        """Mark ``running`` runs whose writing process is gone as ``interrupted``; return their ids."""
+        conn = self._conn()
+        rows = conn.execute("SELECT run_id, owner FROM runs WHERE status='running'").fetchall()
+        dead = [rid for rid, owner in rows if not owner_alive(owner)]
+        for rid in dead:
+            with self._write() as c:
+                c.execute(
+                    "UPDATE runs SET status='interrupted', owner=NULL, finished_at=?,"
+                    " error=COALESCE(error, 'the process running it stopped') WHERE run_id=? AND status='running'",
+                    (time.time(), rid),
+                )
+        return dead
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """One run's row as a dict (``config`` parsed).
+
+        Raises:
+            StoreError: No such run (an unambiguous id prefix is accepted).
+        """
+        conn = self._conn()
+        row = conn.execute(f"SELECT {','.join(_RUN_COLUMNS)} FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        if row is None:
+            rows = conn.execute(
+                f"SELECT {','.join(_RUN_COLUMNS)} FROM runs WHERE run_id LIKE ? LIMIT 2", (run_id + "%",)
+            ).fetchall()
+            if len(rows) != 1:
+                raise StoreError(f"no run {run_id!r} in {self.path}" if not rows else f"run id {run_id!r} is ambiguous")
+            row = rows[0]
+        return _run_dict(row)
+
+    def list_runs(self, *, status: str | None = None, batch_id: str | None = None) -> list[dict[str, Any]]:
+        """All runs (optionally filtered), oldest first."""
+        sql = f"SELECT {','.join(_RUN_COLUMNS)} FROM runs"
+        where, args = [], []
+        if status:
+            where.append("status=?")
+            args.append(status)
+        if batch_id:
+            where.append("batch_id=?")
+            args.append(batch_id)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at, run_id"
+        return [_run_dict(r) for r in self._conn().execute(sql, args)]
+
+    # -- events ------------------------------------------------------------------------------------
+
+    def append(self, event: Event) -> Event:
+        """Append one event; its ``seq`` (and ``ts`` if unset) are filled in. Durable on return."""
+        return self.append_many([event])[0]
+
+    def append_many(self, events: Iterable[Event]) -> list[Event]:
+        """Append events in one transaction, in order. Durable on return."""
+        events = list(events)
+        if not events:
+            return events
+        now = time.time()
+        with self._write() as conn:
+            next_seq: dict[str, int] = {}
+            rows, score_rows = [], []
+            for ev in events:
+                seq = next_seq.get(ev.run_id)
+                if seq is None:
+                    seq = conn.execute(
+                        "SELECT COALESCE(MAX(seq), -1) + 1 FROM events WHERE run_id=?", (ev.run_id,)
+                    ).fetchone()[0]
+                ev.seq = seq
+                next_seq[ev.run_id] = seq + 1
+                if not ev.ts:
+                    ev.ts = now
+                kind = ev.kind.value if isinstance(ev.kind, EventKind) else ev.kind
+                ev.kind = kind
+                rows.append((ev.run_id, seq, ev.ts, ev.elapsed, kind, ev.span_id, ev.parent_id,
+                             ev.agent, redact(dumps(ev.attrs))))
+                if kind == EventKind.SCORE.value:
+                    score_rows.append(_score_row(ev))
+            conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            if score_rows:
+                conn.executemany("INSERT INTO scores VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", score_rows)
+        return events
+
+    def add_score(self, run_id: str, score: Score, *, elapsed: float = 0.0, ts: float | None = None,
+                  span_id: str | None = None, parent_id: str | None = None, agent: str | None = None) -> Event:
+        """Record a score as an event (and in the indexed scores table)."""
+        return self.append(score_event(run_id, score, elapsed=elapsed, ts=ts or 0.0, span_id=span_id,
+                                       parent_id=parent_id, agent=agent))
+
+    def events(self, run_id: str, *, kinds: Iterable[str] | None = None, after_seq: int = -1) -> list[Event]:
+        """A run's events in order (optionally only some kinds, or only those after ``after_seq``)."""
+        sql = ("SELECT run_id, kind, attrs, seq, ts, elapsed, span_id, parent_id, agent FROM events"
+               " WHERE run_id=? AND seq>?")
+        args: list[Any] = [run_id, after_seq]
+        if kinds:
+            kinds = [k.value if isinstance(k, EventKind) else k for k in kinds]
+            sql += f" AND kind IN ({','.join('?' * len(kinds))})"
+            args += kinds
+        sql += " ORDER BY seq"
+        return [Event(r[0], r[1], json.loads(r[2]), *r[3:]) for r in self._conn().execute(sql, args)]
+
+    def raw_events(self, run_id: str) -> list[tuple]:
+        """A run's event rows exactly as stored (attrs as the stored JSON text)."""
+        return self._conn().execute(
+            "SELECT run_id, seq, ts, elapsed, kind, span_id, parent_id, agent, attrs FROM events"
+            " WHERE run_id=? ORDER BY seq", (run_id,)
+        ).fetchall()
+
+    def count_events(self, run_id: str | None = None) -> int:
+        """Number of events (of one run, or in the whole store)."""
+        if run_id is None:
+            return self._conn().execute("SELECT COUNT(*) FROM events").fetchone()[0]
+        return self._conn().execute("SELECT COUNT(*) FROM events WHERE run_id=?", (run_id,)).fetchone()[0]
+
+    def query(self, sql: str, args: Iterable[Any] = ()) -> list[tuple]:
+        """Run a read-only SQL query (for views that need something the helpers lack)."""
+        return self._conn().execute(sql, tuple(args)).fetchall()
+
+    # -- DataFrames -----------------------------------------------------------------------------
+
+    def runs_frame(self, *, with_scores: bool = True):
+        """Runs as a DataFrame, one row per run; with final scores as ``score.<scorer>`` columns."""
+        from lab.traces.frames import runs_frame
+
+        return runs_frame(self, with_scores=with_scores)
+
+    def events_frame(self, run_id: str | None = None, *, expand: bool = False):
+        """Events as a DataFrame (one run's, or all); ``expand`` turns attributes into columns."""
+        from lab.traces.frames import events_frame
+
+        return events_frame(self, run_id, expand=expand)
+
+    def scores_frame(self, *, final_only: bool = False):
+        """Scores as a DataFrame, one row per score, with provenance and run columns."""
+        from lab.traces.frames import scores_frame
+
+        return scores_frame(self, final_only=final_only)
+
+
+def score_event(run_id: str, score: Score, *, elapsed: float = 0.0, ts: float = 0.0,
+                span_id: str | None = None, parent_id: str | None = None, agent: str | None = None) -> Event:
+    """The event that records ``score`` (OTel ``gen_ai.evaluation.*`` names)."""
+    attrs: dict[str, Any] = {
+        "gen_ai.evaluation.name": score.scorer,
+        "gen_ai.evaluation.score.value": score.value,
+        "lab.score.provenance": score.provenance,
+        "lab.score.source": score.source,
+        "lab.score.item_id": score.item_id,
+        "lab.score.dimension": score.dimension,
+        "lab.score.final": score.final,
+    }
+    if score.label is not None:
+        attrs["gen_ai.evaluation.score.label"] = score.label
+    if score.details:
+        attrs["lab.score.details"] = score.details
+    return Event(run_id, EventKind.SCORE.value, attrs, ts=ts, elapsed=elapsed, span_id=span_id,
+                 parent_id=parent_id, agent=agent)
+
+
+def _score_row(ev: Event) -> tuple:
+    a = ev.attrs
+    value = a.get("gen_ai.evaluation.score.value")
+    return (
+        ev.run_id, ev.seq, a.get("lab.score.item_id"), a["gen_ai.evaluation.name"],
+        a.get("lab.score.dimension") or "overall", None if value is None else float(value),
+        a.get("gen_ai.evaluation.score.label"), a.get("lab.score.provenance") or "rule",
+        a.get("lab.score.source"), int(bool(a.get("lab.score.final", True))), ev.elapsed, ev.ts,
+    )
+
+
+def _str(v: Any) -> str | None:
+    return None if v is None else str(v)
+
+
+def _run_dict(row: tuple) -> dict[str, Any]:
+    d = dict(zip(_RUN_COLUMNS, row))
+    d["config"] = json.loads(d["config"])
+    d["is_human"] = bool(d["is_human"])
+    return d

@@ -1,0 +1,1 @@
+"""Notebook widgets and Panel dashboards, built on lab's public API only."""
