@@ -1,0 +1,19 @@
+"""Scorers: rules, reference metrics, LLM judges and panels, human grades, re-scoring stored runs.
+
+Every scorer is called ``scorer(output, target=None, **context)`` and returns a
+:class:`lab.traces.Score` (or a list, one per rubric dimension) carrying its provenance. Task files
+name scorers by string: ``get_scorer("json_match", float_tol=1e-2)``.
+"""
+
+from lab.scoring.base import Scorer, ScoringError, as_scores, get_scorer, register_scorer, scorer_names
+from lab.scoring.rules import (
+    ExactMatch, JsonMatch, Landmarks, NormalizedMatch, NormalizedScore, NumericMatch, RegexMatch, json_match,
+    normalize_text, normalized_score, parse_number, super_json_match,
+)
+from lab.scoring.script import ScriptScorer
+
+__all__ = [
+    "ExactMatch", "JsonMatch", "Landmarks", "NormalizedMatch", "NormalizedScore", "NumericMatch", "RegexMatch",
+    "Scorer", "ScoringError", "ScriptScorer", "as_scores", "get_scorer", "json_match", "normalize_text",
+    "normalized_score", "parse_number", "register_scorer", "scorer_names", "super_json_match",
+]
