@@ -1,0 +1,81 @@
+"""Scoring a submission the way its task says, with the scorers of ``lab.scoring``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lab.tasks.errors import TaskScoringError
+from lab.tasks.model import Task
+from lab.traces.schema import Provenance, Score
+
+__all__ = ["score_task"]
+
+
+def _normalised(task: Task, raw: float) -> Score:
+    from lab.scoring import normalized_score
+
+    sc = task.scoring
+    value = normalized_score(raw, sc.starting_score, sc.reference_score)
+    return Score("normalized_score", value, Provenance.RULE.value, source="normalized_score", item_id=task.key,
+                 details={"raw": raw, "start": sc.starting_score, "reference": sc.reference_score})
+
+
+def score_task(task: Task, submission: Any, *, sandbox: Any = None, transcript: list[str] | str | None = None,
+               session: Any = None, use_fallback: bool = True) -> list[Score]:
+    """Score a submission to ``task``.
+
+    Rule or judge scorers are built from ``lab.scoring``'s registry; a scoring script runs in ``sandbox``;
+    a METR task scores through its :class:`~lab.tasks.metr.MetrSession`. Tasks with starting and reference
+    scores add a ``normalized_score``; tasks with landmarks add a ``landmarks`` score over ``transcript``.
+
+    Args:
+        task: The task.
+        submission: What the solver submitted (text or parsed JSON).
+        sandbox: The run's sandbox (script and METR scoring).
+        transcript: The solver's outputs, for landmark scoring.
+        session: The METR session of the run (keeps the intermediate score log); one is made if absent.
+        use_fallback: Consult the fallback scorer (e.g. an LLM judge) when the first does not give 1.0.
+
+    Returns:
+        The scores: the main one first.
+
+    Raises:
+        TaskScoringError: The scorer is unknown or raised, the script hung or printed no score, the METR
+            family raised or returned nothing; the message names the task.
+    """
+    from lab.scoring import ScoringError, as_scores, get_scorer
+
+    sc, key = task.scoring, task.key
+    try:
+        if task.metr is not None:
+            from lab.tasks.metr import MetrSession
+
+            if session is None:
+                if sandbox is None:
+                    raise TaskScoringError(f"task '{key}': METR scoring needs the run's sandbox")
+                session = MetrSession(task, sandbox)
+            raw = session.score("" if submission is None else str(submission))
+            scores = [Score("metr_score", raw, Provenance.RULE.value, source=task.metr.family, item_id=key)]
+        elif sc.script is not None:
+            if sandbox is None:
+                raise TaskScoringError(f"task '{key}': its scoring script needs the run's sandbox")
+            s = get_scorer("script", command=sc.script.command, timeout=sc.script.timeout_s)(
+                submission, item_id=key, sandbox=sandbox)
+            if s.value is None:
+                raise TaskScoringError(f"task '{key}': scoring script failed: {s.details.get('reason')}"
+                                       f"{' — ' + s.details['stderr'][-300:] if s.details.get('stderr') else ''}")
+            scores = [s]
+        else:
+            target = sc.target if sc.target is not None else task.answer
+            ctx = {"item_id": key, "sandbox": sandbox, "question": task.inputs.get("question", task.instructions)}
+            scores = as_scores(get_scorer(sc.scorer, **sc.args)(submission, target, **ctx))
+            if use_fallback and sc.fallback is not None and scores[0].value != 1.0:
+                judge = get_scorer(sc.fallback.scorer, **sc.fallback.args)
+                scores += as_scores(judge(submission, task.answer, **ctx))
+        if sc.starting_score is not None and scores[0].value is not None:
+            scores.append(_normalised(task, scores[0].value))
+        if task.landmarks and transcript is not None:
+            scores += as_scores(get_scorer("landmarks")(transcript, task.landmarks, item_id=key))
+    except ScoringError as e:
+        raise TaskScoringError(f"task '{key}': {e}") from e
+    return scores

@@ -1,0 +1,79 @@
+"""Checks a loaded task can actually run here: its scorer exists, its image is defined, its files exist."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+
+from lab.tasks.model import Task
+
+__all__ = ["check_task", "gpu_count", "image_names", "unavailable_reason"]
+
+SANDBOXES = Path(__file__).resolve().parents[2] / "sandboxes"
+
+
+@cache
+def image_names() -> frozenset[str]:
+    """Names of the sandbox images defined under ``sandboxes/`` (one directory each)."""
+    if not SANDBOXES.is_dir():
+        return frozenset()
+    return frozenset(d.name for d in SANDBOXES.iterdir() if d.is_dir() and any(d.glob("*ockerfile*")))
+
+
+def check_task(task: Task) -> list[str]:
+    """Problems that would stop the task from running, each naming the task (empty when it is fine).
+
+    Checks: the scorer and fallback scorer are registered in ``lab.scoring`` and accept their arguments;
+    the sandbox image is defined; files to copy in exist; landmark patterns compile.
+    """
+    from lab.scoring import ScoringError, get_scorer
+
+    out: list[str] = []
+    name = f"task '{task.key}'"
+    refs = [(task.scoring.scorer, task.scoring.args)] if task.scoring.scorer else []
+    if task.scoring.fallback:
+        refs.append((task.scoring.fallback.scorer, task.scoring.fallback.args))
+    for scorer, args in refs:
+        try:
+            get_scorer(scorer, **args)
+        except ScoringError as e:
+            out.append(f"{name}: {e}")
+    if task.sandbox is not None:
+        if task.sandbox.image not in image_names():
+            out.append(f"{name}: sandbox image '{task.sandbox.image}' is not defined under {SANDBOXES} "
+                       f"(known: {', '.join(sorted(image_names())) or 'none'})")
+        for c in task.sandbox.copy_in:
+            if not task.host_path(c.src).exists():
+                out.append(f"{name}: file to copy in does not exist: {task.host_path(c.src)}")
+    elif task.kind in ("repo", "rd") or task.scoring.script is not None:
+        out.append(f"{name}: needs a sandbox (kind '{task.kind}'"
+                   f"{', scored by a script' if task.scoring.script else ''}) but names none")
+    for pat in task.landmarks:
+        try:
+            re.compile(pat)
+        except re.error as e:
+            out.append(f"{name}: landmark {pat!r} is not a valid regular expression: {e}")
+    return out
+
+
+@cache
+def gpu_count() -> int:
+    """GPUs visible through ``nvidia-smi`` (0 when there is none)."""
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    try:
+        r = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(1 for ln in r.stdout.splitlines() if ln.startswith("GPU "))
+
+
+def unavailable_reason(task: Task) -> str | None:
+    """Why this machine cannot run the task (e.g. it needs GPUs), or ``None`` when it can."""
+    if task.resources.gpus > gpu_count():
+        return (f"task '{task.key}' needs {task.resources.gpus} GPU(s); this machine has {gpu_count()} "
+                f"(nvidia-smi)")
+    return None
