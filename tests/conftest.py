@@ -12,6 +12,17 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("LAB_SHARED_DATA", REPO.parent / "shared" / "data"))
+FULL = os.environ.get("LAB_FULL") == "1"
+
+
+def pytest_collection_modifyitems(config, items):
+    """``@pytest.mark.slow`` tests run only with ``LAB_FULL=1`` (``make test-full``)."""
+    if FULL:
+        return
+    skip = pytest.mark.skip(reason="slow: set LAB_FULL=1 (make test-full) to run")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture
