@@ -97,6 +97,22 @@ class RunRecorder:
         finally:
             stack.pop()
 
+    @contextmanager
+    def within(self, span_id: str | None) -> Iterator[str | None]:
+        """Re-enter a span opened earlier (e.g. a role's span in a later dialog turn): events emitted
+        inside hang from ``span_id``. ``None`` leaves the current span as it is."""
+        if span_id is None:
+            yield self.current_span
+            return
+        stack = getattr(self._local, "stack", None)
+        if stack is None:
+            stack = self._local.stack = []
+        stack.append(span_id)
+        try:
+            yield span_id
+        finally:
+            stack.pop()
+
     # -- writing -------------------------------------------------------------------------------
 
     def emit(self, kind: EventKind | str, attrs: dict[str, Any] | None = None, *, agent: str | None = None,

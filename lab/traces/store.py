@@ -333,6 +333,21 @@ class TraceStore:
             if cur.rowcount == 0:
                 raise StoreError(f"no run {run_id} in {self.path}")
 
+    def reopen_run(self, run_id: str) -> None:
+        """Set a paused or interrupted run back to ``running`` (owned by this process) to resume it.
+
+        Raises:
+            StoreError: No such run, or it finished ``done`` (a finished run is forked, not resumed).
+        """
+        with self._write() as conn:
+            row = conn.execute("SELECT status FROM runs WHERE run_id=?", (run_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"no run {run_id} in {self.path}")
+            if row[0] == RunStatus.DONE.value:
+                raise StoreError(f"run {run_id} is done; fork it to continue from one of its steps")
+            conn.execute("UPDATE runs SET status=?, owner=?, finished_at=NULL, error=NULL WHERE run_id=?",
+                         (RunStatus.RUNNING.value, current_owner(), run_id))
+
     def set_run_fields(self, run_id: str, **fields: Any) -> None:
         """Update descriptive run columns (``elapsed``, ``batch_id``, ``error``...)."""
         allowed = {"elapsed", "batch_id", "error", "task", "agent", "model"}
