@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,16 +16,49 @@ class Check:
     fix: str = ""
 
 
-def _docker() -> Check:
+IMAGE_LABEL = "expertlab.image"
+_DOCKER_FIX = "install docker.io and start dockerd (make machine), or use the local sandbox backend"
+
+
+@functools.cache
+def _docker_client():
+    """The Docker client, or the exception that says why there is none."""
     try:
         import docker
 
         client = docker.from_env(timeout=5)
-        v = client.version()
-        return Check("docker", True, f"engine {v.get('Version')} reachable")
+        client.ping()
+        return client
     except Exception as e:  # noqa: BLE001 - any failure is a gap to report
-        return Check("docker", False, f"no engine reachable ({type(e).__name__})",
-                     "install docker.io and start dockerd (see README), or use the local sandbox backend")
+        return e
+
+
+def _docker() -> Check:
+    client = _docker_client()
+    if isinstance(client, Exception):
+        return Check("docker", False, f"no engine reachable ({type(client).__name__})", _DOCKER_FIX)
+    return Check("docker", True, f"engine {client.version().get('Version')} reachable")
+
+
+def _base_images() -> Check:
+    client = _docker_client()
+    if isinstance(client, Exception):
+        return Check("base-images", False, "unknown: no Docker engine", _DOCKER_FIX)
+    tags = sorted(t for img in client.images.list(filters={"label": IMAGE_LABEL}) for t in img.tags)
+    if not tags:
+        return Check("base-images", False, f"no images labelled {IMAGE_LABEL}", "make images (lab sandbox build)")
+    return Check("base-images", True, ", ".join(tags))
+
+
+def _nvidia_runtime() -> Check:
+    client = _docker_client()
+    if isinstance(client, Exception):
+        return Check("nvidia-runtime", False, "unknown: no Docker engine", _DOCKER_FIX)
+    runtimes = sorted((client.info().get("Runtimes") or {}).keys())
+    if "nvidia" in runtimes:
+        return Check("nvidia-runtime", True, "Docker runtime 'nvidia' (GPU sandboxes)")
+    return Check("nvidia-runtime", False, f"Docker runtimes: {', '.join(runtimes) or 'none'}; no 'nvidia'",
+                 "only for GPU sandboxes: install nvidia-container-toolkit and run nvidia-ctk runtime configure")
 
 
 def _gpu() -> Check:
@@ -34,6 +68,9 @@ def _gpu() -> Check:
         if torch.cuda.is_available():
             names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
             return Check("gpu", True, f"CUDA {torch.version.cuda}: {names}")
+        if shutil.which("nvidia-smi"):
+            return Check("gpu", False, f"an NVIDIA driver is present but torch {torch.__version__} sees no CUDA"
+                         " device", "install a CUDA build of torch matching the driver (see README)")
         return Check("gpu", False, f"no CUDA device (torch {torch.__version__})",
                      "optional: models run on CPU; use an OpenAI-compatible server for larger models")
     except ImportError:
@@ -61,7 +98,7 @@ def _smollm2() -> Check:
     return Check("smollm2", True, f"{gguf.name} ({gguf.stat().st_size // 2**20} MiB); {state}")
 
 
-_CHECKS: list[Callable[[], Check]] = [_docker, _gpu, _chromium, _smollm2]
+_CHECKS: list[Callable[[], Check]] = [_docker, _base_images, _nvidia_runtime, _gpu, _chromium, _smollm2]
 
 
 def register_check(fn: Callable[[], Check]) -> Callable[[], Check]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import typer
@@ -61,6 +62,40 @@ def show_run(run_id: str, store: Path = StoreOption) -> None:
     for ev in st.events(run["run_id"]):
         attrs = json.dumps(ev.attrs, ensure_ascii=False)
         typer.echo(f"{ev.seq:>5} {ev.elapsed:8.2f}s {ev.kind:<14} {ev.agent or '':<12} {attrs[:160]}")
+
+
+@runs_app.command("export")
+def export_runs(
+    run_ids: list[str] = typer.Argument(None, help="Runs to export (default: every run)."),
+    out: Path = typer.Option(None, "-o", "--output", help="JSONL file to write (default: standard output)."),
+    otlp: str = typer.Option(None, "--otlp", help="Send as OpenTelemetry spans to this OTLP/HTTP endpoint."),
+    store: Path = StoreOption,
+) -> None:
+    """Export whole runs as JSONL (or as OTLP spans with --otlp)."""
+    from lab.traces import jsonl
+
+    st = open_store(store)
+    ids = run_ids or [r["run_id"] for r in st.list_runs()]
+    if otlp:
+        from lab.traces import otlp as otlp_export
+
+        n = otlp_export.export_runs(st, ids, otlp_export.otlp_http_exporter(otlp))
+        typer.echo(f"sent {n} spans of {len(ids)} runs to {otlp}", err=True)
+    elif out is None:
+        jsonl.export_runs(st, ids, sys.stdout)
+    else:
+        n = jsonl.export_file(st, ids, out)
+        typer.echo(f"wrote {n} runs to {out}", err=True)
+
+
+@runs_app.command("import")
+def import_runs(file: Path = typer.Argument(..., help="A JSONL file written by `lab runs export`."),
+                store: Path = StoreOption) -> None:
+    """Import whole runs from a JSONL export (all or nothing)."""
+    from lab.traces import jsonl
+
+    ids = jsonl.import_file(open_store(store, create=True), file)
+    typer.echo(f"imported {len(ids)} runs from {file}")
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from lab.traces.store import StoreError
+
 if TYPE_CHECKING:
     from lab.traces.store import TraceStore
 
@@ -65,3 +67,37 @@ def runs_frame(store: TraceStore, *, with_scores: bool = True) -> pd.DataFrame:
     )
     last = scores.groupby(["run_id", "column"], sort=False)["value"].last().unstack("column")
     return runs.merge(last, how="left", left_on="run_id", right_index=True)
+
+
+def final_score_means(store: TraceStore, *, by: str | list[str] = "agent", scorers: list[str] | None = None,
+                      missing: float | None = 0.0) -> pd.DataFrame:
+    """Mean final score per group of runs (e.g. per agent configuration), one column per scorer.
+
+    Args:
+        store: Where the runs are.
+        by: Run column(s) to group by (``agent``, ``model``, ``batch_id``, ``is_human`` ...).
+        scorers: Scorer names to include (default: every scorer with a final score).
+        missing: What a run without a value counts as (a null score, or none at all); SUPER's
+            published aggregates count it as 0. ``None`` averages only the runs that have a value.
+
+    Returns:
+        One row per group; a ``runs`` column (how many runs) and one column per scorer.
+    """
+    runs = runs_frame(store)
+    keys = [by] if isinstance(by, str) else list(by)
+    if runs.empty:
+        return pd.DataFrame(columns=["runs", *(scorers or [])])
+    cols = [c for c in runs.columns if c.startswith("score.")]
+    names = [c.removeprefix("score.") for c in cols]
+    if scorers is not None:
+        unknown = sorted(set(scorers) - set(names))
+        if unknown:
+            raise StoreError(f"no final scores named {', '.join(unknown)} in {store.path}")
+        cols, names = [f"score.{s}" for s in scorers], list(scorers)
+    values = runs[cols].astype(float)
+    if missing is not None:
+        values = values.fillna(missing)
+    out = values.groupby([runs[k] for k in keys]).mean()
+    out.columns = names
+    out.insert(0, "runs", runs.groupby(keys).size())
+    return out

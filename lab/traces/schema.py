@@ -62,6 +62,8 @@ EVAL_NAME = "gen_ai.evaluation.name"
 EVAL_SCORE = "gen_ai.evaluation.score.value"
 EVAL_LABEL = "gen_ai.evaluation.score.label"
 EVAL_EXPLANATION = "gen_ai.evaluation.explanation"
+DURATION = "lab.duration_s"  # seconds an event's work took (a step, an exec); OTLP span length
+LATENCY = "lab.latency_s"  # seconds a model call took (also read as an OTLP span length)
 
 
 @dataclass(slots=True)

@@ -137,6 +137,10 @@ class StoreError(LabError):
     """The trace store cannot be opened or written."""
 
 
+class TraceImportError(StoreError):
+    """A file being imported is malformed; the message names the file and line. Nothing was written."""
+
+
 class TraceStore:
     """Runs, events and scores in one SQLite database.
 
@@ -357,6 +361,52 @@ class TraceStore:
         sets = ",".join(f"{k}=?" for k in fields)
         with self._write() as conn:
             conn.execute(f"UPDATE runs SET {sets} WHERE run_id=?", (*fields.values(), run_id))
+
+    def restore_run(self, run: dict[str, Any], events: Iterable[Event]) -> str:
+        """Insert a whole finished run as recorded elsewhere: its row and its events, verbatim.
+
+        Used by importers. Events keep their ``seq``, ``ts`` and ``span_id``; ``attrs`` are encoded
+        with :func:`dumps`, so a run exported from a store comes back with byte-identical payloads.
+
+        Args:
+            run: Run fields as :meth:`get_run` returns them (``run_id``, ``config``, ``status`` ...).
+            events: The run's events, ``seq`` 0, 1, 2 ... in order.
+
+        Returns:
+            The run id.
+
+        Raises:
+            StoreError: The run exists already, its status is not final, or the seqs are not 0..n-1.
+        """
+        row = {c: run.get(c) for c in _RUN_COLUMNS}
+        if not row["run_id"]:
+            raise StoreError("a restored run needs a run_id")
+        if row["status"] not in FINAL_STATUSES:
+            raise StoreError(f"run {row['run_id']}: status {row['status']!r} is not a final run status")
+        row["is_human"] = int(bool(row["is_human"]))
+        row["created_at"] = row["created_at"] if row["created_at"] is not None else time.time()
+        row["owner"] = None
+        row["config"] = redact(dumps(row["config"] or {}))
+        rows, score_rows = [], []
+        for i, ev in enumerate(events):
+            if ev.run_id != row["run_id"] or ev.seq != i:
+                raise StoreError(f"run {row['run_id']}: event {i} has run {ev.run_id!r} seq {ev.seq}; "
+                                 f"expected run {row['run_id']!r} seq {i}")
+            ev.kind = ev.kind.value if isinstance(ev.kind, EventKind) else ev.kind
+            rows.append((ev.run_id, ev.seq, ev.ts, ev.elapsed, ev.kind, ev.span_id, ev.parent_id, ev.agent,
+                         redact(dumps(ev.attrs))))
+            if ev.kind == EventKind.SCORE.value:
+                score_rows.append(_score_row(ev))
+        with self._write() as conn:
+            try:
+                conn.execute(f"INSERT INTO runs VALUES ({','.join('?' * len(_RUN_COLUMNS))})",
+                             tuple(row.values()))
+            except sqlite3.IntegrityError as e:
+                raise StoreError(f"run {row['run_id']} already exists in {self.path}") from e
+            conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            if score_rows:
+                conn.executemany("INSERT INTO scores VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", score_rows)
+        return row["run_id"]
 
     def recover(self) -> list[str]:
         """Mark ``running`` runs whose writing process is gone as ``interrupted``; return their ids."""

@@ -1,0 +1,147 @@
+"""Import METR-style run tables (JSONL, one row per run) as finished runs with a final score.
+
+Each row needs ``run_id``, ``task_id`` and ``score`` (a number or null); ``task_family``, ``alias``,
+``model``, ``time_limit``, ``started_at``, ``completed_at``, ``human_minutes`` and ``score_binarized`` are
+understood, and every other column is kept in the run's config. ``alias == "human"`` marks a human
+expert's run. Times are Unix seconds, Unix milliseconds (METR's tables) or ISO 8601 strings.
+
+Elapsed working time: a human run's ``human_minutes`` (its baseliner's time), else
+``completed_at - started_at``. For AI runs ``human_minutes`` is the task's human-time estimate and is
+kept in the config, not used as elapsed time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt, StrictStr, ValidationError, field_validator
+
+from lab.traces.schema import Event, EventKind, RunStatus, Score
+from lab.traces.store import TraceImportError, TraceStore, score_event
+
+SOURCE = "metr"
+HUMAN_ALIAS = "human"
+_Number = StrictInt | StrictFloat
+
+
+class MetrRow(BaseModel):
+    """One row of a METR-style run table (extra columns are allowed and kept)."""
+
+    model_config = ConfigDict(extra="allow")
+    run_id: StrictStr | StrictInt
+    task_id: StrictStr
+    task_family: StrictStr | None = None
+    alias: StrictStr | None = None
+    model: StrictStr | None = None
+    score: _Number | None
+    score_binarized: _Number | None = None
+    time_limit: _Number | None = None
+    started_at: _Number | StrictStr | None = None
+    completed_at: _Number | StrictStr | None = None
+    human_minutes: _Number | None = None
+
+    @field_validator("started_at", "completed_at")
+    @classmethod
+    def _unix_seconds(cls, v: float | str | None) -> float | None:
+        if v is None:
+            return None
+        if isinstance(v, str):
+            try:
+                return datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
+            except ValueError as e:
+                raise ValueError(f"{v!r} is not an ISO 8601 time") from e
+        return v / 1000.0 if v > 1e11 else float(v)  # METR tables hold milliseconds
+
+
+def _elapsed(row: MetrRow, is_human: bool) -> float | None:
+    if is_human and row.human_minutes is not None:
+        return row.human_minutes * 60.0
+    if row.started_at is not None and row.completed_at is not None:
+        return max(0.0, row.completed_at - row.started_at)
+    return None
+
+
+def row_run(row: MetrRow) -> tuple[dict[str, Any], list[Event]]:
+    """The run (fields and events) of one table row."""
+    run_id = str(row.run_id)
+    is_human = row.alias == HUMAN_ALIAS
+    elapsed = _elapsed(row, is_human)
+    started = row.started_at if row.started_at is not None else time.time()
+    finished = row.completed_at if row.completed_at is not None else started + (elapsed or 0.0)
+    config = {"source": SOURCE, **row.model_dump(mode="json")}
+    end = elapsed or 0.0
+    events = [Event(run_id, EventKind.RUN_STARTED.value, {"config": config}, 0, started, 0.0)]
+    for name in ("score", "score_binarized"):
+        value = getattr(row, name)
+        if name == "score_binarized" and value is None:
+            continue
+        ev = score_event(run_id, Score(name, None if value is None else float(value), provenance="rule",
+                                       source=SOURCE, item_id=row.task_id), elapsed=end, ts=finished)
+        ev.seq = len(events)
+        events.append(ev)
+    events.append(Event(run_id, EventKind.RUN_FINISHED.value, {"lab.status": RunStatus.DONE.value}, len(events),
+                        finished, end))
+    run = {"run_id": run_id, "task": row.task_id, "agent": row.alias, "model": row.model, "is_human": is_human,
+           "status": RunStatus.DONE.value, "created_at": started, "finished_at": finished, "elapsed": elapsed,
+           "config": config}
+    return run, events
+
+
+def read_rows(path: str | os.PathLike[str]) -> list[MetrRow]:
+    """Parse and check a METR-style JSONL run table.
+
+    Raises:
+        TraceImportError: The file is missing or a row is malformed (message names file and line).
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise TraceImportError(f"cannot read {path}: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise TraceImportError(f"{path}: not UTF-8 text") from e
+    rows, seen = [], {}
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            row = MetrRow.model_validate(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise TraceImportError(f"{where}: not JSON ({e.msg} at column {e.colno})") from e
+        except ValidationError as e:
+            err = e.errors()[0]
+            field = ".".join(str(p) for p in err["loc"]) or "row"
+            raise TraceImportError(f"{where}: {field}: {err['msg']}") from e
+        rid = str(row.run_id)
+        if rid in seen:
+            raise TraceImportError(f"{where}: run_id {rid} repeats line {seen[rid]}")
+        seen[rid] = lineno
+        rows.append(row)
+    if not rows:
+        raise TraceImportError(f"{path}: no rows")
+    return rows
+
+
+def import_metr(store: TraceStore, path: str | os.PathLike[str]) -> list[str]:
+    """Import a METR-style run table, all or nothing.
+
+    Args:
+        store: Where the runs go.
+        path: A JSONL file, one run per line.
+
+    Returns:
+        The new run ids (the table's ``run_id`` values).
+
+    Raises:
+        TraceImportError: A row is malformed (file and line named); nothing was written.
+        StoreError: A run id exists already; nothing was written.
+    """
+    runs = [row_run(row) for row in read_rows(path)]
+    with store.transaction():
+        return [store.restore_run(run, events) for run, events in runs]

@@ -1,0 +1,181 @@
+"""JSONL export and import of whole runs.
+
+The file holds, for each run, one ``{"type": "run", ...}`` line with the run's fields and config,
+followed by one ``{"type": "event", ...}`` line per event in ``seq`` order. Event ``attrs`` are written
+exactly as stored, and re-encoded on import with the store's one JSON encoding, so a run that goes
+out and comes back in has byte-identical event payloads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
+
+from lab.traces.schema import FINAL_STATUSES, Event
+from lab.traces.store import TraceImportError, TraceStore, dumps
+
+_Number = StrictInt | StrictFloat
+
+
+class RunRecord(BaseModel):
+    """A run line of the JSONL format."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["run"]
+    run_id: StrictStr
+    task: StrictStr | None = None
+    agent: StrictStr | None = None
+    model: StrictStr | None = None
+    seed: StrictInt | None = None
+    is_human: StrictBool = False
+    status: StrictStr
+    created_at: _Number
+    finished_at: _Number | None = None
+    elapsed: _Number | None = None
+    error: StrictStr | None = None
+    owner: StrictStr | None = None
+    parent_run_id: StrictStr | None = None
+    fork_step: StrictInt | None = None
+    batch_id: StrictStr | None = None
+    config: dict[str, Any] = {}
+
+
+class EventRecord(BaseModel):
+    """An event line of the JSONL format."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["event"]
+    run_id: StrictStr
+    seq: StrictInt
+    ts: _Number
+    elapsed: _Number
+    kind: StrictStr
+    span_id: StrictStr | None = None
+    parent_id: StrictStr | None = None
+    agent: StrictStr | None = None
+    attrs: dict[str, Any]
+
+
+def export_runs(store: TraceStore, run_ids: Iterable[str], out: IO[str]) -> int:
+    """Write whole runs (run line, then its events) to ``out``.
+
+    Args:
+        store: Where the runs are.
+        run_ids: Runs to export (unambiguous id prefixes are accepted).
+        out: A text stream.
+
+    Returns:
+        The number of runs written.
+
+    Raises:
+        StoreError: A run id is unknown.
+    """
+    n = 0
+    for rid in run_ids:
+        run = store.get_run(rid)
+        out.write(dumps({"type": "run", **run}) + "\n")
+        for run_id, seq, ts, elapsed, kind, span_id, parent_id, agent, attrs in store.raw_events(run["run_id"]):
+            head = dumps({"type": "event", "run_id": run_id, "seq": seq, "ts": ts, "elapsed": elapsed,
+                          "kind": kind, "span_id": span_id, "parent_id": parent_id, "agent": agent})
+            out.write(f'{head[:-1]},"attrs":{attrs}}}\n')  # the stored payload, byte for byte
+        n += 1
+    return n
+
+
+def export_file(store: TraceStore, run_ids: Iterable[str], path: str | os.PathLike[str]) -> int:
+    """:func:`export_runs` into a file (written to a temporary name, then renamed)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".part")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            n = export_runs(store, run_ids, f)
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise TraceImportError(f"cannot write {path}: {e.strerror}") from e
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return n
+
+
+def read_runs(path: str | os.PathLike[str]) -> list[tuple[dict[str, Any], list[Event]]]:
+    """Parse and check a JSONL export without touching any store.
+
+    Returns:
+        ``(run fields, events)`` per run, in file order.
+
+    Raises:
+        TraceImportError: The file is missing or a line is malformed (message names file and line).
+    """
+    path = Path(path)
+    try:
+        f = open(path, encoding="utf-8")
+    except OSError as e:
+        raise TraceImportError(f"cannot read {path}: {e.strerror}") from e
+    runs: list[tuple[dict[str, Any], list[Event]]] = []
+    seen: set[str] = set()
+    with f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise TraceImportError(f"{where}: not JSON ({e.msg} at column {e.colno})") from e
+            except UnicodeDecodeError as e:
+                raise TraceImportError(f"{where}: not UTF-8 text") from e
+            kind = obj.get("type") if isinstance(obj, dict) else None
+            try:
+                if kind == "run":
+                    rec = RunRecord.model_validate(obj)
+                elif kind == "event":
+                    ev = EventRecord.model_validate(obj)
+                else:
+                    raise TraceImportError(f"{where}: expected an object with \"type\": \"run\" or \"event\"")
+            except ValidationError as e:
+                err = e.errors()[0]
+                field = ".".join(str(p) for p in err["loc"]) or "line"
+                raise TraceImportError(f"{where}: {field}: {err['msg']}") from e
+            if kind == "run":
+                if rec.status not in FINAL_STATUSES:
+                    raise TraceImportError(f"{where}: run {rec.run_id} has status {rec.status!r}; only finished"
+                                           f" runs ({', '.join(sorted(FINAL_STATUSES))}) can be imported")
+                if rec.run_id in seen:
+                    raise TraceImportError(f"{where}: run {rec.run_id} appears twice")
+                seen.add(rec.run_id)
+                runs.append((rec.model_dump(exclude={"type"}), []))
+                continue
+            if not runs or runs[-1][0]["run_id"] != ev.run_id:
+                raise TraceImportError(f"{where}: event of run {ev.run_id} does not follow that run's line")
+            events = runs[-1][1]
+            if ev.seq != len(events):
+                raise TraceImportError(f"{where}: run {ev.run_id} event seq {ev.seq}, expected {len(events)}")
+            events.append(Event(ev.run_id, ev.kind, ev.attrs, ev.seq, ev.ts, ev.elapsed, ev.span_id,
+                                ev.parent_id, ev.agent))
+    return runs
+
+
+def import_file(store: TraceStore, path: str | os.PathLike[str]) -> list[str]:
+    """Import every run of a JSONL export, all or nothing.
+
+    Args:
+        store: Where the runs go.
+        path: The file written by :func:`export_file` (or ``lab runs export``).
+
+    Returns:
+        The imported run ids.
+
+    Raises:
+        TraceImportError: The file is missing or malformed; nothing was written.
+        StoreError: A run already exists in ``store``; nothing was written.
+    """
+    runs = read_runs(path)
+    with store.transaction():
+        return [store.restore_run(run, events) for run, events in runs]

@@ -1,0 +1,196 @@
+"""OTLP export: a stored run as OpenTelemetry spans, for any OpenTelemetry backend (Phoenix, Jaeger ...).
+
+Each run becomes one trace: a root span for the run, and one span per event, parented by the event's
+``parent_id`` (events without a known parent hang from the root). Attributes keep their names, so the
+``gen_ai.*`` ones arrive as the GenAI semantic conventions define them. Span ends come from
+``lab.duration_s`` / ``lab.latency_s`` where an event has them; a ``span`` event ends with its last child.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+from lab.errors import LabError
+from lab.traces import schema
+from lab.traces.schema import Event, EventKind
+from lab.traces.store import TraceStore, dumps
+
+_SCOPE = InstrumentationScope("lab.traces.otlp", "1")
+_RESOURCE = Resource.create({"service.name": "expertlab"})
+_NS = 1_000_000_000
+
+
+class OTLPExportError(LabError):
+    """Spans could not be delivered to the OTLP endpoint."""
+
+
+def _hash_id(text: str, bits: int) -> int:
+    return int(hashlib.sha256(text.encode()).hexdigest()[: bits // 4], 16) or 1
+
+
+def trace_id(run_id: str) -> int:
+    """The OpenTelemetry trace id of a run (stable: derived from the run id)."""
+    return _hash_id(f"lab-trace:{run_id}", 128)
+
+
+def _span_int(span_id: str | None) -> int | None:
+    if span_id and len(span_id) == 16:
+        try:
+            return int(span_id, 16) or None
+        except ValueError:
+            return None
+    return None
+
+
+def _attr(value: Any) -> Any:
+    """An OpenTelemetry attribute value: primitives and flat primitive lists as they are, else JSON."""
+    if isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        return list(value)
+    if (isinstance(value, (list, tuple)) and value
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+        return [float(v) for v in value] if any(isinstance(v, float) for v in value) else list(value)
+    return dumps(value)
+
+
+def _span_name(ev: Event) -> tuple[str, dict[str, str]]:
+    a = ev.attrs
+    if ev.kind == EventKind.MODEL_CALL.value:
+        return f"chat {a.get(schema.MODEL) or ''}".strip(), {"gen_ai.operation.name": "chat"}
+    if ev.kind == EventKind.TOOL_CALL.value:
+        return f"execute_tool {a.get(schema.TOOL_NAME) or ''}".strip(), {"gen_ai.operation.name": "execute_tool"}
+    if ev.kind == EventKind.SCORE.value:
+        return f"evaluation {a.get(schema.EVAL_NAME) or ''}".strip(), {}
+    if ev.kind == EventKind.SPAN.value and a.get("lab.span.name"):
+        return str(a["lab.span.name"]), {}
+    return (f"{ev.kind} {ev.agent}" if ev.agent else ev.kind), {}
+
+
+def _duration(attrs: dict[str, Any]) -> float:
+    for key in (schema.DURATION, schema.LATENCY):
+        v = attrs.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
+            return float(v)
+    return 0.0
+
+
+def run_spans(store: TraceStore, run_id: str) -> list[ReadableSpan]:
+    """One run's trace as OpenTelemetry spans: the run's root span first, then one span per event.
+
+    Args:
+        store: Where the run is.
+        run_id: The run (an unambiguous prefix is accepted).
+
+    Returns:
+        Finished spans, ready for any ``SpanExporter``.
+
+    Raises:
+        StoreError: No such run.
+    """
+    run = store.get_run(run_id)
+    run_id = run["run_id"]
+    events = store.events(run_id)
+    tid = trace_id(run_id)
+    root_id = _hash_id(f"lab-root:{run_id}", 64)
+
+    # span ids: the recorded 16-hex id where it is one and unique, else one derived from run and seq
+    ids: dict[str, int] = {}
+    ev_ids: list[int] = []
+    used = {root_id}
+    for ev in events:
+        sid = _span_int(ev.span_id)
+        if sid is None or sid in used:
+            sid = _hash_id(f"lab-span:{run_id}:{ev.seq}", 64)
+        used.add(sid)
+        ev_ids.append(sid)
+        if ev.span_id and ev.span_id not in ids:
+            ids[ev.span_id] = sid
+    parents = [ids.get(ev.parent_id, root_id) if ev.parent_id else root_id for ev in events]
+    parents = [root_id if p == s else p for p, s in zip(parents, ev_ids)]
+
+    starts = [int(ev.ts * _NS) for ev in events]
+    ends = {sid: start + int(_duration(ev.attrs) * _NS) for sid, start, ev in zip(ev_ids, starts, events)}
+    for sid, parent in zip(reversed(ev_ids), reversed(parents)):  # a span lasts until its last child ends
+        ends[parent] = max(ends.get(parent, 0), ends[sid])
+    root_start = int(run["created_at"] * _NS)
+    if starts:
+        root_start = min(root_start, min(starts))
+    root_end = max(ends.get(root_id, 0), int((run["finished_at"] or 0) * _NS), root_start)
+
+    def ctx(sid: int) -> SpanContext:
+        return SpanContext(tid, sid, is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+
+    root_attrs = {
+        "lab.run_id": run_id, "lab.task": run["task"], "gen_ai.agent.name": run["agent"],
+        schema.MODEL: run["model"], "lab.status": run["status"], "lab.is_human": run["is_human"],
+        "lab.elapsed_s": run["elapsed"], "lab.seed": run["seed"], "lab.batch_id": run["batch_id"],
+        "lab.config": dumps(run["config"]),
+    }
+    failed = run["status"] == "failed"
+    spans = [ReadableSpan(
+        name=f"run {run['task'] or run_id}", context=ctx(root_id), parent=None, resource=_RESOURCE,
+        attributes={k: _attr(v) for k, v in root_attrs.items() if v is not None},
+        kind=SpanKind.INTERNAL, instrumentation_scope=_SCOPE,
+        status=Status(StatusCode.ERROR, run["error"] or "failed") if failed else Status(StatusCode.OK),
+        start_time=root_start, end_time=root_end,
+    )]
+    for ev, sid, parent, start in zip(events, ev_ids, parents, starts):
+        name, extra = _span_name(ev)
+        attrs = {k: _attr(v) for k, v in ev.attrs.items() if v is not None}
+        attrs.update({"lab.run_id": run_id, "lab.seq": ev.seq, "lab.kind": ev.kind,
+                      "lab.elapsed_s": ev.elapsed, **extra})
+        if ev.agent:
+            attrs.setdefault(schema.AGENT_NAME, ev.agent)
+        is_error = ev.kind == EventKind.ERROR.value
+        spans.append(ReadableSpan(
+            name=name, context=ctx(sid), parent=ctx(parent), resource=_RESOURCE, attributes=attrs,
+            kind=SpanKind.CLIENT if ev.kind == EventKind.MODEL_CALL.value else SpanKind.INTERNAL,
+            instrumentation_scope=_SCOPE,
+            status=Status(StatusCode.ERROR, str(ev.attrs.get("error.message", ""))) if is_error else Status(),
+            start_time=start, end_time=max(ends[sid], start),
+        ))
+    return spans
+
+
+def otlp_http_exporter(endpoint: str, *, timeout: float = 10.0) -> SpanExporter:
+    """The OTLP/HTTP (protobuf) span exporter for ``endpoint``.
+
+    Args:
+        endpoint: A collector's base URL (``http://127.0.0.1:4318``) or its full ``/v1/traces`` URL.
+        timeout: Seconds to wait for the collector.
+    """
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    url = endpoint.rstrip("/")
+    if not url.endswith("/v1/traces"):
+        url += "/v1/traces"
+    return OTLPSpanExporter(endpoint=url, timeout=timeout)
+
+
+def export_runs(store: TraceStore, run_ids: Iterable[str], exporter: SpanExporter) -> int:
+    """Send runs' spans through ``exporter`` (one batch per run).
+
+    Returns:
+        The number of spans sent.
+
+    Raises:
+        StoreError: A run id is unknown.
+        OTLPExportError: The exporter reported a failure.
+    """
+    n = 0
+    for rid in run_ids:
+        spans: Sequence[ReadableSpan] = run_spans(store, rid)
+        if exporter.export(spans) is not SpanExportResult.SUCCESS:
+            raise OTLPExportError(f"the OTLP exporter could not deliver run {rid}'s {len(spans)} spans"
+                                  f" ({getattr(exporter, '_endpoint', type(exporter).__name__)})")
+        n += len(spans)
+    return n
