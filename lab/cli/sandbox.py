@@ -1,0 +1,67 @@
+"""``lab sandbox ...``: build sandbox images, list sandboxes, remove what dead processes left behind."""
+
+from __future__ import annotations
+
+import typer
+
+sandbox_app = typer.Typer(no_args_is_help=True, help="Sandbox images and containers.")
+
+
+@sandbox_app.command("build")
+def build_cmd(
+    names: list[str] = typer.Argument(None, help="Definitions under sandboxes/ to build (default: all)."),
+    force: bool = typer.Option(False, "--force", help="Rebuild even when up to date."),
+) -> None:
+    """Build sandbox images (tagged with a content hash; up-to-date ones are kept)."""
+    from lab.sandbox.images import build
+
+    for tag in build(names or None, force=force, log=lambda line: typer.echo(line, err=True)):
+        typer.echo(tag)
+
+
+@sandbox_app.command("gc")
+def gc_cmd(
+    everything: bool = typer.Option(False, "--all", help="Also remove sandboxes of live processes."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed."),
+) -> None:
+    """Remove containers, volumes, snapshot images and local directories whose owning process is gone."""
+    from lab.sandbox.gc import GcReport, gc_docker, gc_local
+    from lab.sandbox.local import local_root
+
+    report = gc_local(local_root(), everything=everything, dry_run=dry_run)
+    try:
+        from lab.sandbox.docker import docker_client
+
+        client = docker_client()
+    except Exception as e:  # noqa: BLE001 - no engine: only local directories to clean
+        typer.echo(f"docker: skipped ({e})", err=True)
+    else:
+        d = gc_docker(client, everything=everything, dry_run=dry_run)
+        report = GcReport(d.containers, d.volumes, d.images, report.local_dirs)
+    verb = "would remove" if dry_run else "removed"
+    for kind in ("containers", "volumes", "images", "local_dirs"):
+        for name in getattr(report, kind):
+            typer.echo(f"{verb} {kind[:-1].replace('_', ' ')} {name}")
+    typer.echo(f"{verb} {report.total} item(s)", err=True)
+
+
+@sandbox_app.command("ls")
+def ls_cmd() -> None:
+    """List sandbox images (built or stale) and running sandbox containers with their owners."""
+    from lab.sandbox.docker import docker_client
+    from lab.sandbox.gc import LABEL, OWNER, RUN
+    from lab.sandbox.images import status
+    from lab.traces.store import owner_alive
+
+    client = docker_client()
+    for st in status(client):
+        state = "built" if st.built else "NOT BUILT"
+        typer.echo(f"image      {st.name:<16} {st.tag or '-':<40} {state}{'  ' + st.note if st.note else ''}")
+    for c in client.containers.list(all=True, filters={"label": LABEL}):
+        owner = c.labels.get(OWNER, "")
+        alive = "" if owner_alive(owner) else "  (owner gone: `lab sandbox gc` removes it)"
+        typer.echo(f"container  {c.name:<32} {c.status:<8} run={c.labels.get(RUN) or '-'} owner={owner}{alive}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(sandbox_app, name="sandbox")

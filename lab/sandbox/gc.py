@@ -1,0 +1,120 @@
+"""Ownership labels on everything a sandbox creates, and removal of what dead processes left behind."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lab.traces.store import current_owner, owner_alive
+
+LABEL = "expertlab.sandbox"
+"""Marks containers, volumes and snapshot images a sandbox created (value: the sandbox id)."""
+OWNER = "expertlab.owner"
+"""``host:pid:start`` of the process that owns the resource."""
+RUN = "expertlab.run_id"
+SNAPSHOT = "expertlab.snapshot"
+
+OWNER_FILE = ".owner.json"
+"""Written into each local sandbox's private directory."""
+
+_started_gc = threading.Event()
+
+
+def owner_labels(sandbox_id: str, run_id: str | None) -> dict[str, str]:
+    """The labels every container, volume and snapshot image of sandbox ``sandbox_id`` carries."""
+    return {LABEL: sandbox_id, OWNER: current_owner(), RUN: run_id or ""}
+
+
+@dataclass
+class GcReport:
+    """What ``gc`` removed (or, with ``dry_run``, would remove)."""
+
+    containers: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)
+    local_dirs: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return len(self.containers) + len(self.volumes) + len(self.images) + len(self.local_dirs)
+
+
+def _dead(labels: dict[str, str] | None, everything: bool) -> bool:
+    owner = (labels or {}).get(OWNER)
+    return everything or not owner_alive(owner)
+
+
+def gc_docker(client, *, everything: bool = False, dry_run: bool = False) -> GcReport:
+    """Remove sandbox containers, volumes and snapshot images whose owning process is gone.
+
+    Args:
+        client: A ``docker.DockerClient``.
+        everything: Also remove those of live processes (``lab sandbox gc --all``).
+        dry_run: Only report.
+
+    Returns:
+        What was removed.
+    """
+    import docker.errors
+
+    report = GcReport()
+    for c in client.containers.list(all=True, filters={"label": LABEL}):
+        if _dead(c.labels, everything):
+            report.containers.append(c.name)
+            if not dry_run:
+                try:
+                    c.remove(force=True, v=True)
+                except docker.errors.NotFound:
+                    pass
+    for v in client.volumes.list(filters={"label": LABEL}):
+        if _dead(v.attrs.get("Labels"), everything):
+            report.volumes.append(v.name)
+            if not dry_run:
+                try:
+                    v.remove(force=True)
+                except (docker.errors.NotFound, docker.errors.APIError):
+                    pass  # still in use by a container gc keeps; the next gc takes it
+    for img in client.images.list(filters={"label": SNAPSHOT}):
+        if _dead(img.labels, everything):
+            report.images.append(img.tags[0] if img.tags else img.short_id)
+            if not dry_run:
+                try:
+                    client.images.remove(img.id, force=True)
+                except (docker.errors.NotFound, docker.errors.APIError):
+                    pass
+    return report
+
+
+def gc_local(root: Path, *, everything: bool = False, dry_run: bool = False) -> GcReport:
+    """Remove local sandbox directories under ``root`` whose owning process is gone."""
+    report = GcReport()
+    if not root.is_dir():
+        return report
+    for d in root.iterdir():
+        try:
+            labels = json.loads((d / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            labels = {}
+        if d.is_dir() and _dead(labels, everything):
+            report.local_dirs.append(str(d))
+            if not dry_run:
+                shutil.rmtree(d, ignore_errors=True)
+    return report
+
+
+def gc_docker_once_in_background(client) -> None:
+    """Run :func:`gc_docker` once per process, off the caller's path (called when a Docker sandbox opens)."""
+    if _started_gc.is_set():
+        return
+    _started_gc.set()
+
+    def run() -> None:
+        try:
+            gc_docker(client)
+        except Exception:  # noqa: BLE001 - start-up cleaning is best effort; `lab sandbox gc` reports errors
+            pass
+
+    threading.Thread(target=run, name="lab-sandbox-gc", daemon=True).start()

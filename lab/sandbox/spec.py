@@ -1,0 +1,65 @@
+"""What a task asks of its sandbox: image, backend, isolation and limits (hardened by default)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MiB = 1 << 20
+
+
+class SandboxSpec(BaseModel):
+    """How to open a sandbox. The defaults are the safe ones; a task overrides what it needs.
+
+    Attributes:
+        image: Image to run (Docker; a ``sandboxes/<name>`` build is ``expertlab/<name>``).
+        backend: ``docker`` (containers) or ``local`` (a private directory, bubblewrap when installed).
+        network: Give the sandbox a network (off by default).
+        user: User commands run as; ``None``: the image's user, or uid 1000 when that is root.
+        workdir: Writable working directory (the current directory of every command).
+        cpus: CPU limit (Docker).
+        memory: Memory limit, e.g. ``"1g"`` (Docker; no swap on top).
+        pids_limit: Most processes at once (Docker).
+        gpus: ``None`` (no GPU), ``"all"`` or a number of GPUs (Docker, through device requests).
+        read_only_root: Mount the root filesystem read-only (the workdir and ``/tmp`` stay writable).
+        tmp_size: Size of the ``/tmp`` tmpfs (Docker).
+        output_cap: Bytes kept per output stream of one command; the rest is dropped and marked truncated.
+        read_file_cap: Largest file ``read_file`` returns.
+        env: Environment variables for every command.
+        labels: Extra labels on the container (Docker).
+        bwrap: Local backend only: ``None`` uses bubblewrap when installed, ``False`` never, ``True`` requires it.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    image: str = "expertlab/base"
+    backend: Literal["docker", "local"] = "docker"
+    network: bool = False
+    user: str | None = None
+    workdir: str = "/work"
+    cpus: float = Field(1.0, gt=0)
+    memory: str = "1g"
+    pids_limit: int = Field(256, gt=0)
+    gpus: Literal["all"] | int | None = None
+    read_only_root: bool = True
+    tmp_size: str = "512m"
+    output_cap: int = Field(10 * MiB, gt=0)
+    read_file_cap: int = Field(64 * MiB, gt=0)
+    env: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    bwrap: bool | None = None
+
+    @field_validator("workdir")
+    @classmethod
+    def _absolute(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError(f"workdir must be an absolute path, got {v!r}")
+        return v.rstrip("/") or "/"
+
+    @field_validator("gpus")
+    @classmethod
+    def _positive(cls, v: object) -> object:
+        if isinstance(v, int) and v <= 0:
+            raise ValueError(f"gpus must be 'all' or a positive count, got {v}")
+        return v
