@@ -101,7 +101,8 @@ def sample_study(store: TraceStore, *, tasks: int = 6, seeds: int = 2, agents: t
             evs.append(Event(run_id, "run_finished", {"lab.status": "done", "lab.output": answer},
                              ts=evs[-1].ts, elapsed=evs[-1].elapsed, span_id=_id(), parent_id=evs[0].span_id))
             config = {"sample": True, "suite": SAMPLE_SUITE, "task": task, "agent": agent, "model": model,
-                      "seed": seed, "prompt": prompt}
+                      "seed": seed, "prompt": prompt,
+                      "time_limit": 3600.0 if human else 900.0}
             store.create_run(config, run_id=run_id, is_human=human, status="done", created_at=t0)
             store.append_many(evs)
             store.set_run_fields(run_id, elapsed=evs[-1].elapsed)

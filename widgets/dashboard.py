@@ -1,0 +1,99 @@
+"""The dashboard: every view over one store, linked (the runs selected drive the trace, the side-by-side
+diff and the grading queue; a disagreeing item opens its trace; new grades refresh the comparisons)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import panel as pn
+import param
+
+from lab.traces import TraceStore
+from widgets import study_data as sd
+from widgets.grading import GradingWidget
+from widgets.human_vs_ai import HumanVsAIDashboard
+from widgets.launcher import RunLauncher
+from widgets.runs_table import RunsTable
+from widgets.trace_view import Forker, TraceDiff, TraceViewer
+
+TABS = ["Runs", "Trace", "Side by side", "Grade", "Human vs AI", "Launch"]
+
+
+class Dashboard(param.Parameterized):
+    """All views over one trace store, linked.
+
+    Args:
+        store: The store (default: ``$LAB_STORE`` or the project's ``.lab/traces.db``).
+        forker: Fork-from-a-step function for the trace viewer (default: the lab's).
+        grader: Grader id pre-filled in the grading tab.
+    """
+
+    tab = param.Selector(default="Runs", objects=TABS, doc="Tab shown.")
+
+    def __init__(self, store: TraceStore | None = None, *, forker: Forker | None = None, grader: str = "",
+                 **params: Any) -> None:
+        super().__init__(**params)
+        self.store = store if store is not None else TraceStore(os.environ.get("LAB_STORE") or None)
+        self.runs = RunsTable(self.store)
+        self.trace = TraceViewer(self.store, forker=forker)
+        self.diff = TraceDiff(self.store)
+        self.grading = GradingWidget(self.store, grader=grader)
+        self.grading.dimensions = sd.rubric(self.store.scores_frame()) or self.grading.dimensions
+        self.compare = HumanVsAIDashboard(self.store)
+        self.launcher = RunLauncher(self.store)
+        self.runs.param.watch(self._on_selected, "selected")
+        self.runs.param.watch(self._on_filtered, ["tasks", "loops", "models", "who", "statuses"])
+        self.compare.param.watch(self._on_open_run, "open_run")
+        self.trace.param.watch(self._on_forked, "forked_run")
+        self.grading.param.watch(lambda _: self.compare.reload(), "done")
+        self._on_filtered()
+
+    def _on_selected(self, event: param.parameterized.Event) -> None:
+        sel = event.new
+        if sel:
+            self.trace.run_id = sel[-1]
+        if len(sel) >= 2:
+            self.diff.param.update(run_a=sel[-2], run_b=sel[-1])
+        self.grading.runs = list(sel) if sel else list(self.runs.table.value["run_id"])
+
+    def _on_filtered(self, *_: Any) -> None:
+        if not self.runs.selected:
+            self.grading.runs = list(self.runs.table.value["run_id"])
+
+    def _on_open_run(self, event: param.parameterized.Event) -> None:
+        if event.new:
+            self.trace.run_id = event.new
+            self.tab = "Trace"
+
+    def _on_forked(self, event: param.parameterized.Event) -> None:
+        if event.new:
+            self.runs.reload()
+
+    def panel(self) -> pn.viewable.Viewable:
+        """The tabs (usable inline in a notebook and under ``panel serve``)."""
+        tabs = pn.Tabs(
+            ("Runs", self.runs.panel()), ("Trace", self.trace.panel()), ("Side by side", self.diff.panel()),
+            ("Grade", self.grading.panel()), ("Human vs AI", self.compare.panel()), ("Launch", self.launcher.panel()),
+            dynamic=True, sizing_mode="stretch_width", css_classes=["lab-dashboard"],
+        )
+        tabs.active = TABS.index(self.tab)
+        tabs.param.watch(lambda e: setattr(self, "tab", TABS[e.new]), "active")
+        self.param.watch(lambda e: setattr(tabs, "active", TABS.index(e.new)), "tab")
+        header = pn.pane.Markdown(f"## Expert Lab · `{self.store.path}`", css_classes=["lab-title"])
+        return pn.Column(header, tabs, sizing_mode="stretch_width")
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self.panel()
+
+
+def dashboard(store: TraceStore | str | os.PathLike[str] | None = None, **kwargs: Any) -> pn.viewable.Viewable:
+    """The dashboard as a Panel object: ``dashboard().servable()`` in a notebook or script.
+
+    Args:
+        store: A store, or the path of one (default: ``$LAB_STORE`` or the project's store).
+        **kwargs: Passed to :class:`Dashboard`.
+    """
+    if store is not None and not isinstance(store, TraceStore):
+        store = TraceStore(store)
+    return Dashboard(store, **kwargs).panel()
