@@ -20,13 +20,14 @@ from lab.tasks.model import Task
 __all__ = ["load_task_file", "tasks_from_mapping"]
 
 
-def _child(node: yaml.Node | None, key: Any) -> yaml.Node | None:
+def _child(node: yaml.Node | None, key: Any) -> tuple[yaml.Node, int] | None:
+    """The child at ``key`` and the line (0-based) where it is named: the key's line in a mapping."""
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
             if k.value == str(key):
-                return v
+                return v, k.start_mark.line
     elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and 0 <= key < len(node.value):
-        return node.value[key]
+        return node.value[key], node.value[key].start_mark.line
     return None
 
 
@@ -40,9 +41,9 @@ def _line_of(loc: tuple, *nodes: yaml.Node | None) -> int | None:
                 if isinstance(part, str) and not isinstance(node, yaml.MappingNode):
                     continue  # a pydantic union tag (e.g. 'float'), not a YAML key
                 break
-            node = found = nxt
+            node, found = nxt
         if found is not None:
-            return found.start_mark.line + 1
+            return found + 1
     for root in nodes:
         if root is not None:
             return root.start_mark.line + 1
@@ -102,8 +103,9 @@ def tasks_from_mapping(data: Any, where: str, *, suite: str | None = None,
             raise TaskSpecError(f"{where}:{_line_of(('tasks',), node)}: 'tasks' must be a list")
         if not isinstance(defaults, dict):
             raise TaskSpecError(f"{where}:{_line_of(('defaults',), node)}: 'defaults' must be a mapping")
-        pairs = [(it, _child(_child(node, "tasks"), i)) for i, it in enumerate(items)]
-        dnode = _child(node, "defaults")
+        tnode, dnode = (_child(node, k) for k in ("tasks", "defaults"))
+        tnode, dnode = tnode and tnode[0], dnode and dnode[0]
+        pairs = [(it, (_child(tnode, i) or (None,))[0]) for i, it in enumerate(items)]
     else:
         pairs, defaults, dnode = [(data, node)], {}, None
     tasks: list[Task] = []
