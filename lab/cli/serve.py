@@ -1,0 +1,74 @@
+"""``lab serve [dashboard|NOTEBOOK]``: serve the dashboard, or any notebook or script, as a Panel app."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+
+from lab.cli.options import StoreOption
+from lab.errors import LabError
+
+
+class ServeError(LabError):
+    """What ``lab serve`` was asked to serve cannot be served."""
+
+
+def app_path(target: str) -> Path:
+    """The file Panel serves for ``target``: ``dashboard`` (the widgets package's app) or a notebook/script.
+
+    Raises:
+        ServeError: The widgets package is not installed, or the file does not exist or is not a
+            ``.ipynb``/``.py`` file.
+    """
+    if target == "dashboard":
+        spec = importlib.util.find_spec("widgets")
+        if spec is None or spec.origin is None:
+            raise ServeError("the dashboard needs the `widgets` package (install Expert Lab with `make setup`)")
+        return Path(spec.origin).parent / "app.py"
+    path = Path(target)
+    if not path.is_file():
+        raise ServeError(f"nothing to serve at {path}: give `dashboard` or a notebook (.ipynb) or script (.py)")
+    if path.suffix not in (".ipynb", ".py"):
+        raise ServeError(f"{path}: Panel serves notebooks (.ipynb) and scripts (.py), not {path.suffix or 'this'}")
+    return path
+
+
+def panel_command(target: str, *, port: int, address: str, show: bool) -> list[str]:
+    """The ``panel serve`` command line for ``target``."""
+    origin = f"{address}:{port}" if port else "*"
+    cmd = [sys.executable, "-m", "panel", "serve", str(app_path(target)), "--address", address,
+           "--port", str(port), "--allow-websocket-origin", origin, "--num-procs", "1"]
+    if address in ("127.0.0.1", "localhost"):
+        cmd += ["--allow-websocket-origin", f"localhost:{port}"]
+    if show:
+        cmd.append("--show")
+    return cmd
+
+
+def serve(
+    target: str = typer.Argument("dashboard", help="`dashboard`, or a notebook/script that marks objects .servable()."),
+    store: Path = StoreOption,
+    port: int = typer.Option(5006, help="Port to listen on."),
+    address: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 to share on the network)."),
+    show: bool = typer.Option(False, "--show", help="Open a browser tab."),
+) -> None:
+    """Serve the dashboard (or a notebook) as a Panel app; stop with Ctrl-C."""
+    env = dict(os.environ)
+    if store is not None:
+        env["LAB_STORE"] = str(store.resolve())
+    cmd = panel_command(target, port=port, address=address, show=show)
+    typer.echo(f"serving {cmd[4]} at http://{address}:{port}/{Path(cmd[4]).stem}")
+    try:
+        code = subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
