@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test test-full setup machine images clean
+.PHONY: demo test test-full setup machine images phoenix clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -34,9 +34,16 @@ demo: setup
 test: setup machine
 	bash scripts/test.sh
 
+# Arize Phoenix, a real OTLP collector for the OTLP export test, in its own environment (its
+# dependencies would otherwise move the lab's pins).
+phoenix: .venv-phoenix/bin/phoenix
+.venv-phoenix/bin/phoenix:
+	$(PY) -m venv .venv-phoenix
+	.venv-phoenix/bin/pip install -q arize-phoenix
+
 # Everything, including the long suites (full task suites, 200-run benchmarks).
-test-full: setup machine
+test-full: setup machine phoenix
 	LAB_FULL=1 bash scripts/test.sh
 
 clean:
-	rm -rf $(VENV) .lab
+	rm -rf $(VENV) .venv-phoenix .lab
