@@ -102,7 +102,8 @@ class LocalSandbox(BaseSandbox):
         if self.isolated and _within(p, "/tmp") and not _within(p, self.workdir):
             p = os.path.join(self.tmp, os.path.relpath(p, "/tmp"))
         real = os.path.realpath(p)
-        if write and not (_within(real, self.workdir) or _within(real, self.tmp)):
+        writable = (self.workdir, self.tmp if self.isolated else "/tmp")
+        if write and not any(_within(real, w) for w in writable):
             raise PermissionError(f"{path}: outside the sandbox's writable directories "
                                   f"({self.workdir}{' and /tmp' if self.isolated else ''}); the rest is read-only")
         return p
@@ -125,7 +126,8 @@ class LocalSandbox(BaseSandbox):
             except KeyError:
                 raise SandboxError(f"unknown user {user!r} for the local sandbox") from None
             wrap += ["--unshare-user", "--uid", str(pw.pw_uid), "--gid", str(pw.pw_gid)]
-        return [*wrap, "--", *argv]
+        # through sh, so a missing command exits 127 (bwrap itself would exit 1)
+        return [*wrap, "--", "sh", "-c", 'exec "$@"', "sh", *argv]
 
     def _env(self, env: dict[str, str]) -> dict[str, str]:
         return {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "HOME": self.workdir,
