@@ -32,6 +32,7 @@ __all__ = ["FAMILY_ROOT", "MetrSession", "load_metr_family", "manifest_schema"]
 
 FAMILY_ROOT = "/root/task-family"
 DRIVER_PATH = "/root/lab_metr_driver.py"
+AGENT_HOME = "/home/agent"
 _DRIVER_SRC = Path(__file__).with_name("metr_driver.py")
 _SCHEMA = Path(__file__).parent / "schemas" / "metr-task-family-manifest.schema.json"
 
@@ -88,7 +89,7 @@ def _import_family(py: Path) -> Any:
     return tf
 
 
-def load_metr_family(family_dir: str | Path, *, suite: str | None = None, image: str = "metr",
+def load_metr_family(family_dir: str | Path, *, suite: str | None = None, image: str = "base",
                      budgets: Budgets | None = None) -> list[Task]:
     """Load every task of a METR Task Standard family.
 
@@ -223,20 +224,31 @@ class MetrSession:
         return reply["result"]
 
     def setup(self) -> None:
-        """Copy the family and the driver in, then run ``install`` and ``start`` as root.
+        """Copy the family and the driver into :data:`FAMILY_ROOT` (root-only), run ``install`` and ``start``.
 
         Raises:
-            TaskScoringError: ``install`` or ``start`` raised or timed out.
+            TaskScoringError: ``install`` or ``start`` raised or timed out, or the copy failed.
         """
         import time
 
-        ref = self.task.metr
-        self.sandbox.exec(["mkdir", "-p", f"{FAMILY_ROOT}/{ref.family}"], user="root")
-        self.sandbox.copy_in(ref.family_dir, f"{FAMILY_ROOT}/{ref.family}")
-        self.sandbox.write_file(DRIVER_PATH, _DRIVER_SRC.read_bytes())
-        self.sandbox.exec(["chmod", "-R", "go-rwx", "/root"], user="root")
+        ref, stage = self.task.metr, "/tmp/lab-task-family"
+        self.sandbox.copy_in(_staged(Path(ref.family_dir)), f"{stage}/{ref.family}")
+        self.sandbox.write_file(f"{stage}/driver.py", _DRIVER_SRC.read_bytes())
+        res = self.sandbox.exec(
+            f"set -e; mkdir -p {FAMILY_ROOT}; cp -r {stage}/{ref.family} {FAMILY_ROOT}/; "
+            f"cp {stage}/driver.py {DRIVER_PATH}; chmod -R go-rwx /root", user="root", timeout=120)
+        self.sandbox.exec(["rm", "-rf", stage], timeout=60)
+        if not res.ok:
+            raise TaskScoringError(f"task '{self.task.key}': copying the task family to {FAMILY_ROOT} failed "
+                                   f"(the sandbox needs a writable root filesystem): {res.stderr[-300:]}")
         self._op("install", timeout=1800)
-        self._op("start", timeout=600)
+        # root has no capabilities in a hardened sandbox (no CAP_DAC_OVERRIDE): open the agent's home to it
+        # while start() fills it, then close it again (the driver hands what start() made to the agent)
+        self.sandbox.exec(["chmod", "0777", AGENT_HOME], timeout=60)
+        try:
+            self._op("start", timeout=600)
+        finally:
+            self.sandbox.exec(["chmod", "0755", AGENT_HOME], timeout=60)
         self._t0 = time.monotonic()
 
     def intermediate_score(self) -> IntermediateScore:
@@ -275,6 +287,16 @@ class MetrSession:
         if value is None:
             raise TaskScoringError(f"task '{self.task.key}': scoring returned {r!r}, not a number")
         return value
+
+
+def _staged(family_dir: Path) -> Path:
+    """The family directory without caches (``__pycache__``), ready to copy in."""
+    import shutil
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="lab-metr-"))
+    shutil.copytree(family_dir, tmp / family_dir.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return tmp / family_dir.name
 
 
 def _num(x: Any) -> float | None:

@@ -6,21 +6,16 @@ import re
 import shutil
 import subprocess
 from functools import cache
-from pathlib import Path
 
 from lab.tasks.model import Task
 
 __all__ = ["check_task", "gpu_count", "image_names", "unavailable_reason"]
 
-SANDBOXES = Path(__file__).resolve().parents[2] / "sandboxes"
-
-
-@cache
 def image_names() -> frozenset[str]:
-    """Names of the sandbox images defined under ``sandboxes/`` (one directory each)."""
-    if not SANDBOXES.is_dir():
-        return frozenset()
-    return frozenset(d.name for d in SANDBOXES.iterdir() if d.is_dir() and any(d.glob("*ockerfile*")))
+    """Names of the sandbox images defined under ``sandboxes/`` (``$LAB_SANDBOXES`` overrides)."""
+    from lab.sandbox.images import definitions
+
+    return frozenset(definitions())
 
 
 def check_task(task: Task) -> list[str]:
@@ -43,7 +38,9 @@ def check_task(task: Task) -> list[str]:
             out.append(f"{name}: {e}")
     if task.sandbox is not None:
         if task.sandbox.image not in image_names():
-            out.append(f"{name}: sandbox image '{task.sandbox.image}' is not defined under {SANDBOXES} "
+            from lab.sandbox.images import sandboxes_dir
+
+            out.append(f"{name}: sandbox image '{task.sandbox.image}' is not defined under {sandboxes_dir()} "
                        f"(known: {', '.join(sorted(image_names())) or 'none'})")
         for c in task.sandbox.copy_in:
             if not task.host_path(c.src).exists():
