@@ -1,0 +1,130 @@
+"""Human grades (and any externally produced grades) into the trace store as scores with provenance.
+
+A grade row names who graded (``grader``), what (``item``), on which rubric ``dimension`` and the
+``value`` (and/or a categorical ``label``). Rows with a ``run_id`` grade that stored run's output; the
+others are kept on one grading-session run per grader (``agent`` = the grader, ``task`` = the dataset),
+so a grader's work is a run like any other and agreement is a query over scores.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lab.scoring.base import ScoringError
+from lab.traces.schema import Provenance, RunStatus, Score
+from lab.traces.store import TraceStore, score_event
+
+def read_grades(path: str | os.PathLike[str], *, columns: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Read a grades file: CSV, TSV (by extension) or JSONL.
+
+    Args:
+        path: The file.
+        columns: Our column name → the file's (e.g. ``{"grader": "annotator_id", "item": "text_id"}``).
+
+    Raises:
+        ScoringError: The file cannot be read.
+    """
+    path = Path(path)
+    try:
+        if path.suffix.lower() in (".jsonl", ".ndjson"):
+            df = pd.read_json(path, lines=True, dtype=False)
+        else:
+            df = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", dtype=str,
+                             keep_default_na=False, na_values=[""])
+    except (OSError, ValueError) as e:
+        raise ScoringError(f"cannot read grades from {path}: {e}") from e
+    return df.rename(columns={v: k for k, v in (columns or {}).items()})
+
+
+def import_grades(
+    store: TraceStore,
+    grades: pd.DataFrame | str | os.PathLike[str],
+    *,
+    scorer: str = "human_grade",
+    provenance: str = Provenance.HUMAN.value,
+    dataset: str | None = None,
+    columns: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Record grades as scores, all or nothing.
+
+    Args:
+        store: The trace store.
+        grades: A DataFrame or a CSV/TSV/JSONL path with columns ``grader``, ``item``, ``value`` and
+            optionally ``dimension`` (default ``overall``), ``label`` and ``run_id``.
+        scorer: Scorer name the grades are recorded under.
+        provenance: ``human`` (experts, annotators) or ``model`` (verdicts of an external judge).
+        dataset: Task name of the grading-session runs (default: the file's stem, or ``grades``).
+        columns: Our column name → the input's, for files with other headers.
+
+    Returns:
+        The run ids the grades were recorded on (grading sessions first, then graded runs).
+
+    Raises:
+        ScoringError: Missing columns, or a row without a grader, an item, or a numeric value or label
+            (the message names the row; nothing was recorded).
+        StoreError: A ``run_id`` that is not in the store.
+    """
+    if provenance not in (Provenance.HUMAN.value, Provenance.MODEL.value):
+        raise ScoringError(f"import_grades: provenance must be 'human' or 'model', not {provenance!r}")
+    where = str(grades) if not isinstance(grades, pd.DataFrame) else "grades"
+    if isinstance(grades, pd.DataFrame):
+        df = grades.rename(columns={v: k for k, v in (columns or {}).items()})
+    else:
+        df = read_grades(grades, columns=columns)
+        dataset = dataset or Path(grades).stem
+    missing = {"grader", "item"} - set(df.columns)
+    if missing or not ({"value", "label"} & set(df.columns)):
+        raise ScoringError(f"{where}: grades need columns grader, item and value (or label); missing "
+                           f"{sorted(missing) or ['value']} among {list(df.columns)}")
+    rows = [_row(r, i, where) for i, r in enumerate(df.to_dict("records"))]
+    sessions: dict[str, str] = {}  # grader -> grading-session run
+    graded: dict[str, None] = {}  # stored runs graded directly, in order
+    events = []
+    with store.transaction():
+        for r in rows:
+            if r["run_id"] is not None:
+                run_id = store.get_run(r["run_id"])["run_id"]
+                graded[run_id] = None
+            elif r["grader"] not in sessions:
+                run_id = sessions[r["grader"]] = store.create_run(
+                    {"task": dataset or "grades", "grader": r["grader"], "source": where, "kind": "grading"},
+                    agent=r["grader"], model=r["grader"] if provenance == Provenance.MODEL.value else None,
+                    is_human=provenance == Provenance.HUMAN.value)
+            else:
+                run_id = sessions[r["grader"]]
+            events.append(score_event(run_id, Score(scorer, r["value"], provenance, source=r["grader"],
+                                                    item_id=r["item"], dimension=r["dimension"], label=r["label"])))
+        store.append_many(events)
+        for run_id in sessions.values():
+            store.finish_run(run_id, RunStatus.DONE.value)
+    return [*sessions.values(), *graded]
+
+
+def _blank(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())
+
+
+def _row(r: dict[str, Any], i: int, where: str) -> dict[str, Any]:
+    at = f"{where}: row {i + 1}"
+    if _blank(r.get("grader")) or _blank(r.get("item")):
+        raise ScoringError(f"{at}: needs a grader and an item (got {r.get('grader')!r}, {r.get('item')!r})")
+    raw, label = r.get("value"), r.get("label")
+    value: float | None = None
+    if not _blank(raw):
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise ScoringError(f"{at}: value {raw!r} is not a number (put categories in a label column)") from None
+    if value is None and _blank(label):
+        raise ScoringError(f"{at}: has neither a value nor a label")
+    return {"grader": str(r["grader"]), "item": str(r["item"]),
+            "dimension": "overall" if _blank(r.get("dimension")) else str(r["dimension"]),
+            "value": value, "label": None if _blank(label) else str(label),
+            "run_id": None if _blank(r.get("run_id")) else str(r["run_id"])}
+
