@@ -4,11 +4,7 @@ Elo / Bradley–Terry leaderboard per dimension. Statistics come from :mod:`lab.
 
 from __future__ import annotations
 
-import importlib
-import math
 import warnings
-from collections.abc import Callable
-from typing import Any
 
 import altair as alt
 import numpy as np
@@ -17,37 +13,12 @@ import panel as pn
 import param
 
 from lab.errors import LabError
+from lab.stats import Agreement, agreement, bradley_terry, budget_curve, elo
 from lab.traces import TraceStore
 from widgets import study_data as sd
 from widgets.notice import notice
 
-ALL_EXPERTS = "all experts (mean)"
-
-
-def lab_stat(name: str) -> Callable[..., Any] | None:
-    """A function of :mod:`lab.stats`, or ``None`` when this installation does not have it."""
-    try:
-        return getattr(importlib.import_module("lab.stats"), name, None)
-    except ImportError:
-        return None
-
-
-def _unavailable(what: str, name: str) -> pn.pane.Alert:
-    return notice(f"{what} is unavailable: this installation of `lab.stats` has no `{name}` yet.", "warning")
-
-
-def agreement_frame(result: Any) -> pd.DataFrame:
-    """``lab.stats.agreement``'s result as rows ``statistic, estimate, low, high``."""
-    if isinstance(result, pd.DataFrame):
-        return result.reset_index(drop=result.index.name is None)
-    items = result.items() if isinstance(result, dict) else vars(result).items()
-    rows = []
-    for name, v in items:
-        if hasattr(v, "estimate"):
-            rows.append({"statistic": name, "estimate": v.estimate, "low": v.low, "high": v.high})
-        elif isinstance(v, (int, float)):
-            rows.append({"statistic": name, "estimate": float(v), "low": math.nan, "high": math.nan})
-    return pd.DataFrame(rows)
+ALL_EXPERTS = "all experts (majority)"
 
 
 class HumanVsAIDashboard(param.Parameterized):
@@ -63,6 +34,7 @@ class HumanVsAIDashboard(param.Parameterized):
     expert = param.Selector(default=ALL_EXPERTS, objects=[ALL_EXPERTS], doc="Expert grader compared with the judge.")
     dimension = param.Selector(default=None, objects=[], doc="Rubric dimension.")
     n_boot = param.Integer(default=500, bounds=(50, 10000), doc="Bootstrap resamples for CIs.")
+    rating_boot = param.Integer(default=100, bounds=(0, 10000), doc="Bootstrap resamples for rating CIs.")
     seed = param.Integer(default=0, doc="Seed of the bootstrap.")
     open_run = param.String(default="", doc="Run clicked in the most-disagreeing list (drives the trace viewer).")
     version = param.Integer(default=0, precedence=-1, doc="Bumped on reload.")
@@ -90,37 +62,38 @@ class HumanVsAIDashboard(param.Parameterized):
     # -- data ----------------------------------------------------------------------------------
 
     def expert_grades(self, expert: str | None = None) -> pd.Series:
+        """The chosen expert's grades per run (all experts: their majority grade) on the chosen dimension."""
         expert = expert or self.expert
-        if expert == ALL_EXPERTS:
-            return sd.grades(self.scores, provenance=sd.HUMAN, dimension=self.dimension)
-        return sd.grades(self.scores, source=expert, provenance=sd.HUMAN, dimension=self.dimension)
+        source = None if expert == ALL_EXPERTS else expert
+        return sd.grades(self.scores, provenance=sd.HUMAN, dimension=self.dimension, source=source)
 
-    def judge_pairs(self) -> pd.DataFrame:
-        """Runs graded by the judge (``a``) and the expert(s) (``b``) on the chosen dimension."""
-        judge = sd.grades(self.scores, source=self.judge, provenance=sd.MODEL, dimension=self.dimension)
-        return sd.grade_pairs(self.scores, judge, self.expert_grades())
+    def judge_agreement(self) -> Agreement:
+        """``lab.stats.agreement`` of the judge's grades (``a``) with the expert(s)' (``b``), on the runs both graded.
 
-    def agreement(self, pairs: pd.DataFrame) -> pd.DataFrame:
-        """``lab.stats.agreement`` of the pairs as a table (what the dashboard shows)."""
-        fn = lab_stat("agreement")
-        return agreement_frame(fn(pairs["a"].to_numpy(), pairs["b"].to_numpy(), n_boot=self.n_boot, seed=self.seed))
+        Raises:
+            StatsError: Fewer than two runs graded by both.
+        """
+        judge = sd.grades(self.scores, provenance=sd.MODEL, dimension=self.dimension, source=self.judge)
+        return agreement(judge, self.expert_grades(), join="inner", n_boot=self.n_boot, seed=self.seed, top=50,
+                         names=("judge", "expert"))
 
     def budget_curves(self) -> pd.DataFrame:
         """``lab.stats.budget_curve`` per contestant (human experts pooled) over budgets spanning the runs'
         working times."""
-        fn = lab_stat("budget_curve")
         runs = self.runs.assign(contestant=[sd.contestant(a, m, h) for a, m, h in
                                             zip(self.runs["agent"], self.runs["model"], self.runs["is_human"])])
         col = f"score.{self.scorer}"
-        runs = runs[runs[col].notna()] if col in runs.columns else runs.iloc[0:0]
+        if col not in runs.columns or runs[col].isna().all():
+            raise LabError(f"no run has a final `{self.scorer}` score")
+        runs = runs[runs[col].notna()]
         limits = runs["config"].map(lambda c: (c or {}).get("time_limit"))
         runs = runs.assign(time_limit=pd.to_numeric(limits, errors="coerce").fillna(runs["elapsed"].max()))
         lo, hi = float(runs["time_limit"].min()), float(runs["time_limit"].max())
         budgets = np.unique(np.geomspace(lo / 8, hi * 4, 24).round(1))
         with warnings.catch_warnings():  # budgets needing more runs than a task has come back NaN; not drawn
             warnings.simplefilter("ignore")
-            return fn(runs, budgets, scores=self.scores, score=col, by="contestant", n_boot=self.n_boot,
-                      seed=self.seed)
+            return budget_curve(runs, budgets, scores=self.scores, score=col, by="contestant",
+                                n_boot=self.n_boot, seed=self.seed)
 
     # -- views ---------------------------------------------------------------------------------
 
@@ -133,8 +106,6 @@ class HumanVsAIDashboard(param.Parameterized):
             labels = sorted(self.scores.loc[self.scores["label"].notna(), "scorer"].unique())
             return notice("No numeric score to chart against time"
                           + (f" (scorers {', '.join(labels)} give labels only)." if labels else "."), "info")
-        if lab_stat("budget_curve") is None:
-            return _unavailable("The budget curve", "budget_curve")
         try:
             curve = self.budget_curves()
         except LabError as e:
@@ -157,36 +128,38 @@ class HumanVsAIDashboard(param.Parameterized):
         if self.judge is None or len(self.param.expert.objects) < 2:
             return notice("Agreement needs grades from an LLM judge and from at least one human expert "
                           "(grade some runs in the grading tab).", "info")
-        pairs = self.judge_pairs()
-        if len(pairs) < 2:
-            return notice(f"Only {len(pairs)} run(s) graded by both `{self.judge}` and {self.expert} on "
-                          f"`{self.dimension}`; agreement needs at least 2.", "info")
-        if lab_stat("agreement") is None:
-            table: pn.viewable.Viewable = _unavailable("Judge-vs-expert agreement", "agreement")
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                res = self.judge_agreement()
+        except LabError as e:
+            return notice(f"Agreement of `{self.judge}` with {self.expert} on `{self.dimension}` cannot be computed: "
+                          f"{e}", "info")
+        parts: list = [pn.pane.Markdown(
+            f"**{res.n} runs** graded by judge `{self.judge}` and {self.expert} on `{self.dimension}` · "
+            f"{res.kind} grades · {res.level:.0%} bootstrap CIs ({self.n_boot} resamples)")]
+        parts += [notice(str(w.message), "info") for w in caught[:3]]
+        measures = res.measures.rename_axis("statistic").reset_index()
+        parts.append(pn.widgets.Tabulator(measures, disabled=True, show_index=False, sizing_mode="stretch_width",
+                                          css_classes=["lab-agreement-table"]))
+        if res.confusion is None:
+            chart: pn.viewable.Viewable = notice("Grades are continuous: no confusion matrix.", "info")
         else:
-            try:
-                table = pn.widgets.Tabulator(self.agreement(pairs).round(4), disabled=True, show_index=False,
-                                             css_classes=["lab-agreement-table"], sizing_mode="stretch_width")
-            except LabError as e:
-                table = notice(f"Agreement cannot be computed: {e}", "warning")
-        conf = sd.confusion(pairs)
-        heat = alt.Chart(conf).encode(x=alt.X("b:O", title=f"expert ({self.expert})"),
-                                      y=alt.Y("a:O", title=f"judge ({self.judge})", sort="descending"))
-        chart = (heat.mark_rect().encode(color=alt.Color("count:Q", scale=alt.Scale(scheme="blues")))
-                 + heat.mark_text().encode(text="count:Q")).properties(width=260, height=220, title="confusion matrix")
-        worst = pn.widgets.Tabulator(
-            pairs.rename(columns={"a": "judge", "b": "expert"}).head(50), disabled=True, show_index=False,
-            height=260, sizing_mode="stretch_width", css_classes=["lab-disagreements"],
-            hidden_columns=[], selectable=False)
-        worst.on_click(lambda e: setattr(self, "open_run", worst.value["run_id"].iloc[e.row]))
-        return pn.Column(
-            pn.pane.Markdown(f"**{len(pairs)} runs** graded by judge `{self.judge}` and {self.expert} "
-                             f"on `{self.dimension}`"),
-            table,
-            pn.Row(pn.pane.Vega(chart, css_classes=["lab-confusion"]),
-                   pn.Column(pn.pane.Markdown("**Most disagreeing** (click a row to open its trace)"), worst,
-                             sizing_mode="stretch_width")),
-            sizing_mode="stretch_width")
+            conf = res.confusion.stack().rename("count").reset_index()
+            conf.columns = ["judge", "expert", "count"]
+            heat = alt.Chart(conf).encode(x=alt.X("expert:O", title=f"expert ({self.expert})"),
+                                          y=alt.Y("judge:O", title=f"judge ({self.judge})", sort="descending"))
+            chart = pn.pane.Vega((heat.mark_rect().encode(color=alt.Color("count:Q", scale=alt.Scale(scheme="blues")))
+                                  + heat.mark_text().encode(text="count:Q")).properties(
+                width=260, height=220, title="confusion matrix"), css_classes=["lab-confusion"])
+        runs = sd.with_contestants(self.scores.drop_duplicates("run_id")).set_index("run_id")[["task", "contestant"]]
+        worst = res.disagreements.rename(columns={"item": "run_id"}).join(runs, on="run_id")
+        table = pn.widgets.Tabulator(worst, disabled=True, show_index=False, height=260, selectable=False,
+                                     sizing_mode="stretch_width", css_classes=["lab-disagreements"])
+        table.on_click(lambda e: setattr(self, "open_run", table.value["run_id"].iloc[e.row]))
+        parts.append(pn.Row(chart, pn.Column(pn.pane.Markdown("**Most disagreeing** (click a row to open its trace)"),
+                                             table, sizing_mode="stretch_width")))
+        return pn.Column(*parts, sizing_mode="stretch_width")
 
     @param.depends("expert", "dimension", "scorer", "n_boot", "version")
     def expert_view(self) -> pn.viewable.Viewable:
@@ -209,23 +182,24 @@ class HumanVsAIDashboard(param.Parameterized):
                     agents.groupby("task")[col].agg(["mean", "max"]).add_prefix("agents "), how="left")
                 parts.append(pn.widgets.Tabulator(table.round(3).reset_index(), disabled=True, show_index=False,
                                                   sizing_mode="stretch_width", css_classes=["lab-expert-vs-agents"]))
-        fn = lab_stat("agreement")
-        if len(experts) > 1 and fn is not None:
-            rows = []
-            for other in experts:
-                if other == expert:
-                    continue
-                pairs = sd.grade_pairs(self.scores, self.expert_grades(expert), self.expert_grades(other))
-                if len(pairs) >= 2:
-                    stats = agreement_frame(fn(pairs["a"].to_numpy(), pairs["b"].to_numpy(), n_boot=self.n_boot,
-                                               seed=self.seed)).set_index("statistic")["estimate"]
-                    rows.append({"other expert": other, "n": len(pairs), **stats.round(3).to_dict()})
-            if rows:
-                parts += [pn.pane.Markdown(f"**`{expert}` vs the other experts** on `{self.dimension}`"),
-                          pn.widgets.Tabulator(pd.DataFrame(rows), disabled=True, show_index=False,
-                                               sizing_mode="stretch_width")]
-        elif fn is None:
-            parts.append(_unavailable("Expert-vs-expert agreement", "agreement"))
+        rows = []
+        for other in experts:
+            if other == expert:
+                continue
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    res = agreement(self.expert_grades(expert), self.expert_grades(other), join="inner",
+                                    n_boot=self.n_boot, seed=self.seed)
+            except LabError:
+                continue
+            rows.append({"other expert": other, "n": res.n, **{k: round(v, 3) for k, v in res.to_dict().items()}})
+        if rows:
+            parts += [pn.pane.Markdown(f"**`{expert}` vs the other experts** on `{self.dimension}` (estimates)"),
+                      pn.widgets.Tabulator(pd.DataFrame(rows), disabled=True, show_index=False,
+                                           sizing_mode="stretch_width", css_classes=["lab-expert-agreement"])]
+        elif len(experts) > 1:
+            parts.append(notice(f"`{expert}` shares fewer than two graded runs with any other expert.", "info"))
         return pn.Column(*parts, sizing_mode="stretch_width")
 
     @param.depends("version")
@@ -233,15 +207,21 @@ class HumanVsAIDashboard(param.Parameterized):
         """Elo and Bradley–Terry ratings of contestants from pairwise preferences, per dimension."""
         comps = sd.comparisons(self.store, self.runs) if not self.runs.empty else pd.DataFrame()
         if comps.empty:
-            return notice("No pairwise preferences yet (grade pairs in the grading tab).", "info")
-        fn = lab_stat("leaderboard")
-        if fn is None:
-            return _unavailable("The Elo / Bradley–Terry leaderboard", "leaderboard")
+            return notice("No pairwise preferences between different agents or experts yet "
+                          "(grade pairs in the grading tab).", "info")
         tabs = pn.Tabs(sizing_mode="stretch_width")
         for dim, c in comps.groupby("dimension"):
-            board = fn(c, seed=self.seed)
-            tabs.append((dim, pn.widgets.Tabulator(board.round(3), disabled=True, show_index=False,
-                                                   sizing_mode="stretch_width", css_classes=["lab-leaderboard"])))
+            try:
+                board = elo(c, n_boot=self.rating_boot, seed=self.seed).merge(
+                    bradley_terry(c, n_boot=self.rating_boot, seed=self.seed), on=["dimension", "model", "games"],
+                    suffixes=(" elo", " bt"))
+            except LabError as e:
+                tabs.append((dim, notice(f"No ratings for `{dim}`: {e}", "info")))
+                continue
+            board = board.drop(columns="dimension").rename(columns={"model": "contestant"})
+            tabs.append((dim, pn.widgets.Tabulator(board.sort_values("rating bt", ascending=False).round(1),
+                                                   disabled=True, show_index=False, sizing_mode="stretch_width",
+                                                   css_classes=["lab-leaderboard"])))
         return tabs
 
     def panel(self) -> pn.viewable.Viewable:

@@ -11,6 +11,7 @@ import math
 
 import pandas as pd
 
+from lab.stats import majority, ratings_table
 from lab.traces import TraceStore
 
 HUMAN = "human"
@@ -43,33 +44,17 @@ def dimensions(scores: pd.DataFrame) -> list[str]:
     return sorted(rows["dimension"].unique())
 
 
-def grades(scores: pd.DataFrame, *, source: str | None = None, provenance: str | None = None,
-           dimension: str) -> pd.Series:
-    """One grader's (or a provenance's mean) grade per run on one dimension (last grade of a run wins)."""
-    rows = scores[(scores["dimension"] == dimension) & scores["value"].notna() & (scores["scorer"] != "preference")]
+def grades(scores: pd.DataFrame, *, provenance: str, dimension: str, source: str | None = None) -> pd.Series:
+    """Grades per run on one dimension: one grader's (``source``), or the majority grade of every grader of
+    that provenance (``lab.stats.majority``). A grader's last grade of a run wins. Indexed by run id."""
+    rows = scores[(scores["provenance"] == provenance) & scores["value"].notna() & (scores["scorer"] != "preference")]
     if source is not None:
         rows = rows[rows["source"] == source]
-    if provenance is not None:
-        rows = rows[rows["provenance"] == provenance]
-    if source is not None:
-        return rows.groupby("run_id")["value"].last()
-    return rows.groupby(["run_id", "source"])["value"].last().groupby("run_id").mean()
-
-
-def grade_pairs(scores: pd.DataFrame, a: pd.Series, b: pd.Series) -> pd.DataFrame:
-    """Runs graded by both sides: ``run_id, a, b, gap`` plus the run's task and contestant, largest gap first."""
-    both = pd.concat({"a": a, "b": b}, axis=1, join="inner").dropna()
-    runs = with_contestants(scores.drop_duplicates("run_id")).set_index("run_id")[["task", "contestant"]]
-    both = both.join(runs, how="left").assign(gap=lambda d: (d["a"] - d["b"]).abs())
-    return both.reset_index().sort_values(["gap", "run_id"], ascending=[False, True], kind="stable")
-
-
-def confusion(pairs: pd.DataFrame) -> pd.DataFrame:
-    """Counts of (judge grade, expert grade) rounded to integers, long form for a heatmap."""
-    if pairs.empty:
-        return pd.DataFrame(columns=["a", "b", "count"])
-    c = pairs.assign(a=pairs["a"].round().astype(int), b=pairs["b"].round().astype(int))
-    return c.groupby(["a", "b"]).size().rename("count").reset_index()
+    if rows.empty:
+        return pd.Series(dtype=float, name=source or provenance)
+    table = ratings_table(rows, by="source", item="run_id", dimension=dimension, agg="last")
+    out = table[source] if source is not None else majority(table)
+    return out.dropna().rename(source or f"{provenance} majority")
 
 
 def numeric_scorers(scores: pd.DataFrame) -> list[str]:
@@ -78,17 +63,11 @@ def numeric_scorers(scores: pd.DataFrame) -> list[str]:
     return sorted(rows["scorer"].unique())
 
 
-def timeline(scores: pd.DataFrame, scorer: str) -> pd.DataFrame:
-    """Every value of ``scorer`` (intermediate and final) with the working time it was reached at:
-    ``run_id, task, contestant, is_human, elapsed, value``."""
-    rows = with_contestants(scores[(scores["scorer"] == scorer) & scores["value"].notna()])
-    return rows[["run_id", "task", "contestant", "is_human", "elapsed", "value"]].reset_index(drop=True)
-
-
 def comparisons(store: TraceStore, runs: pd.DataFrame) -> pd.DataFrame:
-    """Pairwise preferences as ``dimension, a, b, outcome, source`` (outcome 1: a won, 0: b won, 0.5: tie),
-    one row per judgement, contestants named by :func:`contestant`. Each judgement is stored on both runs
-    (``details.opponent`` names the other); the copy on the smaller run id is kept."""
+    """Pairwise preferences in ``lab.stats.elo``'s shape: ``dimension, model_a, model_b, winner, source``
+    (winner ``a``, ``b`` or ``tie``), one row per judgement, contestants named by :func:`contestant`. Each
+    judgement is stored on both runs (``details.opponent`` names the other); the copy on the smaller run id
+    is kept, and judgements between two runs of the same contestant are left out (they rate nothing)."""
     rows = store.query(
         "SELECT s.run_id, s.dimension, s.value, s.source, e.attrs FROM scores s"
         " JOIN events e ON e.run_id = s.run_id AND e.seq = s.seq"
@@ -97,9 +76,10 @@ def comparisons(store: TraceStore, runs: pd.DataFrame) -> pd.DataFrame:
     out = []
     for run, dim, value, source, attrs in rows:
         opp = (json.loads(attrs).get("lab.score.details") or {}).get("opponent")
-        if opp in name and run < opp:
-            out.append((dim, name[run], name[opp], value, source))
-    return pd.DataFrame(out, columns=["dimension", "a", "b", "outcome", "source"])
+        if opp in name and run < opp and name[run] != name[opp]:
+            winner = "a" if value > 0.5 else "b" if value < 0.5 else "tie"
+            out.append((dim, name[run], name[opp], winner, source))
+    return pd.DataFrame(out, columns=["dimension", "model_a", "model_b", "winner", "source"])
 
 
 def rubric(scores: pd.DataFrame, scorer: str = "expert") -> dict[str, tuple[int, int]]:

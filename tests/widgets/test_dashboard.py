@@ -1,0 +1,61 @@
+"""The linked dashboard, the run launcher's saved configuration, and `lab serve`'s arguments."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import panel as pn
+import pytest
+
+from lab.cli.serve import ServeError, app_path, panel_command
+from widgets import Dashboard, RunConfig
+
+
+def test_selection_drives_trace_diff_and_grading(study):
+    store, ids = study
+    d = Dashboard(store, grader="zoe")
+    assert sorted(d.grading.runs) == sorted(ids)  # nothing selected: the filtered runs
+    d.runs.table.selection = [0, 1]
+    a, b = d.runs.selected
+    assert d.trace.run_id == b and (d.diff.run_a, d.diff.run_b) == (a, b)
+    assert d.grading.runs == [a, b] and set(d.grading.dimensions) == {"correctness", "clarity"}
+    d.compare.open_run = a
+    assert d.trace.run_id == a and d.tab == "Trace"
+    before = d.compare.version
+    d.grading.grade({"correctness": 3, "clarity": 3})
+    assert d.compare.version == before + 1  # new grades refresh the comparisons
+    assert isinstance(d.panel(), pn.Column)
+
+
+def test_empty_store_renders(store):
+    view = Dashboard(store).panel()
+    text = "\n".join(a.object for a in view.select(pn.pane.Alert))
+    assert "has no runs yet" in text
+
+
+def test_run_config_round_trip(tmp_path):
+    cfg = RunConfig(loop="react", models=["smollm2", "scripted"], seeds=3, max_tokens=32)
+    path = cfg.save(tmp_path / "launch.json")
+    again = RunConfig.load(path)
+    assert again.to_dict() == cfg.to_dict() and json.loads(path.read_text())["seeds"] == 3
+    (tmp_path / "bad.json").write_text("{\"seeds\": \"many\"}")
+    with pytest.raises(Exception, match="not a saved run configuration"):
+        RunConfig.load(tmp_path / "bad.json")
+
+
+def test_serve_targets(tmp_path):
+    assert app_path("dashboard").name == "app.py"
+    nb = tmp_path / "x.ipynb"
+    nb.write_text("{}")
+    cmd = panel_command(str(nb), port=5123, address="127.0.0.1", show=False)
+    assert cmd[1:4] == ["-m", "panel", "serve"] and str(nb) in cmd and "127.0.0.1:5123" in cmd
+    with pytest.raises(ServeError, match="nothing to serve"):
+        app_path(str(tmp_path / "missing.ipynb"))
+    (tmp_path / "notes.txt").write_text("")
+    with pytest.raises(ServeError, match="not .txt"):
+        app_path(str(tmp_path / "notes.txt"))
+    out = subprocess.run([sys.executable, "-m", "lab.cli.main", "serve", str(tmp_path / "notes.txt")],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "not .txt" in out.stderr and "Traceback" not in out.stderr
