@@ -61,6 +61,21 @@ class EventRecord(BaseModel):
     attrs: dict[str, Any]
 
 
+def validation_message(error: ValidationError) -> str:
+    """One line for a pydantic error: the field, what it should be, and what it was."""
+    errs = error.errors()
+    loc = errs[0]["loc"]
+    if not loc:
+        return "expected a JSON object"
+    same = [e for e in errs if e["loc"][:1] == loc[:1]]
+    if same[0]["type"] == "missing":
+        return f"{loc[0]}: field required"
+    if same[0]["type"] == "extra_forbidden":
+        return f"{loc[0]}: unknown field"
+    wants = [e["msg"].removeprefix("Input should be ").removeprefix("Value error, ") for e in same]
+    return f"{loc[0]}: {' or '.join(dict.fromkeys(wants))} (got {same[0]['input']!r})"
+
+
 def export_runs(store: TraceStore, run_ids: Iterable[str], out: IO[str]) -> int:
     """Write whole runs (run line, then its events) to ``out``.
 
@@ -140,9 +155,7 @@ def read_runs(path: str | os.PathLike[str]) -> list[tuple[dict[str, Any], list[E
                 else:
                     raise TraceImportError(f"{where}: expected an object with \"type\": \"run\" or \"event\"")
             except ValidationError as e:
-                err = e.errors()[0]
-                field = ".".join(str(p) for p in err["loc"]) or "line"
-                raise TraceImportError(f"{where}: {field}: {err['msg']}") from e
+                raise TraceImportError(f"{where}: {validation_message(e)}") from e
             if kind == "run":
                 if rec.status not in FINAL_STATUSES:
                     raise TraceImportError(f"{where}: run {rec.run_id} has status {rec.status!r}; only finished"

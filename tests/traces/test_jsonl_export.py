@@ -94,8 +94,8 @@ def _good_lines(store: TraceStore) -> list[str]:
 
 @pytest.mark.parametrize(("mutate", "message"), [
     (lambda ls: ls[:3] + ["{not json"] + ls[3:], r":4: not JSON"),
-    (lambda ls: ls[:2] + [ls[2].replace('"kind":', '"colour":"red","kind":')] + ls[3:], r":3: colour: Extra inputs"),
-    (lambda ls: ls[:2] + [ls[2].replace('"seq":1', '"seq":"1"')] + ls[3:], r":3: seq: Input should be a valid integer"),
+    (lambda ls: ls[:2] + [ls[2].replace('"kind":', '"colour":"red","kind":')] + ls[3:], r":3: colour: unknown field"),
+    (lambda ls: ls[:2] + [ls[2].replace('"seq":1', '"seq":"1"')] + ls[3:], r":3: seq: a valid integer \(got '1'\)"),
     (lambda ls: ls[:2] + ls[3:], r":3: run \w+ event seq 2, expected 1"),
     (lambda ls: ls[1:], r":1: event of run \w+ does not follow"),
     (lambda ls: [ls[0].replace('"status":"failed"', '"status":"running"')] + ls[1:], r":1: .*only finished runs"),

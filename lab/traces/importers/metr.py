@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt, StrictStr, ValidationError, field_validator
 
+from lab.traces.jsonl import validation_message
 from lab.traces.schema import Event, EventKind, RunStatus, Score
 from lab.traces.store import TraceImportError, TraceStore, score_event
 
@@ -115,9 +116,7 @@ def read_rows(path: str | os.PathLike[str]) -> list[MetrRow]:
         except json.JSONDecodeError as e:
             raise TraceImportError(f"{where}: not JSON ({e.msg} at column {e.colno})") from e
         except ValidationError as e:
-            err = e.errors()[0]
-            field = ".".join(str(p) for p in err["loc"]) or "row"
-            raise TraceImportError(f"{where}: {field}: {err['msg']}") from e
+            raise TraceImportError(f"{where}: {validation_message(e)}") from e
         rid = str(row.run_id)
         if rid in seen:
             raise TraceImportError(f"{where}: run_id {rid} repeats line {seen[rid]}")
