@@ -123,7 +123,8 @@ class Agent:
             store: The trace store.
             prompt: What the task asks (the question, the instructions).
             inputs: Structured task inputs (options, the conversation to summarise ...).
-            sandbox: The run's sandbox (opened with this run's recorder, so its execs are recorded).
+            sandbox: The run's sandbox, or a function of the run's recorder that opens one (so its
+                execs are recorded in this run).
             task: Task key recorded on the run.
             seed: Seed recorded on the run and passed to the model.
             batch_id: Batch (experiment) the run belongs to.
@@ -133,6 +134,14 @@ class Agent:
         cfg = {**(config or {}), "task": task, "agent": self.name, "model": self.model_name(), "seed": seed,
                "prompt": prompt, "inputs": inputs or {}, "loop": self.describe()}
         rec = RunRecorder.start(store, cfg, batch_id=batch_id)
+        if callable(sandbox) and not hasattr(sandbox, "exec"):
+            try:
+                sandbox = sandbox(rec)
+            except BaseException as e:
+                rec.error(e, where="sandbox")
+                rec.finish(RunStatus.FAILED, error=f"the sandbox could not start: {e}",
+                           attrs={"lab.stop_reason": "sandbox_unavailable"})
+                raise
         run = AgentRun(self, store, rec, sandbox=sandbox, approver=approver, seed=seed)
         run._input = {**_common_state(), **self.initial_state(prompt, inputs or {})}
         return run
@@ -228,7 +237,7 @@ class AgentRun:
         inp, self._input = self._input, None
         while True:
             try:
-                self.graph.invoke(inp, self.thread)
+                self.graph.invoke(inp, self.thread, durability="sync")
             except _Paused:
                 return self._stop(RunStatus.INTERRUPTED, "paused")
             except KeyboardInterrupt:

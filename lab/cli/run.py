@@ -1,0 +1,37 @@
+"""``lab run EXPERIMENT.yaml``: run an experiment's combinations into the trace store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from lab.cli.options import StoreOption, open_store
+
+
+def run_experiment(
+    experiment: Path = typer.Argument(..., help="Experiment YAML (tasks × loops × models × seeds)."),
+    store: Path = StoreOption,
+    concurrency: int = typer.Option(None, "--concurrency", "-j", min=1, help="Runs at once (default: the file's)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Run an experiment; a rerun skips finished combinations and resumes interrupted ones."""
+    from lab.experiment import Experiment
+    from lab.runner import Runner
+
+    exp = Experiment.from_yaml(experiment)
+    st = open_store(store, create=True)
+    batch = Runner(st, concurrency=concurrency, progress=progress).run(exp)
+    for o in batch.outcomes:
+        scores = " ".join(f"{k}={v:.3g}" if isinstance(v, (int, float)) else f"{k}=-" for k, v in o.scores.items())
+        answer = str(o.answer if o.answer is not None else "-").replace("\n", " ")[:60]
+        typer.echo(f"{o.status:<11} {o.task}  {o.loop}  {o.model}  seed={o.seed}  {o.run_id or '-'}  "
+                   f"{o.stop_reason or o.error or ''}  answer={answer!r}  {scores}")
+    counts = {s: batch.count(s) for s in ("done", "skipped", "failed", "interrupted", "unavailable")}
+    typer.echo(" ".join(f"{k}={v}" for k, v in counts.items() if v) + f"  store={st.path}")
+    if counts["failed"]:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run_experiment)

@@ -1,0 +1,225 @@
+"""An experiment: tasks × loops × models × seeds, with budgets, sampling and scorers (YAML or Python).
+
+```yaml
+name: demo
+tasks:
+  - suite: medqa-open        # or: path: my_tasks.yaml   (relative to this file)
+    ids: [dev-0001, dev-0002]   # optional; or subset: ci, limit: 3
+loops:
+  - loop: dera
+    options: {kind: qa}
+models: [smollm2]
+seeds: [0]
+budgets: {steps: 2}          # overrides the tasks' own budgets
+sampling: {max_tokens: 64, temperature: 0}
+scorers: [{scorer: normalized_match}]   # added to each task's own scoring
+concurrency: 2
+```
+
+Shorthands: a task entry may be a string (a suite name, ``suite/id``, or a path) and a loop entry a
+loop name. Each combination has a stable key; a rerun skips combinations already ``done`` in the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from lab.errors import LabError
+from lab.tasks.model import Budgets, ScorerRef, Task
+
+LoopName = Literal["dera", "react", "repo_setup"]
+
+
+class ExperimentError(LabError):
+    """An experiment file or object is invalid (the message names the file and the field)."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskSelector(_Strict):
+    """Which tasks to run: a bundled or user suite, or a task file/directory, optionally narrowed.
+
+    Attributes:
+        suite: Suite name (``medqa-open`` ...).
+        path: A task file or directory (relative to the experiment file).
+        ids: Only these task ids.
+        subset: ``ci`` for the suite's small CI subset.
+        limit: At most this many tasks (the first ones).
+    """
+
+    suite: str | None = None
+    path: str | None = None
+    ids: list[str] | None = None
+    subset: Literal["all", "ci"] = "all"
+    limit: int | None = Field(None, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            if v.endswith((".yaml", ".yml", ".jsonl")) or v.startswith((".", "/", "~")):
+                return {"path": v}
+            suite, sep, tid = v.partition("/")
+            return {"suite": suite, "ids": [tid]} if sep else {"suite": v}
+        return v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TaskSelector:
+        if (self.suite is None) == (self.path is None):
+            raise ValueError("give exactly one of 'suite' or 'path'")
+        return self
+
+    def load(self, base_dir: Path) -> list[Task]:
+        """The selected tasks.
+
+        Raises:
+            ExperimentError: An id names no task.
+        """
+        from lab.tasks import load_suite, load_tasks
+
+        if self.suite is not None:
+            tasks = load_suite(self.suite, subset=self.subset)
+        else:
+            p = Path(self.path).expanduser()
+            tasks = load_tasks(p if p.is_absolute() else base_dir / p)
+        if self.ids is not None:
+            by_id = {t.id: t for t in tasks}
+            missing = [i for i in self.ids if i not in by_id]
+            if missing:
+                raise ExperimentError(f"tasks {missing} not found in {self.suite or self.path}")
+            tasks = [by_id[i] for i in self.ids]
+        return tasks[: self.limit] if self.limit else tasks
+
+
+class LoopSpec(_Strict):
+    """One loop and its options.
+
+    Attributes:
+        loop: ``dera``, ``react`` or ``repo_setup``.
+        label: Name of this configuration in results (default: the loop name).
+        options: Loop options: DERA ``kind``, ``researcher_model``; ReAct ``tools`` (names, added to the
+            task's), ``approval``; any loop ``system_prompt``, ``snapshot_steps``, ``tool_timeout``.
+    """
+
+    loop: LoopName
+    label: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        return {"loop": v} if isinstance(v, str) else v
+
+    @property
+    def name(self) -> str:
+        return self.label or self.loop
+
+
+class SamplingSpec(_Strict):
+    """Sampling for every model call of the experiment (``None``: the backend's default)."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = Field(None, gt=0)
+
+
+@dataclass(frozen=True)
+class Combo:
+    """One (task, loop, model, seed) combination of an experiment."""
+
+    task: Task
+    loop: LoopSpec
+    model: str
+    seed: int
+
+    def key(self, experiment: Experiment) -> str:
+        """A stable id of what this combination runs (changes when anything affecting the run does)."""
+        payload = {"experiment": experiment.name, "task": self.task.key, "loop": self.loop.model_dump(),
+                   "model": self.model, "seed": self.seed, "budgets": experiment.budgets.model_dump(),
+                   "sampling": experiment.sampling.model_dump()}
+        return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class Experiment(_Strict):
+    """Tasks × loops × models × seeds, with budgets, sampling and scorers.
+
+    Attributes:
+        name: The experiment's name (its runs form the batch ``exp:<name>``).
+        tasks: Task selections.
+        loops: Loops to run.
+        models: Model names (:func:`lab.models.load_model` forms).
+        seeds: Seeds; each combination runs once per seed.
+        budgets: Limits overriding the tasks' own budgets.
+        sampling: Sampling parameters.
+        scorers: Extra scorers applied to every submission, besides each task's own scoring.
+        task_scoring: Score with each task's own scoring.
+        concurrency: Combinations run at once.
+        sandbox_backend: ``docker`` or ``local`` for tasks with a sandbox.
+    """
+
+    name: str = Field(min_length=1)
+    tasks: list[TaskSelector] = Field(min_length=1)
+    loops: list[LoopSpec] = Field(min_length=1)
+    models: list[str] = Field(min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    budgets: Budgets = Field(default_factory=Budgets)
+    sampling: SamplingSpec = Field(default_factory=SamplingSpec)
+    scorers: list[ScorerRef] = Field(default_factory=list)
+    task_scoring: bool = True
+    concurrency: int = Field(1, gt=0)
+    sandbox_backend: Literal["docker", "local"] = "docker"
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @property
+    def batch_id(self) -> str:
+        return f"exp:{self.name}"
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Experiment:
+        """Read an experiment file.
+
+        Raises:
+            ExperimentError: The file is missing, not YAML, or a field is invalid (named with its path).
+        """
+        p = Path(path)
+        try:
+            raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ExperimentError(f"no experiment file {p}") from None
+        except yaml.YAMLError as e:
+            raise ExperimentError(f"{p}: invalid YAML: {e}") from None
+        exp = cls.from_dict(raw, source=str(p))
+        exp._base_dir = p.resolve().parent
+        return exp
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "experiment") -> Experiment:
+        """Validate an experiment given as a dict.
+
+        Raises:
+            ExperimentError: A field is invalid.
+        """
+        if not isinstance(data, dict):
+            raise ExperimentError(f"{source}: an experiment is a mapping (name, tasks, loops, models ...)")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            err = e.errors()[0]
+            where = ".".join(str(x) for x in err["loc"]) or "(top level)"
+            raise ExperimentError(f"{source}: field '{where}': {err['msg']}") from None
+
+    def combos(self) -> list[Combo]:
+        """Every combination, task-major (tasks load here; their errors propagate)."""
+        tasks: list[Task] = []
+        for sel in self.tasks:
+            tasks += sel.load(self._base_dir)
+        return [Combo(t, lp, m, s) for t in tasks for lp in self.loops for m in self.models for s in self.seeds]
