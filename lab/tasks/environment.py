@@ -32,7 +32,7 @@ def sandbox_spec(task: Task, *, backend: str = "docker") -> Any:
     return SandboxSpec(
         image=f"expertlab/{box.image}", backend=backend, network=r.network, user=box.user,
         workdir=box.workdir or "/work", cpus=r.cpus, memory=f"{int(r.memory_gb * 1024)}m",
-        gpus=r.gpus or None, read_only_root=task.metr is None)
+        gpus=r.gpus or None, read_only_root=box.read_only_root and task.metr is None)
 
 
 class TaskEnvironment:

@@ -36,6 +36,8 @@ class SandboxSpec(_Strict):
         copy_in: What is copied in before setup.
         setup: Shell commands run in order before the solver starts (a failure aborts the task).
         user: The solver's user; ``None`` keeps the image's non-root default.
+        read_only_root: Mount the root filesystem read-only (the workdir and ``/tmp`` stay writable); tasks
+            that install packages system-wide turn it off.
     """
 
     image: str = "base"
@@ -43,6 +45,7 @@ class SandboxSpec(_Strict):
     copy_in: list[CopySpec] = Field(default_factory=list)
     setup: list[str] = Field(default_factory=list)
     user: str | None = None
+    read_only_root: bool = True
 
 
 class Resources(_Strict):
