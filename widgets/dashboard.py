@@ -71,15 +71,26 @@ class Dashboard(param.Parameterized):
             self.runs.reload()
 
     def panel(self) -> pn.viewable.Viewable:
-        """The tabs (usable inline in a notebook and under ``panel serve``)."""
-        tabs = pn.Tabs(
-            ("Runs", self.runs.panel()), ("Trace", self.trace.panel()), ("Side by side", self.diff.panel()),
-            ("Grade", self.grading.panel()), ("Human vs AI", self.compare.panel()), ("Launch", self.launcher.panel()),
-            dynamic=True, sizing_mode="stretch_width", css_classes=["lab-dashboard"],
-        )
+        """The tabs (usable inline in a notebook and under ``panel serve``); a tab's view is built the
+        first time it is shown."""
+        views = {"Runs": self.runs, "Trace": self.trace, "Side by side": self.diff, "Grade": self.grading,
+                 "Human vs AI": self.compare, "Launch": self.launcher}
+        slots = {name: pn.Column(sizing_mode="stretch_width") for name in TABS}
+
+        def show(name: str) -> None:
+            if not slots[name].objects:
+                slots[name].objects = [views[name].panel()]
+
+        tabs = pn.Tabs(*slots.items(), sizing_mode="stretch_width", css_classes=["lab-dashboard"])
+        show(self.tab)
         tabs.active = TABS.index(self.tab)
         tabs.param.watch(lambda e: setattr(self, "tab", TABS[e.new]), "active")
-        self.param.watch(lambda e: setattr(tabs, "active", TABS.index(e.new)), "tab")
+
+        def on_tab(event: param.parameterized.Event) -> None:
+            show(event.new)
+            tabs.active = TABS.index(event.new)
+
+        self.param.watch(on_tab, "tab")
         header = pn.pane.Markdown(f"## Expert Lab · `{self.store.path}`", css_classes=["lab-title"])
         return pn.Column(header, tabs, sizing_mode="stretch_width")
 

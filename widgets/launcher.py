@@ -45,8 +45,8 @@ class RunConfig(param.Parameterized):
     time_limit = param.Number(default=600.0, bounds=(1, None), doc="Working-time budget per run (seconds).")
     max_tokens = param.Integer(default=256, bounds=(1, 100000), doc="Output tokens per model call.")
 
-    def __init__(self, **params: Any) -> None:
-        super().__init__(**params)
+    def load_choices(self) -> None:
+        """Fill the suite and task choices from the installed suites (reads task files; done when shown)."""
         self.param.suite.objects = _suites()
         if self.suite is None and self.param.suite.objects:
             self.suite = self.param.suite.objects[0]
@@ -55,7 +55,7 @@ class RunConfig(param.Parameterized):
     @param.depends("suite", watch=True)
     def _load_tasks(self) -> None:
         ids: list[str] = []
-        if self.suite:
+        if self.suite and self.param.suite.objects:
             try:
                 from lab.tasks import load_suite
 
@@ -63,7 +63,8 @@ class RunConfig(param.Parameterized):
             except LabError:
                 ids = []
         self.param.tasks.objects = ids
-        self.tasks = [t for t in self.tasks if t in ids]
+        if ids:
+            self.tasks = [t for t in self.tasks if t in ids]
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as plain JSON-able values."""
@@ -176,6 +177,7 @@ class RunLauncher(param.Parameterized):
         )
 
     def panel(self) -> pn.viewable.Viewable:
+        self.config.load_choices()
         buttons = []
         for action, kind in (("start", "primary"), ("cancel", "danger"), ("resume", "default")):
             b = pn.widgets.Button(name=action, button_type=kind, width=90, css_classes=[f"lab-{action}"])
