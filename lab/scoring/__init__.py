@@ -7,6 +7,8 @@ name scorers by string: ``get_scorer("json_match", float_tol=1e-2)``.
 
 from lab.scoring.base import Scorer, ScoringError, as_scores, get_scorer, register_scorer, scorer_names
 from lab.scoring.human import import_grades, read_grades
+from lab.scoring.judge import LLMJudge
+from lab.scoring.panel import JudgePanel, QualificationItem
 from lab.scoring.reference import Bleu, EmbeddingSimilarity, Rouge
 from lab.scoring.rescore import rescore, run_output
 from lab.scoring.rules import (
@@ -16,7 +18,8 @@ from lab.scoring.rules import (
 from lab.scoring.script import ScriptScorer
 
 __all__ = [
-    "Bleu", "EmbeddingSimilarity", "ExactMatch", "JsonMatch", "Landmarks", "NormalizedMatch", "NormalizedScore",
+    "Bleu", "EmbeddingSimilarity", "ExactMatch", "JsonMatch", "JudgePanel", "LLMJudge", "Landmarks", "NormalizedMatch",
+    "NormalizedScore", "QualificationItem",
     "NumericMatch", "RegexMatch", "Rouge", "Scorer", "ScoringError", "ScriptScorer", "as_scores", "get_scorer",
     "import_grades", "json_match", "normalize_text", "normalized_score", "parse_number", "read_grades",
     "register_scorer", "rescore", "run_output", "scorer_names", "super_json_match",

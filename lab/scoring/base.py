@@ -92,6 +92,8 @@ def scorer_names() -> list[str]:
 
 def _load_builtin() -> None:
     # Importing the modules registers their scorers.
+    import lab.scoring.judge  # noqa: F401
+    import lab.scoring.panel  # noqa: F401
     import lab.scoring.reference  # noqa: F401
     import lab.scoring.rules  # noqa: F401
     import lab.scoring.script  # noqa: F401
