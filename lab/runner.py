@@ -110,7 +110,7 @@ def open_task_sandbox(task: Task, recorder: RunRecorder | None = None, *, backen
     image = spec.image if "/" in spec.image or ":" in spec.image else f"expertlab/{spec.image}"
     sb = open_sandbox(SandboxSpec(image=image, backend=backend, workdir=spec.workdir or "/work", user=spec.user,
                                   cpus=res.cpus, memory=f"{int(res.memory_gb * 1024)}m", network=res.network,
-                                  gpus=res.gpus or None), recorder=recorder)
+                                  gpus=res.gpus or None, read_only_root=spec.read_only_root), recorder=recorder)
     try:
         for c in spec.copy_in:
             src = task.host_path(c.src)

@@ -1,0 +1,212 @@
+"""The human expert's attempt: an interactive shell in the task's sandbox with a pausable task clock.
+
+A session is a run like an agent's (``is_human``), with the same events: every command is a
+``tool_call`` of the ``shell`` tool and its output a ``tool_result``; ``pause``/``resume``, intermediate
+``score`` requests and ``submit`` are ``human_action`` events; scores carry their pause-free elapsed time.
+So human and agent attempts compare directly (budget curves, best-of-k).
+
+Commands besides shell lines: ``pause``, ``resume``, ``status``, ``score [ANSWER]`` (when the task allows
+intermediate scores), ``submit ANSWER``, ``quit``, ``help``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from lab.agents.limits import Limits, record_limit
+from lab.agents.run import RunResult
+from lab.tools.base import ToolContext, ToolError
+from lab.tools.shell import shell
+from lab.tools.submit import parse_answer
+from lab.traces.recorder import RunRecorder
+from lab.traces.schema import TOOL_NAME, EventKind, RunStatus
+from lab.traces.store import TraceStore
+
+HELP = """Commands:
+  <shell command>    run it in the sandbox (the working directory persists)
+  pause / resume     stop / restart the task clock (no commands run while paused)
+  status             time used and budget left
+  score [ANSWER]     an intermediate score, where the task allows it
+  submit ANSWER      hand in your final answer and end the session
+  quit               end without submitting
+  help               this list"""
+
+
+class HumanSession:
+    """One human expert's attempt at a task.
+
+    Args:
+        store: The trace store.
+        task: The task (a :class:`lab.tasks.Task`).
+        expert: Who is working (recorded as ``human:<expert>``).
+        sandbox: The task's sandbox, or a function of the run's recorder opening it (``None``: no shell).
+        limits: Budgets (default: the task's; working time is what counts for humans).
+        scorer: Scores a submission: ``scorer(answer, final, sandbox, transcript) -> list[Score]``
+            (default: :func:`lab.tasks.score_task`).
+        stdin: Where commands are read from.
+        stdout: Where output is written.
+    """
+
+    def __init__(self, store: TraceStore, task: Any, *, expert: str, sandbox: Any = None,
+                 limits: Limits | None = None, scorer: Callable[..., list[Any]] | None = None,
+                 stdin: TextIO | None = None, stdout: TextIO | None = None) -> None:
+        self.store = store
+        self.task = task
+        self.expert = expert
+        self.agent = f"human:{expert}"
+        self.limits = limits or Limits.from_budgets(task.budgets, steps=None)
+        self.scorer = scorer or _score_task
+        self.stdin = stdin or sys.stdin
+        self.stdout = stdout or sys.stdout
+        cfg = {"task": task.key, "agent": "human", "model": self.agent, "expert": expert,
+               "prompt": task.instructions, "limits": self.limits.to_dict()}
+        self.recorder = RunRecorder.start(store, cfg, is_human=True)
+        self.run_id = self.recorder.run_id
+        self.created_at = store.get_run(self.run_id)["created_at"]
+        try:
+            self.sandbox = sandbox(self.recorder) if callable(sandbox) and not hasattr(sandbox, "exec") else sandbox
+        except BaseException as e:
+            self.recorder.error(e, where="sandbox")
+            self.recorder.finish(RunStatus.FAILED, error=f"the sandbox could not start: {e}")
+            raise
+        self.ctx = ToolContext(sandbox=self.sandbox, recorder=self.recorder)
+        self.transcript: list[str] = []
+        self.commands = 0
+
+    def _print(self, text: str = "") -> None:
+        self.stdout.write(text + ("" if text.endswith("\n") else "\n"))
+        self.stdout.flush()
+
+    def _read(self) -> str | None:
+        paused = " (paused)" if self.recorder.clock.paused else ""
+        self.stdout.write(f"[{self._clock()}{paused}] $ ")
+        self.stdout.flush()
+        line = self.stdin.readline()
+        return None if line == "" else line.rstrip("\n")
+
+    def _clock(self) -> str:
+        s = int(self.recorder.clock.elapsed())
+        return f"{s // 3600:d}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+    def run(self) -> RunResult:
+        """Read and run commands until ``submit``, ``quit``, end of input or the time budget; then finish."""
+        self._print(f"Task {self.task.key} (run {self.run_id})\n\n{self.task.instructions}\n")
+        if self.sandbox is None:
+            self._print("This task has no sandbox: answer with `submit ANSWER`.")
+        self._print(HELP)
+        try:
+            while True:
+                hit = self.limits.exceeded(steps=0, tokens=0, created_at=self.created_at,
+                                           working_s=self.recorder.clock.elapsed())
+                if hit is not None:
+                    record_limit(self.recorder, *hit, agent=self.agent)
+                    self._print(f"time is up ({hit[0]} {hit[1]} s)")
+                    return self._finish(RunStatus.DONE, f"limit:{hit[0]}")
+                line = self._read()
+                if line is None:
+                    return self._finish(RunStatus.CANCELLED, "end_of_input")
+                result = self._handle(line.strip())
+                if result is not None:
+                    return result
+        except KeyboardInterrupt:
+            return self._finish(RunStatus.INTERRUPTED, "keyboard_interrupt")
+        except Exception as e:
+            self.recorder.error(e, where="human session")
+            return self._finish(RunStatus.FAILED, "error", f"{type(e).__name__}: {e}")
+
+    def _handle(self, line: str) -> RunResult | None:
+        word, _, rest = line.partition(" ")
+        rest = rest.strip()
+        if not line:
+            return None
+        if word == "help":
+            self._print(HELP)
+        elif word == "pause":
+            self.recorder.pause(rest)
+            self._print("clock paused; `resume` to continue")
+        elif word == "resume":
+            self.recorder.resume()
+            self._print("clock running")
+        elif word == "status":
+            left = self.limits.working_time_s
+            self._print(f"working time {self._clock()}"
+                        + (f", {max(0, left - self.recorder.clock.elapsed()):.0f} s left" if left else "")
+                        + f", {self.commands} commands")
+        elif word == "quit":
+            self._act("quit")
+            return self._finish(RunStatus.CANCELLED, "quit")
+        elif self.recorder.clock.paused:
+            self._print("the clock is paused: `resume` first")
+        elif word == "score":
+            self._intermediate(rest)
+        elif word == "submit":
+            if not rest:
+                self._print("usage: submit ANSWER")
+                return None
+            return self._submit(rest)
+        else:
+            self._command(line)
+        return None
+
+    def _act(self, action: str, **attrs: Any) -> None:
+        self.recorder.emit(EventKind.HUMAN_ACTION, {"lab.action": action, **attrs}, agent=self.agent)
+
+    def _command(self, line: str) -> None:
+        if self.sandbox is None:
+            self._print("this task has no sandbox: answer with `submit ANSWER`")
+            return
+        self.commands += 1
+        self.recorder.emit(EventKind.TOOL_CALL, {TOOL_NAME: "shell", "lab.arguments": {"command": line}},
+                           agent=self.agent)
+        try:
+            out = shell({"command": line}, self.ctx)
+        except ToolError as e:
+            out = f"Error: {e}"
+        except KeyboardInterrupt:
+            out = "^C (command interrupted)"
+        self.recorder.emit(EventKind.TOOL_RESULT, {TOOL_NAME: "shell", "content": out}, agent=self.agent)
+        self.transcript.append(out)
+        self._print(out.rstrip("\n"))
+
+    def _intermediate(self, answer: str) -> None:
+        if not self.task.scoring.intermediate:
+            self._print("this task does not give intermediate scores")
+            return
+        self._act("score", **({"lab.answer": answer} if answer else {}))
+        scores = self.scorer(parse_answer(answer) if answer else None, final=False, sandbox=self.sandbox,
+                             transcript=self.transcript, task=self.task)
+        for s in scores:
+            s.final = False
+            self.recorder.score(s, agent=self.agent)
+        if self.task.scoring.visible_to_agent:
+            self._print("score: " + ", ".join(f"{s.scorer}={s.value}" for s in scores))
+        else:
+            self._print("score recorded (not shown for this task)")
+
+    def _submit(self, answer: str) -> RunResult:
+        value = parse_answer(answer) if self.task.kind == "repo" else answer
+        self._act("submit", **{"lab.answer": value})
+        try:
+            scores = self.scorer(value, final=True, sandbox=self.sandbox, transcript=self.transcript, task=self.task)
+        except Exception as e:  # noqa: BLE001 - a scorer failure is recorded; the submission stands
+            self.recorder.error(e, where="scoring")
+            scores = []
+        for s in scores:
+            self.recorder.score(s, agent=self.agent)
+        self._print("submitted" + (": " + ", ".join(f"{s.scorer}={s.value}" for s in scores) if scores else ""))
+        return self._finish(RunStatus.DONE, "submitted", answer=value)
+
+    def _finish(self, status: RunStatus, reason: str, error: str | None = None, answer: Any = None) -> RunResult:
+        self.recorder.resume()  # the clock stops at the finish, not at a pause
+        self.recorder.finish(status, error=error if status is RunStatus.FAILED else None,
+                             attrs={"lab.stop_reason": reason, "lab.answer": answer})
+        self._print(f"session {status.value} ({reason}); run {self.run_id}")
+        return RunResult(self.run_id, status.value, answer, reason, self.commands, 0, error)
+
+
+def _score_task(answer: Any, *, final: bool, sandbox: Any, transcript: list[str], task: Any) -> list[Any]:
+    from lab.tasks import score_task
+
+    return score_task(task, answer, sandbox=sandbox, transcript=transcript if final else None)

@@ -1,0 +1,49 @@
+"""``lab human TASK``: a human expert attempts a task in its sandbox, recorded like an agent run."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+
+import typer
+
+from lab.cli.options import StoreOption, open_store
+
+
+def human(
+    task: str = typer.Argument(..., help="SUITE/ID, or a task file (FILE or FILE#ID)."),
+    expert: str = typer.Option(None, "--expert", help="Who is working (default: your user name)."),
+    store: Path = StoreOption,
+    backend: str = typer.Option("docker", "--backend", help="Sandbox backend: docker or local."),
+) -> None:
+    """Open an interactive shell in the task's sandbox with a pausable clock; `submit ANSWER` to finish."""
+    from lab.agents.human import HumanSession
+    from lab.errors import LabError
+    from lab.runner import open_task_sandbox
+    from lab.tasks import get_task, load_tasks
+
+    if backend not in ("docker", "local"):
+        raise LabError(f"--backend must be docker or local, not {backend!r}")
+    path, _, tid = task.partition("#")
+    if Path(path).exists():
+        tasks = load_tasks(path)
+        chosen = [t for t in tasks if not tid or t.id == tid]
+        if len(chosen) != 1:
+            raise LabError(f"{path} holds {len(tasks)} tasks; name one as {path}#ID "
+                           f"({', '.join(t.id for t in tasks[:5])}{' ...' if len(tasks) > 5 else ''})")
+        t = chosen[0]
+    else:
+        t = get_task(task)
+    opener = (lambda rec: open_task_sandbox(t, rec, backend=backend)) if t.sandbox is not None else None
+    session = HumanSession(open_store(store, create=True), t, expert=expert or getpass.getuser(), sandbox=opener)
+    try:
+        result = session.run()
+    finally:
+        if session.sandbox is not None:
+            session.sandbox.close()
+    if result.status == "failed":
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("human")(human)
