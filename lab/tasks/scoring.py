@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
 from typing import Any
 
 from lab.tasks.errors import TaskScoringError
@@ -18,6 +20,18 @@ def _normalised(task: Task, raw: float) -> Score:
     value = normalized_score(raw, sc.starting_score, sc.reference_score)
     return Score("normalized_score", value, Provenance.RULE.value, source="normalized_score", item_id=task.key,
                  details={"raw": raw, "start": sc.starting_score, "reference": sc.reference_score})
+
+
+@lru_cache(maxsize=64)
+def _scorer(name: str, args_json: str) -> Any:
+    from lab.scoring import get_scorer
+
+    return get_scorer(name, **json.loads(args_json))
+
+
+def _get(name: str, args: dict[str, Any]) -> Any:
+    """A scorer built once per process for each name and arguments (a judge loads its model once)."""
+    return _scorer(name, json.dumps(args, sort_keys=True, default=str))
 
 
 def score_task(task: Task, submission: Any, *, sandbox: Any = None, transcript: list[str] | str | None = None,
@@ -43,7 +57,7 @@ def score_task(task: Task, submission: Any, *, sandbox: Any = None, transcript: 
         TaskScoringError: The scorer is unknown or raised, the script hung or printed no score, the METR
             family raised or returned nothing; the message names the task.
     """
-    from lab.scoring import ScoringError, as_scores, get_scorer
+    from lab.scoring import ScoringError, as_scores
 
     sc, key = task.scoring, task.key
     try:
@@ -59,7 +73,7 @@ def score_task(task: Task, submission: Any, *, sandbox: Any = None, transcript: 
         elif sc.script is not None:
             if sandbox is None:
                 raise TaskScoringError(f"task '{key}': its scoring script needs the run's sandbox")
-            s = get_scorer("script", command=sc.script.command, timeout=sc.script.timeout_s)(
+            s = _get("script", {"command": sc.script.command, "timeout": sc.script.timeout_s})(
                 submission, item_id=key, sandbox=sandbox)
             if s.value is None:
                 raise TaskScoringError(f"task '{key}': scoring script failed: {s.details.get('reason')}"
@@ -68,14 +82,14 @@ def score_task(task: Task, submission: Any, *, sandbox: Any = None, transcript: 
         else:
             target = sc.target if sc.target is not None else task.answer
             ctx = {"item_id": key, "sandbox": sandbox, "question": task.inputs.get("question", task.instructions)}
-            scores = as_scores(get_scorer(sc.scorer, **sc.args)(submission, target, **ctx))
+            scores = as_scores(_get(sc.scorer, sc.args)(submission, target, **ctx))
             if use_fallback and sc.fallback is not None and scores[0].value != 1.0:
-                judge = get_scorer(sc.fallback.scorer, **sc.fallback.args)
+                judge = _get(sc.fallback.scorer, sc.fallback.args)
                 scores += as_scores(judge(submission, task.answer, **ctx))
         if sc.starting_score is not None and scores[0].value is not None:
             scores.append(_normalised(task, scores[0].value))
         if task.landmarks and transcript is not None:
-            scores += as_scores(get_scorer("landmarks")(transcript, task.landmarks, item_id=key))
+            scores += as_scores(_get("landmarks", {})(transcript, task.landmarks, item_id=key))
     except ScoringError as e:
         raise TaskScoringError(f"task '{key}': {e}") from e
     return scores

@@ -21,21 +21,22 @@ def image_names() -> frozenset[str]:
 def check_task(task: Task) -> list[str]:
     """Problems that would stop the task from running, each naming the task (empty when it is fine).
 
-    Checks: the scorer and fallback scorer are registered in ``lab.scoring`` and accept their arguments;
+    Checks: the scorer is registered in ``lab.scoring`` and accepts its arguments, the fallback scorer is
+    registered;
     the sandbox image is defined; files to copy in exist; landmark patterns compile.
     """
-    from lab.scoring import ScoringError, get_scorer
+    from lab.scoring import ScoringError, get_scorer, scorer_names
 
     out: list[str] = []
     name = f"task '{task.key}'"
-    refs = [(task.scoring.scorer, task.scoring.args)] if task.scoring.scorer else []
-    if task.scoring.fallback:
-        refs.append((task.scoring.fallback.scorer, task.scoring.fallback.args))
-    for scorer, args in refs:
+    if task.scoring.scorer:
         try:
-            get_scorer(scorer, **args)
+            get_scorer(task.scoring.scorer, **task.scoring.args)
         except ScoringError as e:
             out.append(f"{name}: {e}")
+    fb = task.scoring.fallback
+    if fb and fb.scorer not in scorer_names():  # not built: a judge would load its model
+        out.append(f"{name}: unknown fallback scorer {fb.scorer!r}; known: {', '.join(scorer_names())}")
     if task.sandbox is not None:
         if task.sandbox.image not in image_names():
             from lab.sandbox.images import sandboxes_dir

@@ -48,7 +48,9 @@ def test_aliases():
 
 def test_alias_match_then_fallback_scorer():
     (t,) = load_suite("medqa-open", subset="ci")[:1]
-    assert [s.value for s in score_task(t, "  ceftriaxone. ")] == [1.0]          # normalised exact match
+    assert t.scoring.fallback.scorer == "llm_judge" and t.scoring.fallback.args["model"] == "smollm2"
+    assert [s.value for s in score_task(t, "  ceftriaxone. ")] == [1.0]          # matched: no judge needed
+    t = t.model_copy(update={"scoring": t.scoring.model_copy(update={"fallback": None})})
     assert [s.value for s in score_task(t, "penicillin")] == [0.0]               # no fallback configured
     judged = t.model_copy(update={"scoring": t.scoring.model_copy(update={
         "fallback": ScorerRef(scorer="regex", args={"pattern": "ceftriaxone", "ignore_case": True})})})
@@ -69,3 +71,20 @@ def test_bad_lines_name_file_and_line(tmp_path):
     p.write_text(json.dumps({k: v for k, v in good.items() if k != "meta_info"}) + "\n")
     with pytest.raises(TaskSpecError, match=r":1: missing field\(s\) \['meta_info'\]"):
         load_medqa_open(p)
+
+
+@pytest.mark.slow  # loads and runs the embedded model on the CPU (about 2 minutes on a busy 2-core machine)
+def test_llm_judge_second_with_model_provenance():
+    """The suite's judge (the embedded SmolLM2) grades an answer the alias match rejects."""
+    pytest.importorskip("transformers")
+    from lab.models import ModelError
+
+    (t,) = load_suite("medqa-open", subset="ci")[:1]
+    try:
+        scores = score_task(t, "a third-generation cephalosporin (ceftriaxone IM)")
+    except ModelError as e:
+        pytest.skip(f"embedded model unavailable: {e}")
+    rule, judge = scores
+    assert (rule.scorer, rule.value, rule.provenance) == ("normalized_match", 0.0, "rule")
+    assert judge.provenance == "model" and judge.source and "smollm2" in judge.source
+    assert judge.value in (0.0, 1.0) and judge.label in ("pass", "fail")
