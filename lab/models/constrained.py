@@ -60,37 +60,44 @@ def bound_schema(schema: dict[str, Any], max_tokens: int) -> dict[str, Any]:
     """A copy of ``schema`` whose every reply fits in ``max_tokens`` tokens (a token is at least one
     character), by capping unbounded strings, arrays and numbers.
 
-    Strings get at most :data:`DEFAULT_STRING_CHARS` characters, fewer when the budget needs it
-    (never under :data:`MIN_STRING_CHARS`). Every reply to the bounded schema is valid for the original.
+    Strings get at most :data:`DEFAULT_STRING_CHARS` characters and arrays :data:`DEFAULT_ARRAY_ITEMS`
+    items, fewer when the budget needs it (never under :data:`MIN_STRING_CHARS` characters and one item;
+    check :func:`max_chars` of the result when the budget is tiny). Every reply to the bounded schema is
+    valid for the original.
     """
-    limit = DEFAULT_STRING_CHARS
+    limit, items = DEFAULT_STRING_CHARS, DEFAULT_ARRAY_ITEMS
     while True:
-        bounded = _bound(copy.deepcopy(schema), limit)
-        if max_chars(bounded) < max_tokens or limit <= MIN_STRING_CHARS:
+        bounded = _bound(copy.deepcopy(schema), limit, items)
+        if max_chars(bounded) < max_tokens or (limit, items) == (MIN_STRING_CHARS, 1):
             return bounded
-        limit = max(MIN_STRING_CHARS, limit // 2)
+        if limit > MIN_STRING_CHARS:
+            limit = max(MIN_STRING_CHARS, limit // 2)
+        else:
+            items = max(1, items // 2)
 
 
-def _bound(s: Any, limit: int) -> Any:
+def _bound(s: Any, limit: int, items: int) -> Any:
     if not isinstance(s, dict):
         return s
     for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
         if isinstance(s.get(key), list):
-            s[key] = [_bound(b, limit) for b in s[key]]
+            s[key] = [_bound(b, limit, items) for b in s[key]]
     if isinstance(s.get("properties"), dict):
-        s["properties"] = {k: _bound(v, limit) for k, v in s["properties"].items()}
+        s["properties"] = {k: _bound(v, limit, items) for k, v in s["properties"].items()}
     if isinstance(s.get("items"), dict):
-        s["items"] = _bound(s["items"], limit)
+        s["items"] = _bound(s["items"], limit, items)
     if isinstance(s.get("$defs"), dict):
-        s["$defs"] = {k: _bound(v, limit) for k, v in s["$defs"].items()}
+        s["$defs"] = {k: _bound(v, limit, items) for k, v in s["$defs"].items()}
     if "enum" in s or "const" in s:
         return s
     types = s.get("type")
     types = types if isinstance(types, list) else [types]
     if "string" in types and "pattern" not in s and "format" not in s:
-        s["maxLength"] = min(s.get("maxLength", limit), limit)
+        s["maxLength"] = max(min(s.get("maxLength", limit), limit), s.get("minLength", 0))
     if "array" in types:
-        s["maxItems"] = min(s.get("maxItems", DEFAULT_ARRAY_ITEMS), DEFAULT_ARRAY_ITEMS)
+        s["maxItems"] = min(s.get("maxItems", items), items)
+        if s.get("minItems", 0) > s["maxItems"]:
+            s["maxItems"] = s["minItems"]
     if "integer" in types or "number" in types:
         if "minimum" not in s and "exclusiveMinimum" not in s:
             s["minimum"] = -NUMBER_BOUND
@@ -100,8 +107,8 @@ def _bound(s: Any, limit: int) -> Any:
 
 
 def max_chars(s: Any) -> int:
-    """An upper bound of the length of a compact JSON value valid for a bounded schema (a free-form
-    object or an unbounded pattern counts as :data:`DEFAULT_STRING_CHARS`)."""
+    """An upper bound of the length of a JSON value (separators ``", "`` and ``": "``) valid for a bounded
+    schema (a free-form object or an unbounded pattern counts as :data:`DEFAULT_STRING_CHARS`)."""
     if not isinstance(s, dict):
         return DEFAULT_STRING_CHARS
     if "const" in s:
@@ -117,11 +124,11 @@ def max_chars(s: Any) -> int:
     if "object" in types or "properties" in s:
         props = s.get("properties") or {}
         if props:
-            sizes.append(2 + sum(len(json.dumps(k)) + 2 + max_chars(v) for k, v in props.items()))
+            sizes.append(2 + sum(len(json.dumps(k)) + 4 + max_chars(v) for k, v in props.items()))
         else:
             sizes.append(DEFAULT_STRING_CHARS)
     if "array" in types:
-        sizes.append(2 + s.get("maxItems", DEFAULT_ARRAY_ITEMS) * (max_chars(s.get("items")) + 1))
+        sizes.append(2 + s.get("maxItems", DEFAULT_ARRAY_ITEMS) * (max_chars(s.get("items")) + 2))
     if "string" in types:
         sizes.append(s.get("maxLength", DEFAULT_STRING_CHARS) + 2)
     if "integer" in types or "number" in types:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.models.base import ChatResponse, Message, Sampling, ToolSpec, Usage
-from lab.models.constrained import bound_schema, instructions, parse_reply, reply_schema
+from lab.models.constrained import bound_schema, instructions, max_chars, parse_reply, reply_schema
 from lab.models.errors import ModelError, ModelNotFound
 from lab.models.recording import call_attrs, record_call
 
@@ -133,7 +133,8 @@ class TransformersModel:
         """Answer ``messages`` (see :class:`lab.models.ChatModel`).
 
         With ``tools`` (and ``tool_choice`` other than ``none``) or a ``response_schema``, the reply is
-        constrained to the schema from :func:`lab.models.constrained.reply_schema`.
+        constrained to the schema from :func:`lab.models.constrained.reply_schema`, with string lengths
+        bounded so the whole reply fits in ``max_tokens`` (raised when even the shortest bounds cannot fit).
 
         Raises:
             ModelError: CUDA out of memory, or generation failed.
@@ -161,7 +162,9 @@ class TransformersModel:
         max_new = sampling.max_tokens or default_max
         grammar = None
         if schema is not None:
-            grammar = self._grammar(bound_schema(schema, max_new - 1))  # one token left for end-of-sequence
+            bounded = bound_schema(schema, max_new - 1)  # one token left for end-of-sequence
+            max_new = max(max_new, max_chars(bounded) + 1)  # a budget too small for any reply is raised
+            grammar = self._grammar(bounded)
         prompt = self.prompt_ids(messages, tools, sampling.tool_choice, response_schema)
         do_sample = bool(sampling.temperature)
         key = (grammar is not None, do_sample, sampling.temperature if do_sample else None,
