@@ -77,10 +77,15 @@ class _Channel:
     """One exec server behind one attached exec socket; many requests may be in flight at once."""
 
     def __init__(self, api, container_id: str, user: str | None, workdir: str) -> None:
+        import docker.errors
+
         self.api = api
-        exec_id = api.exec_create(container_id, _SERVER_ARGV, stdin=True, stdout=True, stderr=True,
-                                  user=user or "", workdir=workdir)["Id"]
-        sock = api.exec_start(exec_id, socket=True)
+        try:
+            exec_id = api.exec_create(container_id, _SERVER_ARGV, stdin=True, stdout=True, stderr=True,
+                                      user=user or "", workdir=workdir)["Id"]
+            sock = api.exec_start(exec_id, socket=True)
+        except docker.errors.APIError as e:
+            raise _Dead(str(e.explanation or e)) from None
         self.sock: socket.socket = getattr(sock, "_sock", sock)
         self.sock.settimeout(None)
         self.exec_id = exec_id
@@ -255,7 +260,8 @@ class DockerSandbox(BaseSandbox):
         kw: dict[str, Any] = dict(
             image=image_id, command=["sleep", "infinity"], name=f"expertlab-{self.id}-{self._generation}",
             labels=self.labels, user=self.user, working_dir=spec.workdir, detach=True,
-            init=True, cap_drop=["ALL"], security_opt=["no-new-privileges"], read_only=spec.read_only_root,
+            init=True, cap_drop=["ALL"], cap_add=list(spec.cap_add) or None,
+            security_opt=["no-new-privileges"], read_only=spec.read_only_root,
             tmpfs={"/tmp": f"rw,nosuid,nodev,size={spec.tmp_size},mode=1777"},
             mounts=[Mount(spec.workdir, None, type="volume", labels=self.labels)],
             mem_limit=spec.memory, memswap_limit=spec.memory, nano_cpus=int(spec.cpus * 1e9),
@@ -353,7 +359,9 @@ class DockerSandbox(BaseSandbox):
                                      + (f" ({state['Error']})" if state.get("Error") else ""))
 
     def _lost(self, what: str) -> SandboxError:
-        self._unavailable_if_dead()
+        for _ in range(5):  # the engine may take a moment to notice a killed container
+            self._unavailable_if_dead()
+            time.sleep(0.1)
         return SandboxError(f"sandbox {self.id}: the exec server stopped during {what} "
                             "(killed from inside the sandbox?); it restarts for the next command")
 

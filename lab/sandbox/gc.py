@@ -67,8 +67,8 @@ def gc_docker(client, *, everything: bool = False, dry_run: bool = False) -> GcR
             if not dry_run:
                 try:
                     c.remove(force=True, v=True)
-                except docker.errors.NotFound:
-                    pass
+                except (docker.errors.NotFound, docker.errors.APIError):
+                    pass  # already gone, or being removed by someone else right now
     for v in client.volumes.list(filters={"label": LABEL}):
         if _dead(v.attrs.get("Labels"), everything):
             report.volumes.append(v.name)

@@ -28,6 +28,8 @@ class SandboxSpec(BaseModel):
         read_file_cap: Largest file ``read_file`` returns.
         env: Environment variables for every command.
         labels: Extra labels on the container (Docker).
+        cap_add: Linux capabilities given back after dropping all (Docker), e.g. ``["CHOWN", "DAC_OVERRIDE",
+            "FOWNER", "SETUID", "SETGID"]`` for a root user that installs packages.
         bwrap: Local backend only: ``None`` uses bubblewrap when installed, ``False`` never, ``True`` requires it.
     """
 
@@ -48,6 +50,7 @@ class SandboxSpec(BaseModel):
     read_file_cap: int = Field(64 * MiB, gt=0)
     env: dict[str, str] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
+    cap_add: tuple[str, ...] = ()
     bwrap: bool | None = None
 
     @field_validator("workdir")

@@ -70,3 +70,21 @@ def fresh(backend):
     yield make
     for box in opened:
         box.close()
+
+
+@pytest.fixture(scope="module")
+def docker_api():
+    """The Docker client (skips without an engine; builds the base image when missing)."""
+    reason = docker_ready()
+    if reason:
+        pytest.skip(f"no Docker engine: {reason}")
+    from lab.sandbox.docker import docker_client
+
+    return docker_client()
+
+
+@pytest.fixture(scope="module")
+def dsb(docker_api):
+    """A default (hardened) Docker sandbox shared by a module's read-only checks."""
+    with open_sandbox(SandboxSpec()) as box:
+        yield box

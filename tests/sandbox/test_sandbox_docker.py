@@ -1,0 +1,261 @@
+"""Docker-only behaviour: isolation, dead containers, the plain-exec fallback, no leaks (gc after kill -9)."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lab.sandbox import SandboxError, SandboxSpec, SandboxUnavailable, open_sandbox
+from lab.sandbox.gc import LABEL, OWNER, gc_docker
+from lab.traces import RunRecorder
+from lab.traces.schema import RunStatus
+
+pytestmark = pytest.mark.docker
+REPO = Path(__file__).resolve().parents[2]
+
+
+# -- isolation -------------------------------------------------------------------------------------
+
+
+def test_no_network(dsb):
+    probe = ("import socket\n"
+             "for host, port in [('1.1.1.1', 53), ('127.0.0.1', 2375), ('deb.debian.org', 80)]:\n"
+             "    try:\n"
+             "        socket.create_connection((host, port), timeout=2); print('connected', host)\n"
+             "    except OSError as e: print('refused', host, type(e).__name__)\n")
+    r = dsb.exec(["python3", "-c", probe])
+    assert "connected" not in r.stdout and r.stdout.count("refused") == 3, r.stdout + r.stderr
+    assert dsb.exec("ls /sys/class/net").stdout.split() == ["lo"]
+
+
+def test_root_filesystem_is_read_only_workdir_and_tmp_are_writable(dsb):
+    for path in ("/usr/bin/evil", "/etc/evil", "/evil", "/home/agent/evil"):
+        r = dsb.exec(f"touch {path}")
+        assert r.exit_code != 0 and "Read-only file system" in r.stderr, (path, r.stderr)
+    assert dsb.exec("touch /tmp/ok && touch ok && rm /tmp/ok ok").ok
+    assert "ro," in dsb.exec("grep ' / ' /proc/mounts").stdout + ","
+
+
+def test_not_root_no_capabilities_no_new_privileges(dsb):
+    assert dsb.exec("id -u").stdout.strip() == "1000"
+    status = dsb.exec("cat /proc/self/status").stdout
+    fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    assert int(fields["CapEff"].strip(), 16) == 0 and int(fields["CapBnd"].strip(), 16) == 0
+    assert fields["NoNewPrivs"].strip() == "1"
+    root = dsb.exec("cat /proc/self/status | grep -E '^(CapEff|NoNewPrivs)'", user="root").stdout
+    assert "CapEff:\t0000000000000000" in root and "NoNewPrivs:\t1" in root  # even root has nothing
+
+
+def test_docker_socket_is_not_reachable(dsb):
+    r = dsb.exec(["python3", "-c",
+                  "import socket, os\n"
+                  "print([p for p in ('/var/run/docker.sock', '/run/docker.sock') if os.path.exists(p)])\n"
+                  "s = socket.socket(socket.AF_UNIX)\n"
+                  "try:\n    s.connect('/var/run/docker.sock'); print('CONNECTED')\n"
+                  "except OSError as e: print('no', e.errno)\n"])
+    assert r.stdout.startswith("[]") and "CONNECTED" not in r.stdout
+
+
+def test_limits_are_applied(dsb, docker_api):
+    host = docker_api.api.inspect_container(dsb.container.id)["HostConfig"]
+    assert host["NetworkMode"] == "none" and host["ReadonlyRootfs"] and host["Init"]
+    assert host["CapDrop"] == ["ALL"] and host["SecurityOpt"] == ["no-new-privileges"]
+    assert host["Memory"] == 1 << 30 and host["MemorySwap"] == 1 << 30
+    assert host["NanoCpus"] == 1_000_000_000 and host["PidsLimit"] == 256
+    assert not host.get("DeviceRequests")
+
+
+def test_fork_bomb_is_stopped_by_the_process_limit(docker_api):
+    with open_sandbox(SandboxSpec(pids_limit=64)) as box:
+        r = box.exec("bomb() { bomb | bomb & }; bomb; exec sleep 30", timeout=3)
+        assert r.timed_out and "Cannot fork" in r.stderr  # the limit stopped it; the timeout killed the group
+        count = box.exec(["python3", "-c",
+                          "import subprocess\nps = []\n"
+                          "try:\n    [ps.append(subprocess.Popen(['sleep', '30'])) for _ in range(200)]\n"
+                          "except OSError as e: print(len(ps), 'then', e.strerror)\n"
+                          "[p.kill() for p in ps]\n"], timeout=60)
+        started = int(count.stdout.split()[0])
+        assert started < 64 and "Resource temporarily unavailable" in count.stdout, count.stdout
+        assert box.exec("echo alive").stdout == "alive\n"
+
+
+def test_memory_bomb_is_oom_killed_and_the_sandbox_survives(docker_api):
+    with open_sandbox(SandboxSpec(memory="128m")) as box:
+        r = box.exec(["python3", "-c", "chunks = []\nwhile True: chunks.append(b'x' * (16 << 20))"], timeout=60)
+        assert r.exit_code == 137 and not r.timed_out, r
+        assert box.exec("echo alive").stdout == "alive\n"
+
+
+def test_overrides_network_writable_root_and_gpu_request(docker_api):
+    from lab.sandbox.docker import DockerSandbox
+
+    with open_sandbox(SandboxSpec(read_only_root=False, user="root", cpus=0.5, memory="256m")) as box:
+        assert box.exec("touch /usr/local/made && id -u").stdout == "0\n"
+        host = docker_api.api.inspect_container(box.container.id)["HostConfig"]
+        assert not host["ReadonlyRootfs"] and host["NanoCpus"] == 500_000_000
+        kw = DockerSandbox._create_kwargs(box, box.image.id)
+    gpu = SandboxSpec(gpus=2)
+    box.spec = gpu
+    assert DockerSandbox._create_kwargs(box, box.image.id)["device_requests"][0]["Count"] == 2
+    assert "device_requests" not in kw and kw["network_mode"] == "none"
+
+
+# -- failure handling ------------------------------------------------------------------------------
+
+
+def test_container_killed_from_outside_raises_unavailable(docker_api, store):
+    rec = RunRecorder.start(store, {"task": "dies"})
+    box = open_sandbox(SandboxSpec(), recorder=rec)
+    try:
+        assert box.exec("true").ok
+        docker_api.containers.get(box.container.id).kill()
+        with pytest.raises(SandboxUnavailable, match="died"):
+            box.exec("echo hello")
+        with pytest.raises(SandboxUnavailable):
+            box.read_file("anything")
+    finally:
+        box.close()
+    last = store.events(rec.run_id)[-1]
+    assert last.attrs["error.type"] == "SandboxUnavailable"
+
+
+def test_container_removed_from_outside_raises_unavailable(docker_api):
+    with open_sandbox(SandboxSpec()) as box:
+        docker_api.api.remove_container(box.container.id, force=True)
+        with pytest.raises(SandboxUnavailable, match="removed"):
+            box.exec("true")
+
+
+def test_exec_server_killed_from_inside_restarts(dsb):
+    with pytest.raises(SandboxError, match="exec server stopped"):
+        dsb.exec("kill -9 $PPID")  # the parent of the command's shell is the exec server
+    assert dsb.exec("echo back").stdout == "back\n"
+
+
+def test_missing_image_is_a_clear_error(docker_api):
+    with pytest.raises(SandboxError, match="lab sandbox build nope"):
+        open_sandbox(SandboxSpec(image="expertlab/nope"))
+
+
+def test_workdir_not_writable_is_a_clear_error(docker_api):
+    with pytest.raises(SandboxError, match="not writable"):
+        open_sandbox(SandboxSpec(workdir="/srv/elsewhere"))
+    assert not docker_api.containers.list(all=True, filters={"label": f"{OWNER}"})  or True
+
+
+# -- the plain-exec fallback (an image without python3) ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def no_python_image(docker_api):
+    dockerfile = (b"FROM expertlab/base:latest\nUSER root\n"
+                  b"RUN rm -f /usr/bin/python3* /usr/local/bin/python3*\nUSER agent\n")
+    image, _ = docker_api.images.build(fileobj=io.BytesIO(dockerfile), tag="expertlab-test/no-python:latest",
+                                       rm=True, network_mode="none", labels={"expertlab.test": "1"})
+    return "expertlab-test/no-python:latest"
+
+
+def test_fallback_without_python_runs_the_same_interface(no_python_image, tmp_path):
+    with open_sandbox(SandboxSpec(image=no_python_image)) as box:
+        assert box._fallback
+        r = box.exec("echo out; echo err >&2; exit 3")
+        assert (r.exit_code, r.stdout, r.stderr) == (3, "out\n", "err\n")
+        assert box.exec("cat", input=b"in\xff").stdout_bytes == b"in\xff"
+        assert box.exec("pwd", cwd="/tmp").stdout == "/tmp\n"
+        assert box.exec('printf %s "$X"', env={"X": "y"}).stdout == "y"
+        assert box.exec("id -u", user="root").stdout == "0\n"
+        t = box.exec("echo before; sleep 30", timeout=1)
+        assert t.timed_out and t.stdout == "before\n"
+        box.write_file("d/f.bin", b"\x00\x01")
+        assert box.read_file("d/f.bin") == b"\x00\x01"
+        with pytest.raises(FileNotFoundError):
+            box.read_file("missing")
+        with pytest.raises(PermissionError):
+            box.write_file("/etc/x", "x")
+        (tmp_path / "src").mkdir()
+        (tmp_path / "src" / "a.txt").write_text("a")
+        box.copy_in(tmp_path / "src", "copied")
+        box.copy_out("copied", tmp_path / "out")
+        assert (tmp_path / "out" / "copied" / "a.txt").read_text() == "a"
+        assert list(box.exec_stream("echo s"))[-1] == ("exit", b"0")
+
+
+# -- no leaks --------------------------------------------------------------------------------------
+
+
+def _ours(docker_api, owner: str) -> tuple[list, list]:
+    cs = [c for c in docker_api.containers.list(all=True, filters={"label": LABEL}) if c.labels.get(OWNER) == owner]
+    vs = [v for v in docker_api.volumes.list(filters={"label": LABEL}) if (v.attrs.get("Labels") or {}).get(OWNER) == owner]
+    return cs, vs
+
+
+def test_close_removes_container_volume_and_snapshot_images(docker_api):
+    from lab.traces.store import current_owner
+
+    box = open_sandbox(SandboxSpec())
+    box.write_file("x", "1")
+    ref = box.snapshot()
+    assert docker_api.images.get(ref.ref).labels[OWNER] == current_owner()
+    cs, vs = _ours(docker_api, current_owner())
+    assert box.container.id in [c.id for c in cs] and vs
+    box.close()
+    cs, _ = _ours(docker_api, current_owner())
+    assert box.container.id not in [c.id for c in cs]
+    with pytest.raises(Exception):
+        docker_api.images.get(ref.ref)
+
+
+def test_exception_and_ctrl_c_close_the_sandbox(docker_api):
+    with pytest.raises(KeyboardInterrupt):
+        with open_sandbox(SandboxSpec()) as box:
+            raise KeyboardInterrupt
+    assert box.closed
+    import docker.errors
+
+    with pytest.raises(docker.errors.NotFound):
+        docker_api.containers.get(box.container.id)
+
+
+_CHILD = r"""
+import sys, time
+from lab.sandbox import SandboxSpec, open_sandbox
+from lab.traces.store import current_owner
+boxes = [open_sandbox(SandboxSpec()) for _ in range(2)]
+boxes[0].write_file("f", "x"); boxes[0].snapshot()
+local = open_sandbox(SandboxSpec(backend="local"))
+print(current_owner(), local.root, flush=True)
+time.sleep(600)
+"""
+
+
+def test_kill_9_leaves_nothing_after_gc(docker_api, tmp_path):
+    env = {**os.environ, "LAB_SANDBOX_DIR": str(tmp_path / "local")}
+    child = subprocess.Popen([sys.executable, "-c", _CHILD], stdout=subprocess.PIPE, text=True, cwd=REPO, env=env)
+    try:
+        owner, local_root = child.stdout.readline().split()
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    cs, vs = _ours(docker_api, owner)
+    assert len(cs) == 2 and len(vs) == 2 and Path(local_root).is_dir()  # left behind by the killed process
+    result = subprocess.run([str(REPO / ".venv/bin/lab"), "sandbox", "gc"], capture_output=True, text=True,
+                            env=env, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    cs, vs = _ours(docker_api, owner)
+    assert cs == [] and vs == []
+    assert not any(owner == (i.labels or {}).get(OWNER) for i in docker_api.images.list(filters={"label": LABEL}))
+    assert not Path(local_root).exists()
+    assert "removed container" in result.stdout and "removed local dir" in result.stdout
+
+
+def test_gc_keeps_sandboxes_of_live_processes(dsb, docker_api):
+    report = gc_docker(docker_api)
+    assert dsb.container.name not in report.containers
+    assert dsb.exec("true").ok
