@@ -69,7 +69,7 @@ def validate_cmd(
         typer.secho(p, fg="red", err=True)
     typer.echo(f"{count} task(s) checked, {len(problems)} problem(s)")
     if problems:
-        raise typer.Exit(1)
+        raise SystemExit(1)  # the exit status scripts test for (typer.Exit is swallowed outside standalone mode)
 
 
 def register(app: typer.Typer) -> None:
