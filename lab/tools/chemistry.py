@@ -14,10 +14,10 @@ from pathlib import Path
 from rdkit import Chem, DataStructs, RDLogger
 from rdkit.Chem import Crippen, Descriptors, Lipinski, rdFingerprintGenerator, rdMolDescriptors
 
-from lab.tools.base import ToolError
+from lab.tools.base import Tool, ToolError, tool
 
 __all__ = [
-    "CHEMISTRY_TOOLS", "canonical_smiles", "formula", "functional_groups", "hazard_check", "lipinski",
+    "CHEMISTRY_FUNCTIONS", "CHEMISTRY_TOOLS", "canonical_smiles", "formula", "functional_groups", "hazard_check", "lipinski",
     "molecular_weight", "name_to_smiles", "similarity", "smiles_to_name",
 ]
 
@@ -231,6 +231,22 @@ def hazard_check(molecule: str) -> list[str]:
                   if len(mol.GetSubstructMatches(_patterns(smarts))) >= n)
 
 
-CHEMISTRY_TOOLS = [name_to_smiles, smiles_to_name, canonical_smiles, formula, molecular_weight,
-                   functional_groups, similarity, lipinski, hazard_check]
-"""The chemistry tools, in the order an agent is offered them."""
+CHEMISTRY_FUNCTIONS = (name_to_smiles, smiles_to_name, canonical_smiles, formula, molecular_weight,
+                       functional_groups, similarity, lipinski, hazard_check)
+"""The plain functions, in the order an agent is offered them."""
+
+# The same functions as agent tools (JSON Schema from their hints and docstrings), one module-level name each
+# so ``lab.tools.registry`` finds them by the function's name.
+name_to_smiles_tool = tool(name_to_smiles)
+smiles_to_name_tool = tool(smiles_to_name)
+canonical_smiles_tool = tool(canonical_smiles)
+formula_tool = tool(formula)
+molecular_weight_tool = tool(molecular_weight)
+functional_groups_tool = tool(functional_groups)
+similarity_tool = tool(similarity)
+lipinski_tool = tool(lipinski)
+hazard_check_tool = tool(hazard_check)
+CHEMISTRY_TOOLS: list[Tool] = [name_to_smiles_tool, smiles_to_name_tool, canonical_smiles_tool, formula_tool,
+                               molecular_weight_tool, functional_groups_tool, similarity_tool, lipinski_tool,
+                               hazard_check_tool]
+"""The chemistry tools as :class:`~lab.tools.Tool` objects."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import pytest
 from rdkit import Chem
@@ -10,6 +11,7 @@ from rdkit.Chem import Descriptors, rdMolDescriptors
 
 from lab.tasks import check_task, load_suite, score_task
 from lab.tools import ToolError
+from lab.tools.registry import get_tools
 from lab.tools import chemistry as C
 
 
@@ -78,7 +80,7 @@ def test_every_gold_answer_is_recomputed_from_rdkit():
     assert len(tasks) >= 20
     for t in tasks:
         assert t.answer == _gold(t.metadata["gold"]), t.id
-        assert set(t.tools) <= {f.__name__ for f in C.CHEMISTRY_TOOLS}
+        assert [x.name for x in get_tools(t.tools)] == t.tools
         assert check_task(t) == []
 
 
@@ -89,3 +91,32 @@ def test_gold_answers_score_one_and_wrong_answers_zero():
         wrong = "no" if t.answer == "yes" else "yes" if t.answer == "no" else (
             t.answer + 1 if isinstance(t.answer, (int, float)) else "benzene")
         assert score_task(t, str(wrong))[0].value == 0.0, t.id
+
+
+def test_tools_have_schemas_and_report_errors_as_observations():
+    mw = get_tools(["molecular_weight"])[0]
+    assert mw.parameters["properties"]["molecule"]["type"] == "string"
+    assert mw.parameters["required"] == ["molecule"]
+    assert json.loads(mw({"molecule": "aspirin"})) == C.molecular_weight("aspirin")
+    assert json.loads(get_tools(["lipinski"])[0]({"molecule": "tripalmitin"}))["violations"] == 2
+    with pytest.raises(ToolError, match="neither a molecule name"):
+        mw({"molecule": "xyz123"})
+
+
+def test_chem_task_end_to_end_through_react_loop(store):
+    """A scripted chemist answers a chem-tools task with the tools through the ReAct loop; scored exactly."""
+    from lab.agents.react import ReActAgent
+    from lab.models.base import ToolCall
+    from lab.models.scripted import ScriptedModel
+
+    t = next(x for x in load_suite("chem-tools") if x.id == "mw-aspirin")
+
+    def answer(messages):
+        observed = float(next(m.content for m in reversed(messages) if m.role == "tool"))
+        return ToolCall("", "submit", {"answer": f"{observed:.2f}"})
+
+    model = ScriptedModel([ToolCall("", "molecular_weight", {"molecule": "aspirin"}), answer])
+    result = ReActAgent(model, get_tools(t.tools)).start(store, t.instructions, task=t.key).run()
+    assert result.status == "done" and result.answer == "180.16"
+    (s,) = score_task(t, result.answer)
+    assert s.value == 1.0 and s.provenance == "rule"
