@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from lab.errors import LabError
 from lab.secrets import redact
@@ -201,6 +202,8 @@ class TraceStore:
         if "not a database" in msg or "malformed" in msg:
             return f"{self.path} is not a readable trace store ({msg}); it was left untouched"
         if "readonly" in msg or "read-only" in msg or "unable to open" in msg:
+            if self.path.parent.is_dir() and not os.access(self.path.parent, os.W_OK):
+                msg = f"its folder {self.path.parent} is read-only"
             return f"cannot write the trace store {self.path} ({msg}); open it with readonly=True to read"
         return f"trace store {self.path}: {msg}"
 
@@ -210,16 +213,32 @@ class TraceStore:
         except sqlite3.DatabaseError as e:
             raise StoreError(self._explain(e)) from e
 
+    def _connect_readonly(self) -> sqlite3.Connection:
+        """A read-only connection; on a read-only disk (where WAL's shared-memory file cannot be
+        created) the file is opened as immutable, unless it holds unsaved WAL content."""
+        uri = f"file:{quote(str(self.path))}"
+        kw: dict[str, Any] = {"uri": True, "isolation_level": None, "timeout": 60, "check_same_thread": False}
+        conn = sqlite3.connect(uri + "?mode=ro", **kw)
+        try:
+            conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+            return conn
+        except sqlite3.OperationalError as e:
+            conn.close()
+            if "unable to open" not in str(e):
+                raise
+        wal = Path(f"{self.path}-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise StoreError(f"{self.path} has changes not yet merged from {wal.name} and its folder cannot be "
+                             "written; copy the store's files to a writable folder to read them")
+        return sqlite3.connect(uri + "?immutable=1", **kw)
+
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             return conn
         try:
             if self.readonly:
-                conn = sqlite3.connect(
-                    f"file:{self.path}?mode=ro", uri=True, isolation_level=None, timeout=60,
-                    check_same_thread=False,
-                )
+                conn = self._connect_readonly()
             else:
                 conn = sqlite3.connect(
                     self.path, isolation_level=None, timeout=60, check_same_thread=False
@@ -410,8 +429,7 @@ class TraceStore:
 
     def recover(self) -> list[str]:
         """Mark ``running`` runs whose writing process is gone as ``interrupted``; return their ids."""
-        conn = self._conn()
-        rows = conn.execute("SELECT run_id, owner FROM runs WHERE status='running'").fetchall()
+        rows = self.query("SELECT run_id, owner FROM runs WHERE status='running'")
         dead = [rid for rid, owner in rows if not owner_alive(owner)]
         for rid in dead:
             with self._write() as c:
@@ -428,16 +446,13 @@ class TraceStore:
         Raises:
             StoreError: No such run (an unambiguous id prefix is accepted).
         """
-        conn = self._conn()
-        row = conn.execute(f"SELECT {','.join(_RUN_COLUMNS)} FROM runs WHERE run_id=?", (run_id,)).fetchone()
-        if row is None:
-            rows = conn.execute(
-                f"SELECT {','.join(_RUN_COLUMNS)} FROM runs WHERE run_id LIKE ? LIMIT 2", (run_id + "%",)
-            ).fetchall()
+        rows = self.query(f"SELECT {','.join(_RUN_COLUMNS)} FROM runs WHERE run_id=?", (run_id,))
+        if not rows:
+            rows = self.query(f"SELECT {','.join(_RUN_COLUMNS)} FROM runs WHERE run_id LIKE ? LIMIT 2",
+                              (run_id + "%",))
             if len(rows) != 1:
                 raise StoreError(f"no run {run_id!r} in {self.path}" if not rows else f"run id {run_id!r} is ambiguous")
-            row = rows[0]
-        return _run_dict(row)
+        return _run_dict(rows[0])
 
     def list_runs(self, *, status: str | None = None, batch_id: str | None = None) -> list[dict[str, Any]]:
         """All runs (optionally filtered), oldest first."""
@@ -452,7 +467,7 @@ class TraceStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at, run_id"
-        return [_run_dict(r) for r in self._conn().execute(sql, args)]
+        return [_run_dict(r) for r in self.query(sql, args)]
 
     # -- events ------------------------------------------------------------------------------------
 
@@ -506,24 +521,27 @@ class TraceStore:
             sql += f" AND kind IN ({','.join('?' * len(kinds))})"
             args += kinds
         sql += " ORDER BY seq"
-        return [Event(r[0], r[1], json.loads(r[2]), *r[3:]) for r in self._conn().execute(sql, args)]
+        return [Event(r[0], r[1], json.loads(r[2]), *r[3:]) for r in self.query(sql, args)]
 
     def raw_events(self, run_id: str) -> list[tuple]:
         """A run's event rows exactly as stored (attrs as the stored JSON text)."""
-        return self._conn().execute(
+        return self.query(
             "SELECT run_id, seq, ts, elapsed, kind, span_id, parent_id, agent, attrs FROM events"
             " WHERE run_id=? ORDER BY seq", (run_id,)
-        ).fetchall()
+        )
 
     def count_events(self, run_id: str | None = None) -> int:
         """Number of events (of one run, or in the whole store)."""
         if run_id is None:
-            return self._conn().execute("SELECT COUNT(*) FROM events").fetchone()[0]
-        return self._conn().execute("SELECT COUNT(*) FROM events WHERE run_id=?", (run_id,)).fetchone()[0]
+            return self.query("SELECT COUNT(*) FROM events")[0][0]
+        return self.query("SELECT COUNT(*) FROM events WHERE run_id=?", (run_id,))[0][0]
 
     def query(self, sql: str, args: Iterable[Any] = ()) -> list[tuple]:
         """Run a read-only SQL query (for views that need something the helpers lack)."""
-        return self._conn().execute(sql, tuple(args)).fetchall()
+        try:
+            return self._conn().execute(sql, tuple(args)).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(self._explain(e)) from e
 
     # -- DataFrames -----------------------------------------------------------------------------
 
