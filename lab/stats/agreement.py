@@ -1,11 +1,12 @@
 """Agreement between two score sources (judge vs expert, expert vs expert, judge vs judge) and among
 many raters, with bootstrap confidence intervals.
 
-Point estimates come from the field's implementations (scipy, scikit-learn, ``krippendorff``). The
-bootstrap replicates are computed vectorised: for discrete grades a resample of item pairs is a
-multinomial draw of the contingency table, and every measure is a function of the table, so 1,000
-resamples cost 1,000 small tables rather than 1,000 passes over the items. Continuous scores resample
-items in chunks.
+Discrete grades (nominal, ordinal): every measure is a function of the contingency table of grade pairs,
+and a bootstrap resample of items is a multinomial draw of that table, so estimates and 1,000 resamples
+cost a few small tables instead of 1,000 passes over the items. :func:`table_measures` implements the
+definitions of scikit-learn (kappa, weighted kappa, macro precision/recall/F1), scipy (Pearson, Spearman,
+Kendall tau-b) and ``krippendorff`` (alpha) on tables; the tests check it against those libraries on the
+items. Continuous scores use scipy and ``krippendorff`` for the estimates and resample items in chunks.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import krippendorff
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.metrics import cohen_kappa_score, precision_recall_fscore_support
 
 from lab.stats.bootstrap import CI, StatsError, percentile_ci, warn
 from lab.stats.pairing import pair_series
@@ -168,7 +168,9 @@ def agreement(
         table = np.zeros((len(cats), len(cats)))
         np.add.at(table, (ia, ib), 1)
         values = np.asarray(cats, dtype=float) if kind == "ordinal" else None
-        est = _discrete_point(sa.to_numpy(), sb.to_numpy(), ia, ib, cats, values, wanted, weights, notes)
+        est = {m: float(v[0]) for m, v in table_measures(table[None], values, wanted, weights).items()}
+        notes += [f"{m} is undefined for these grades (a source gives every item the same grade); returned NaN"
+                  for m in wanted if np.isnan(est[m])]
         boot = _table_boot(table, values, wanted, weights, rng, n_boot)
         confusion = pd.DataFrame(table.astype(int), index=pd.Index(cats, name=names[0]),
                                  columns=pd.Index(cats, name=names[1]))
@@ -251,55 +253,13 @@ def _categories(sa: pd.Series, sb: pd.Series, kind: str, labels: Sequence[Any] |
 
 
 def _codes(s: pd.Series, cats: list[Any], name: str) -> np.ndarray:
-    lookup = {c: i for i, c in enumerate(cats)}
-    try:
-        return np.fromiter((lookup[v] for v in s.to_numpy()), dtype=np.int64, count=len(s))
-    except KeyError as e:
-        raise StatsError(f"{name} has grade {e.args[0]!r} not among {cats}") from None
+    codes = pd.Categorical(s.to_numpy(), categories=cats).codes.astype(np.int64)
+    if (codes < 0).any():
+        raise StatsError(f"{name} has grade {s.iloc[int(np.flatnonzero(codes < 0)[0])]!r} not among {cats}")
+    return codes
 
 
-# -- point estimates (reference implementations) ------------------------------------------------------
-
-
-def _constant_note(x: np.ndarray, name: str, measure: str) -> str | None:
-    if np.unique(x).size < 2:
-        return f"{measure} is undefined: {name} gives every item the same grade; returned NaN"
-    return None
-
-
-def _discrete_point(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, cats: list[Any],
-                    values: np.ndarray | None, wanted: list[str], weights: str, notes: list[str]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for m in wanted:
-            if m == "percent_agreement":
-                out[m] = float(np.mean(a == b))
-            elif m in ("cohen_kappa", "weighted_kappa"):
-                note = _constant_note(np.concatenate([a, b]), "each source", m)
-                if note:
-                    notes.append(note)
-                    out[m] = np.nan
-                else:
-                    out[m] = float(cohen_kappa_score(a, b, labels=cats,
-                                                     weights=weights if m == "weighted_kappa" else None))
-            elif m in ("precision_macro", "recall_macro", "f1_macro"):
-                p, r, f, _ = precision_recall_fscore_support(b, a, average="macro", zero_division=0)
-                out[m] = float({"precision_macro": p, "recall_macro": r, "f1_macro": f}[m])
-            elif m == "krippendorff_alpha":
-                out[m] = _kripp_point(ia, ib, len(cats), "ordinal" if values is not None else "nominal", notes)
-    if values is not None:
-        out.update(_interval_point(a.astype(float), b.astype(float),
-                                   [m for m in wanted if m in _NUMERIC and m != "krippendorff_alpha"], notes))
-    return out
-
-
-def _kripp_point(ia: np.ndarray, ib: np.ndarray, n_cats: int, level: str, notes: list[str]) -> float:
-    codes = np.vstack([ia, ib]).astype(float)
-    if np.unique(codes).size < 2:
-        notes.append("krippendorff_alpha is undefined: every grade is the same value; returned NaN")
-        return np.nan
-    return float(krippendorff.alpha(codes, value_domain=np.arange(n_cats), level_of_measurement=level))
+# -- point estimates of continuous scores (scipy, krippendorff) ---------------------------------------
 
 
 def _interval_point(xa: np.ndarray, xb: np.ndarray, wanted: list[str], notes: list[str]) -> dict[str, float]:

@@ -228,10 +228,13 @@ def _best_by_budget(df: pd.DataFrame, scores: pd.DataFrame | None, budgets: np.n
 def _task_curve(t: pd.DataFrame, best_by: np.ndarray, budgets: np.ndarray, ks: np.ndarray, reduce: str,
                 rng: np.random.Generator, n_boot: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One task's point estimates ``(n_budgets,)`` and bootstrap replicates ``(n_boot, n_budgets)``."""
-    pos = t.index.to_numpy()
-    n = pos.size
+    n = len(t)
     final = t["final"].to_numpy(float)
-    idx = resample_indices(rng, n, n_boot)
+    order = np.argsort(final, kind="stable")
+    pos = t.index.to_numpy()[order]  # runs in ascending order of final score
+    asc = final[order]
+    # a resample draws run positions in that order, so sorting them sorts the resampled scores
+    draws = resample_indices(rng, n, n_boot)
     est = np.empty(budgets.size)
     boot = np.empty((n_boot, budgets.size))
     too_few = ks > n
@@ -239,20 +242,16 @@ def _task_curve(t: pd.DataFrame, best_by: np.ndarray, budgets: np.ndarray, ks: n
     for j in np.flatnonzero(cut):
         vals = best_by[pos, j]
         est[j] = vals.mean()
-        boot[:, j] = vals[idx].mean(axis=1)
+        boot[:, j] = vals[draws].mean(axis=1)
     whole = np.flatnonzero(~cut & ~too_few)
     if whole.size:
         if reduce == "mean":
-            est[whole] = final.mean()
-            boot[:, whole] = final[idx].mean(axis=1)[:, None]
+            est[whole] = asc.mean()
+            boot[:, whole] = asc[draws].mean(axis=1)[:, None]
         else:
-            order = np.argsort(final, kind="stable")
-            rank = np.empty(n, dtype=idx.dtype)
-            rank[order] = np.arange(n, dtype=idx.dtype)
-            asc = final[order]
             weights = np.stack([best_of_k_weights(n, int(k)) for k in ks[whole]], axis=1)  # (n, K)
             est[whole] = asc @ weights
-            boot[:, whole] = asc[np.sort(rank[idx], axis=1, kind="stable")] @ weights
+            boot[:, whole] = asc[np.sort(draws, axis=1, kind="stable")] @ weights
     est[too_few] = np.nan
     boot[:, too_few] = np.nan
     return est, boot, too_few
