@@ -29,7 +29,7 @@ from lab.sandbox.spec import SandboxSpec
 from lab.traces.recorder import RunRecorder
 
 _SERVER_SOURCE = Path(exec_server.__file__).read_text()
-_SERVER_ARGV = ["python3", "-c", _SERVER_SOURCE]
+_SERVER_ARGV = ["python3", "-I", "-S", "-c", _SERVER_SOURCE]
 _DOCKER_FRAME = struct.Struct(">BxxxL")
 _START_TIMEOUT = 20.0
 _ERRORS: dict[str, type[OSError]] = {"ENOENT": FileNotFoundError, "EACCES": PermissionError,
@@ -253,25 +253,25 @@ class DockerSandbox(BaseSandbox):
             return "1000:1000"  # never root by default
         return user
 
-    def _create_kwargs(self, image_id: str) -> dict[str, Any]:
+    def _container_args(self, image_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Arguments of ``create_container`` and of its host config (the hardened defaults, spec overrides)."""
         from docker.types import DeviceRequest, Mount
 
         spec = self.spec
-        kw: dict[str, Any] = dict(
-            image=image_id, command=["sleep", "infinity"], name=f"expertlab-{self.id}-{self._generation}",
-            labels=self.labels, user=self.user, working_dir=spec.workdir, detach=True,
+        create = dict(image=image_id, command=["sleep", "infinity"], name=self.name, labels=self.labels,
+                      user=self.user, working_dir=spec.workdir, environment=spec.env, hostname="sandbox")
+        host: dict[str, Any] = dict(
             init=True, cap_drop=["ALL"], cap_add=list(spec.cap_add) or None,
             security_opt=["no-new-privileges"], read_only=spec.read_only_root,
             tmpfs={"/tmp": f"rw,nosuid,nodev,size={spec.tmp_size},mode=1777"},
             mounts=[Mount(spec.workdir, None, type="volume", labels=self.labels)],
             mem_limit=spec.memory, memswap_limit=spec.memory, nano_cpus=int(spec.cpus * 1e9),
-            pids_limit=spec.pids_limit, environment=spec.env, hostname="sandbox",
-            network_mode="none" if not spec.network else self._network_mode(),
+            pids_limit=spec.pids_limit, network_mode="none" if not spec.network else self._network_mode(),
         )
         if spec.gpus is not None:
-            kw["device_requests"] = [DeviceRequest(count=-1 if spec.gpus == "all" else spec.gpus,
-                                                   capabilities=[["gpu"]])]
-        return kw
+            host["device_requests"] = [DeviceRequest(count=-1 if spec.gpus == "all" else spec.gpus,
+                                                     capabilities=[["gpu"]])]
+        return create, host
 
     def _network_mode(self) -> str:
         names = {n.name for n in self.client.networks.list()}
@@ -281,8 +281,14 @@ class DockerSandbox(BaseSandbox):
         import docker.errors
 
         self._generation += 1
+        self.name = f"expertlab-{self.id}-{self._generation}"
+        self._image_id = image_id
+        api = self.client.api
+        create, host = self._container_args(image_id)
         try:
-            self.container = self.client.containers.run(**self._create_kwargs(image_id))
+            cid = api.create_container(**create, host_config=api.create_host_config(**host))["Id"]
+            self.container = self.client.containers.prepare_model({"Id": cid, "Name": self.name})
+            api.start(cid)
         except docker.errors.APIError as e:
             raise SandboxError(f"cannot start a sandbox from {self.spec.image!r}: {e.explanation or e}") from e
         try:
@@ -544,7 +550,7 @@ class DockerSandbox(BaseSandbox):
         try:
             bits, _ = self.container.get_archive(self.spec.workdir)
             archive = b"".join(bits)
-            base = self.container.image.id
+            base = self._image_id
             if not self.spec.read_only_root:
                 base = self.container.commit(conf={"Labels": {**self.labels, SNAPSHOT: "1"}}).id
             labels = {**self.labels, SNAPSHOT: "1"}

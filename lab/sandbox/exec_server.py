@@ -18,7 +18,6 @@ On start the server sends ``R`` (ready) with request id 0.
 """
 
 import errno
-import io
 import json
 import os
 import selectors
@@ -26,7 +25,6 @@ import signal
 import struct
 import subprocess
 import sys
-import tarfile
 import threading
 import time
 
@@ -173,6 +171,9 @@ def write_file(path, data):
 
 def tar_out(path):
     """A tar archive of ``path`` (a file or a directory, stored under its base name)."""
+    import io
+    import tarfile
+
     if not os.path.exists(path):
         raise FileNotFoundError(errno.ENOENT, "no such file or directory", path)
     buf = io.BytesIO()
@@ -183,6 +184,9 @@ def tar_out(path):
 
 def tar_in(data, dest):
     """Extract a tar archive into ``dest`` (created if missing); refuses members that escape ``dest``."""
+    import io
+    import tarfile
+
     os.makedirs(dest, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
         if hasattr(tarfile, "data_filter"):

@@ -100,11 +100,12 @@ def test_overrides_network_writable_root_and_gpu_request(docker_api):
         assert box.exec("touch /usr/local/made && id -u").stdout == "0\n"
         host = docker_api.api.inspect_container(box.container.id)["HostConfig"]
         assert not host["ReadonlyRootfs"] and host["NanoCpus"] == 500_000_000
-        kw = DockerSandbox._create_kwargs(box, box.image.id)
-    gpu = SandboxSpec(gpus=2)
-    box.spec = gpu
-    assert DockerSandbox._create_kwargs(box, box.image.id)["device_requests"][0]["Count"] == 2
-    assert "device_requests" not in kw and kw["network_mode"] == "none"
+        _, host = DockerSandbox._container_args(box, box.image.id)
+    box.spec = SandboxSpec(gpus=2)
+    assert DockerSandbox._container_args(box, box.image.id)[1]["device_requests"][0]["Count"] == 2
+    box.spec = SandboxSpec(gpus="all")
+    assert DockerSandbox._container_args(box, box.image.id)[1]["device_requests"][0]["Count"] == -1
+    assert "device_requests" not in host and host["network_mode"] == "none"
 
 
 # -- failure handling ------------------------------------------------------------------------------
@@ -257,5 +258,5 @@ def test_kill_9_leaves_nothing_after_gc(docker_api, tmp_path):
 
 def test_gc_keeps_sandboxes_of_live_processes(dsb, docker_api):
     report = gc_docker(docker_api)
-    assert dsb.container.name not in report.containers
+    assert dsb.name not in report.containers and dsb.container.name == dsb.name
     assert dsb.exec("true").ok
