@@ -39,14 +39,14 @@ class Dashboard(param.Parameterized):
         self.trace = TraceViewer(self.store, forker=forker)
         self.diff = TraceDiff(self.store)
         self.grading = GradingWidget(self.store, grader=grader)
-        self.grading.dimensions = sd.rubric(self.store.scores_frame()) or self.grading.dimensions
-        self.compare = HumanVsAIDashboard(self.store)
+        self.grading.dimensions = sd.rubric(self.store) or self.grading.dimensions
+        self.compare = HumanVsAIDashboard(self.store, lazy=True)
         self.launcher = RunLauncher(self.store)
         self.runs.param.watch(self._on_selected, "selected")
         self.runs.param.watch(self._on_filtered, ["tasks", "loops", "models", "who", "statuses"])
         self.compare.param.watch(self._on_open_run, "open_run")
         self.trace.param.watch(self._on_forked, "forked_run")
-        self.grading.param.watch(lambda _: self.compare.reload(), "done")
+        self.grading.param.watch(lambda _: self.compare.loaded and self.compare.reload(), "done")
         self._on_filtered()
 
     def _on_selected(self, event: param.parameterized.Event) -> None:

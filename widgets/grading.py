@@ -13,14 +13,14 @@ import param
 from lab.traces import Score, StoreError, TraceStore
 from widgets.notice import notice
 
-_OUTPUT_KEYS = ("lab.output", "output", "content", "gen_ai.completion")
+_OUTPUT_KEYS = ("lab.answer", "output", "content", "gen_ai.completion")
 _PROMPT_KEYS = ("prompt", "question", "instructions", "task_prompt")
 
 
 def item_text(store: TraceStore, run_id: str) -> tuple[str, str]:
     """What a grader sees of a run: the task's prompt and the run's final output (nothing else).
 
-    The output is the ``lab.output`` of ``run_finished``, else the last message's content; the prompt is
+    The output is the ``lab.answer`` of ``run_finished``, else the last message's content; the prompt is
     the run config's ``prompt`` (or ``question``/``instructions``), else the task id.
     """
     run = store.get_run(run_id)
@@ -82,13 +82,11 @@ class GradingWidget(param.Parameterized):
         self.position = 0
 
     def _already_graded(self) -> set:
-        if not self.grader:
-            return set()
-        sf = self.store.scores_frame()
-        mine = sf[(sf["provenance"] == "human") & (sf["source"] == self.grader)]
-        if self.mode == "rubric":
-            return set(mine.loc[mine["scorer"] == self.scorer, "run_id"])
-        return set()  # pairwise: a pair may be judged again (each judgement is one comparison)
+        if not self.grader or self.mode != "rubric":
+            return set()  # pairwise: a pair may be judged again (each judgement is one comparison)
+        rows = self.store.query("SELECT DISTINCT run_id FROM scores WHERE provenance='human' AND source=? AND scorer=?",
+                                (self.grader, self.scorer))
+        return {r for (r,) in rows}
 
     @property
     def current(self) -> tuple[str, ...] | None:

@@ -26,6 +26,7 @@ class HumanVsAIDashboard(param.Parameterized):
 
     Args:
         store: The trace store to read.
+        lazy: Read the store when first shown rather than now.
         **params: ``scorer`` (budget curves), ``judge``, ``expert``, ``dimension``, ``n_boot``, ``seed``.
     """
 
@@ -39,17 +40,20 @@ class HumanVsAIDashboard(param.Parameterized):
     open_run = param.String(default="", doc="Run clicked in the most-disagreeing list (drives the trace viewer).")
     version = param.Integer(default=0, precedence=-1, doc="Bumped on reload.")
 
-    def __init__(self, store: TraceStore, **params) -> None:
+    def __init__(self, store: TraceStore, *, lazy: bool = False, **params) -> None:
         self.store = store
         self.scores = pd.DataFrame()
         self.runs = pd.DataFrame()
+        self.loaded = False
         super().__init__(**params)
-        self.reload()
+        if not lazy:
+            self.reload()
 
     def reload(self) -> None:
         """Read scores and runs again and refresh the choices."""
         self.scores = self.store.scores_frame()
         self.runs = self.store.runs_frame()
+        self.loaded = True
         judges, experts = sd.graders(self.scores, sd.MODEL), sd.graders(self.scores, sd.HUMAN)
         dims, scorers = sd.dimensions(self.scores), sd.numeric_scorers(self.scores)
         for name, objs in (("judge", judges), ("dimension", dims), ("scorer", scorers),
@@ -225,6 +229,8 @@ class HumanVsAIDashboard(param.Parameterized):
         return tabs
 
     def panel(self) -> pn.viewable.Viewable:
+        if not self.loaded:
+            self.reload()
         controls = pn.Row(*(pn.widgets.Select.from_param(self.param[n], width=180)
                             for n in ("scorer", "judge", "expert", "dimension")))
         return pn.Column(

@@ -98,7 +98,7 @@ def sample_study(store: TraceStore, *, tasks: int = 6, seeds: int = 2, agents: t
                 "gen_ai.evaluation.name": "task_score", "gen_ai.evaluation.score.value": final,
                 "lab.score.provenance": "rule", "lab.score.final": True}, ts=evs[-1].ts, elapsed=evs[-1].elapsed,
                 span_id=_id(), parent_id=evs[0].span_id))
-            evs.append(Event(run_id, "run_finished", {"lab.status": "done", "lab.output": answer},
+            evs.append(Event(run_id, "run_finished", {"lab.status": "done", "lab.answer": answer},
                              ts=evs[-1].ts, elapsed=evs[-1].elapsed, span_id=_id(), parent_id=evs[0].span_id))
             config = {"sample": True, "suite": SAMPLE_SUITE, "task": task, "agent": agent, "model": model,
                       "seed": seed, "prompt": prompt,

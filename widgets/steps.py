@@ -15,7 +15,7 @@ from lab.traces import Event
 
 # Attribute keys that hold the human-readable text of an event, most specific first.
 _TEXT_KEYS = (
-    "content", "lab.content", "gen_ai.completion", "lab.output", "output", "lab.stdout", "stdout",
+    "content", "lab.content", "gen_ai.completion", "lab.answer", "output", "lab.stdout", "stdout",
     "gen_ai.evaluation.explanation", "error.message", "lab.command", "command", "gen_ai.prompt",
 )
 _INPUT_TOKENS = "gen_ai.usage.input_tokens"

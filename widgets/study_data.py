@@ -82,8 +82,8 @@ def comparisons(store: TraceStore, runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["dimension", "model_a", "model_b", "winner", "source"])
 
 
-def rubric(scores: pd.DataFrame, scorer: str = "expert") -> dict[str, tuple[int, int]]:
+def rubric(store: TraceStore, scorer: str = "expert") -> dict[str, tuple[int, int]]:
     """The rubric experts have used so far: dimension → (lowest, highest) grade seen (at least 1–5)."""
-    rows = scores[(scores["provenance"] == HUMAN) & (scores["scorer"] == scorer) & scores["value"].notna()]
-    return {d: (min(1, int(g["value"].min())), max(5, int(math.ceil(g["value"].max()))))
-            for d, g in rows.groupby("dimension")}
+    rows = store.query("SELECT dimension, MIN(value), MAX(value) FROM scores WHERE provenance='human' AND scorer=?"
+                       " AND value IS NOT NULL GROUP BY dimension", (scorer,))
+    return {d: (min(1, int(lo)), max(5, int(math.ceil(hi)))) for d, lo, hi in rows}

@@ -161,9 +161,7 @@ class TraceViewer(_Pager):
 
     def _do_fork(self, _event=None) -> None:
         forker = self.forker or _lab_forker()
-        if forker is None:
-            self.fork_message = "Fork is unavailable: this installation of `lab` has no fork from a step yet."
-        elif self.run is None:
+        if self.run is None:
             self.fork_message = "Select a run before forking."
         else:
             try:
@@ -287,6 +285,8 @@ class TraceDiff(_Pager):
         return self.panel()
 
 
-def _lab_forker() -> Forker | None:
-    """The lab's fork-from-a-step, when this installation has it."""
-    return None
+def _lab_forker() -> Forker:
+    """The lab's fork from a step (imported when first used: it loads the agent loops)."""
+    from widgets.fork import fork_run
+
+    return fork_run
