@@ -69,6 +69,7 @@ class SdkBox:
             init=True, cap_drop=["ALL"], security_opt=["no-new-privileges"], read_only=True,
             tmpfs={"/tmp": "rw,nosuid,nodev,size=512m,mode=1777"}, mounts=[Mount("/work", None, labels=labels)],
             mem_limit="1g", memswap_limit="1g", nano_cpus=1_000_000_000, pids_limit=256, network_mode="none")
+        self.images: list[str] = []
 
     def exec(self, cmd: str) -> bytes:
         code, out = self.c.exec_run(["sh", "-c", cmd])
@@ -89,18 +90,17 @@ class SdkBox:
     def snapshot_restore(self, client) -> None:
         """Commit, then start a fresh container from the image (the workdir volume is not part of a commit)."""
         image = self.c.commit()
+        self.images.append(image.id)
         old, self.c = self.c, client.containers.run(image.id, ["sleep", "infinity"], detach=True,
                                                     labels=self.c.labels, user="1000:1000", network_mode="none",
                                                     init=True, cap_drop=["ALL"], read_only=True)
         self.c.exec_run("true")
         old.remove(force=True, v=True)
-        try:
-            client.images.remove(image.id, force=True)
-        except Exception:  # noqa: BLE001 - still used by the new container; removed at close
-            pass
 
     def close(self) -> None:
         self.c.remove(force=True, v=True)
+        for image in self.images:
+            self.c.client.images.remove(image, force=True)
 
 
 def docker_cli(*args: str, input: bytes | None = None) -> bytes:

@@ -44,10 +44,14 @@ def _base_images() -> Check:
     client = _docker_client()
     if isinstance(client, Exception):
         return Check("base-images", False, "unknown: no Docker engine", _DOCKER_FIX)
-    tags = sorted(t for img in client.images.list(filters={"label": IMAGE_LABEL}) for t in img.tags)
-    if not tags:
-        return Check("base-images", False, f"no images labelled {IMAGE_LABEL}", "make images (lab sandbox build)")
-    return Check("base-images", True, ", ".join(tags))
+    from lab.sandbox.images import status
+
+    states = status(client)
+    stale = [st.name for st in states if not st.built]
+    if not states or stale:
+        return Check("base-images", False, f"not built at their current definition: {', '.join(stale) or 'all'}",
+                     "make images (lab sandbox build)")
+    return Check("base-images", True, ", ".join(st.tag for st in states))
 
 
 def _nvidia_runtime() -> Check:

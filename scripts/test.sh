@@ -6,7 +6,12 @@ cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 BIN=.venv/bin
 if docker info >/dev/null 2>&1; then
-  $BIN/lab sandbox build 2>/dev/null || true
+  # Sandbox images: built once per machine (up-to-date ones, by content hash, are reused); a failed build
+  # stops the run here, loudly, rather than as a skip or an obscure failure later.
+  $BIN/lab sandbox build >/dev/null || { echo "test.sh: building sandbox images failed (see above)" >&2; exit 1; }
+  $BIN/lab sandbox gc >/dev/null 2>&1 || true  # what killed runs left behind
+else
+  echo "test.sh: no Docker engine: the Docker sandbox tests will be skipped (make machine starts one)" >&2
 fi
 mkdir -p test-artifacts
 exec $BIN/python -m pytest -q -p no:cacheprovider --durations=15 "$@"

@@ -24,7 +24,7 @@ from typing import Any
 from lab.sandbox import exec_server
 from lab.sandbox.base import ExecResult, SandboxError, SandboxUnavailable, SnapshotRef
 from lab.sandbox.common import BaseSandbox, make_result
-from lab.sandbox.gc import SNAPSHOT, gc_docker_once_in_background, owner_labels
+from lab.sandbox.gc import LABEL, SNAPSHOT, gc_docker_once_in_background, owner_labels
 from lab.sandbox.spec import SandboxSpec
 from lab.traces.recorder import RunRecorder
 
@@ -339,6 +339,11 @@ class DockerSandbox(BaseSandbox):
         self._close_channels()
         if self.container is not None:
             self._remove_container(self.container)
+            for volume in self.client.volumes.list(filters={"label": f"{LABEL}={self.id}"}):
+                try:  # left behind when the container was removed from outside without its volumes
+                    volume.remove(force=True)
+                except docker.errors.APIError:
+                    pass
         for ref in self._snapshots:
             try:
                 self.client.images.remove(ref, force=True)

@@ -77,7 +77,7 @@ def gc_docker(client, *, everything: bool = False, dry_run: bool = False) -> GcR
                     v.remove(force=True)
                 except (docker.errors.NotFound, docker.errors.APIError):
                     pass  # still in use by a container gc keeps; the next gc takes it
-    for img in client.images.list(filters={"label": SNAPSHOT}):
+    for img in client.images.list(all=True, filters={"label": LABEL}):
         if _dead(img.labels, everything):
             report.images.append(img.tags[0] if img.tags else img.short_id)
             if not dry_run:

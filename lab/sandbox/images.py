@@ -248,8 +248,23 @@ def build(names: list[str] | None = None, *, client=None, force: bool = False, l
             if _image_id(client, tag) is None:
                 raise ImageBuildError(f"building {name} produced no image {tag}:\n" + "".join(lines[-20:]))
         client.images.get(tag).tag(latest)
+        _remove_stale(client, name, tag, log)
         tags.append(tag)
     return tags
+
+
+def _remove_stale(client, name: str, keep: str, log: Log) -> None:
+    """Untag builds of ``name`` from older definitions (images still used by a container stay)."""
+    import docker.errors
+
+    for img in client.images.list(name=f"{PREFIX}{name}"):
+        for t in img.tags:
+            if t not in (keep, f"{PREFIX}{name}:latest"):
+                try:
+                    client.images.remove(t)
+                    log(f"removed stale {t}")
+                except docker.errors.APIError:
+                    pass
 
 
 def ensure_image(name: str, *, log: Log = print) -> str:

@@ -132,6 +132,7 @@ def test_container_removed_from_outside_raises_unavailable(docker_api):
         docker_api.api.remove_container(box.container.id, force=True)
         with pytest.raises(SandboxUnavailable, match="removed"):
             box.exec("true")
+    assert not docker_api.volumes.list(filters={"label": f"{LABEL}={box.id}"})
 
 
 def test_exec_server_killed_from_inside_restarts(dsb):
@@ -146,9 +147,10 @@ def test_missing_image_is_a_clear_error(docker_api):
 
 
 def test_workdir_not_writable_is_a_clear_error(docker_api):
+    before = {c.id for c in docker_api.containers.list(all=True, filters={"label": LABEL})}
     with pytest.raises(SandboxError, match="not writable"):
         open_sandbox(SandboxSpec(workdir="/srv/elsewhere"))
-    assert not docker_api.containers.list(all=True, filters={"label": f"{OWNER}"})  or True
+    assert {c.id for c in docker_api.containers.list(all=True, filters={"label": LABEL})} <= before
 
 
 # -- the plain-exec fallback (an image without python3) ----------------------------------------------
@@ -160,7 +162,8 @@ def no_python_image(docker_api):
                   b"RUN rm -f /usr/bin/python3* /usr/local/bin/python3*\nUSER agent\n")
     image, _ = docker_api.images.build(fileobj=io.BytesIO(dockerfile), tag="expertlab-test/no-python:latest",
                                        rm=True, network_mode="none", labels={"expertlab.test": "1"})
-    return "expertlab-test/no-python:latest"
+    yield "expertlab-test/no-python:latest"
+    docker_api.images.remove(image.id, force=True)
 
 
 def test_fallback_without_python_runs_the_same_interface(no_python_image, tmp_path):
