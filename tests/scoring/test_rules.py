@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import time
 
 import pytest
 
-from lab.sandbox.base import ExecResult
+from lab.sandbox.base import SandboxUnavailable
 from lab.scoring import (
     Scorer, ScoringError, ScriptScorer, as_scores, get_scorer, json_match, normalized_score, scorer_names,
     super_json_match,
@@ -137,26 +135,21 @@ def test_normalized_score_higher_and_lower_is_better():
     assert sc("diverged").value is None
 
 
-class _ProcessSandbox:
-    """Runs commands as local processes: enough of the Sandbox protocol for the script scorer."""
+@pytest.fixture
+def sandbox():
+    """A real local (bubblewrap) sandbox."""
+    from lab.sandbox import SandboxSpec, open_sandbox
 
-    workdir = "/tmp"
-
-    def __init__(self, tmp_path):
-        self.root = tmp_path
-
-    def exec(self, cmd, *, input=None, cwd=None, env=None, user=None, timeout=None):
-        t0 = time.monotonic()
-        try:
-            p = subprocess.run(cmd, shell=isinstance(cmd, str), input=input.encode() if isinstance(input, str)
-                               else input, cwd=cwd or self.root, capture_output=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return ExecResult(-1, "", "", time.monotonic() - t0, timed_out=True)
-        return ExecResult(p.returncode, p.stdout.decode(), p.stderr.decode(), time.monotonic() - t0)
+    try:
+        sb = open_sandbox(SandboxSpec(backend="local"))
+    except SandboxUnavailable as e:
+        pytest.skip(f"local sandbox unavailable: {e}")
+    with sb:
+        yield sb
 
 
-def test_script_scorer_reads_json_number_and_exit_code(tmp_path):
-    sb = _ProcessSandbox(tmp_path)
+def test_script_scorer_reads_json_number_and_exit_code(sandbox):
+    sb = sandbox
     s = ScriptScorer('echo warming up; echo \'{"score": 0.75, "loss": 2.1}\'')("", sandbox=sb, item_id="t1")
     assert s.value == 0.75 and s.details["loss"] == 2.1 and s.item_id == "t1"
     assert ScriptScorer("wc -c")("abcd", sandbox=sb).value == 4.0
