@@ -116,7 +116,7 @@ def main() -> None:
     rows.append((f"agreement, {len(res.measures)} measures: 100,000 paired grades, {N_BOOT} resamples",
                  t_ours, t_base * N_BOOT / args.baseline_resamples, args.baseline_resamples, np.nan))
 
-    print(f"| benchmark | ours (s) | per-resample loop (s) | speed-up | loop timed over | CI width diff |")
+    print("| benchmark | ours (s) | per-resample loop (s) | speed-up | loop timed over | CI width diff |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, ours, base_s, n, diff in rows:
         scaled = "" if n == N_BOOT else f" (scaled from {n})"

@@ -4,6 +4,23 @@ A grade row names who graded (``grader``), what (``item``), on which rubric ``di
 ``value`` (and/or a categorical ``label``). Rows with a ``run_id`` grade that stored run's output; the
 others are kept on one grading-session run per grader (``agent`` = the grader, ``task`` = the dataset),
 so a grader's work is a run like any other and agreement is a query over scores.
+
+Example — LLM-Rubric (human ratings of 223 dialogues vs the judge's expected score; the README's
+RMSE 0.9187, Pearson 0.1773, Spearman 0.0867, Kendall 0.0659 come out of the last line)::
+
+    human = pd.read_csv(d / "human_judges_real_convs_FIXED_ANON.tsv", sep="\t")
+    import_grades(store, human.assign(dimension="Q0"), scorer="human",
+                  columns={"grader": "annotator_id", "item": "text_id", "value": "Q0"})
+    llm = pd.read_csv(d / "gpt-3.5-turbo-16k_real_evaluations_FIXED.tsv", sep="\t")
+    p = llm[[f"answer{k}_prob" for k in range(1, 5)]].to_numpy()
+    import_grades(store, pd.DataFrame({"grader": "gpt-3.5-turbo-16k", "item": llm.text_id,
+                                       "value": p @ [1, 2, 3, 4] / p.sum(1), "dimension": llm.criterion}),
+                  scorer="expected", provenance="model")
+    q0 = ratings_table(store.scores_frame(), by="scorer", dimension="Q0")
+    agreement(q0["expected"], q0["human"])
+
+PandaLM (annotators and judges, ties and unparseable verdicts as ties) is worked through in
+``notebooks/judging_the_judges.ipynb``.
 """
 
 from __future__ import annotations

@@ -22,8 +22,9 @@ def _prepare(comparisons: pd.DataFrame, dimension: str | None) -> tuple[pd.DataF
     if bad.any():
         raise StatsError(f"winner must be 'a', 'b' or 'tie'; row {int(np.flatnonzero(bad)[0])} has "
                          f"{df['winner'][bad].iloc[0]!r}")
-    if (df["model_a"] == df["model_b"]).any():
-        raise StatsError(f"a model is compared with itself in row {int(np.flatnonzero(df['model_a'] == df['model_b'])[0])}")
+    same = np.flatnonzero(df["model_a"] == df["model_b"])
+    if same.size:
+        raise StatsError(f"a model is compared with itself in row {int(same[0])}")
     if len(df) == 0:
         raise StatsError("no comparisons")
     models = sorted(set(df["model_a"]) | set(df["model_b"]))

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from lab.stats import StatsError, StatsWarning, best_of_k, best_of_k_weights, budget_curve
-from lab.traces import RunRecorder, Score
+from lab.traces import Score
 
 
 def brute(scores, k, fn=max):

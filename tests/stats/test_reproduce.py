@@ -26,7 +26,8 @@ def load_pandalm(store, d):
     pandalm = pd.read_json(d / "pandalm-7b-testset-v1.json")
     judges = pd.concat([
         # 'Tie' and unparseable ('garbage') verdicts count as a tie, as PandaLM's evaluation does
-        pd.DataFrame({"item": gpt.idx, "grader": "gpt-3.5-turbo", "value": gpt.gpt_result.map({"1": 1, "2": 2}).fillna(0)}),
+        pd.DataFrame({"item": gpt.idx, "grader": "gpt-3.5-turbo",
+                      "value": gpt.gpt_result.map({"1": 1, "2": 2}).fillna(0)}),
         pd.DataFrame({"item": pandalm.idx, "grader": "PandaLM-7B", "value": pandalm.pandalm_result}),
     ])
     import_grades(store, judges, scorer="preference", provenance="model", dataset="pandalm")
