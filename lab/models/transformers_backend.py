@@ -53,6 +53,7 @@ class TransformersModel:
             model larger than one GPU over the GPUs and CPU memory).
         max_batch: Most requests generated together.
         batch_wait: Seconds the worker waits for more requests before generating (the batching window).
+        max_wait: Longest the worker waits past the window for callers still preparing their prompts.
 
     Raises:
         ModelNotFound: The path does not exist, is not a model, or fails to load.
@@ -62,7 +63,7 @@ class TransformersModel:
     system = "transformers"
 
     def __init__(self, path: str | Path, *, name: str | None = None, device: str = "auto",
-                 max_batch: int = 8, batch_wait: float = 0.01) -> None:
+                 max_batch: int = 8, batch_wait: float = 0.01, max_wait: float = 0.25) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -109,6 +110,7 @@ class TransformersModel:
         self._native_tools = "tools" in template
         self.max_batch = max_batch
         self.batch_wait = batch_wait
+        self.max_wait = max_wait
         self._tok_lock = threading.Lock()
         self._grammar_lock = threading.Lock()
         self._grammars: dict[str, Any] = {}
@@ -116,6 +118,7 @@ class TransformersModel:
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._worker: threading.Thread | None = None
         self._worker_lock = threading.Lock()
+        self._preparing = 0  # callers inside chat() that have not queued their request yet
         self.batches: list[int] = []  # sizes of the generate calls made (for tests and benchmarks)
 
     # -- the ChatModel interface -----------------------------------------------------------------
@@ -157,20 +160,27 @@ class TransformersModel:
 
     def _chat(self, messages: list[Message], tools: list[ToolSpec] | None, response_schema: dict[str, Any] | None,
               sampling: Sampling) -> ChatResponse:
-        schema = reply_schema(tools, sampling.tool_choice, response_schema)
-        default_max = DEFAULT_MAX_TOKENS if schema is None else DEFAULT_CONSTRAINED_MAX_TOKENS
-        max_new = sampling.max_tokens or default_max
-        grammar = None
-        if schema is not None:
-            bounded = bound_schema(schema, max_new - 1)  # one token left for end-of-sequence
-            max_new = max(max_new, max_chars(bounded) + 1)  # a budget too small for any reply is raised
-            grammar = self._grammar(bounded)
-        prompt = self.prompt_ids(messages, tools, sampling.tool_choice, response_schema)
-        do_sample = bool(sampling.temperature)
-        key = (grammar is not None, do_sample, sampling.temperature if do_sample else None,
-               sampling.top_p if do_sample else None, sampling.seed if do_sample else None,
-               tuple(sampling.stop or ()))
-        req = _Request(prompt, max_new, key, grammar)
+        with self._worker_lock:
+            self._preparing += 1
+        try:
+            schema = reply_schema(tools, sampling.tool_choice, response_schema)
+            default_max = DEFAULT_MAX_TOKENS if schema is None else DEFAULT_CONSTRAINED_MAX_TOKENS
+            max_new = sampling.max_tokens or default_max
+            grammar = None
+            if schema is not None:
+                bounded = bound_schema(schema, max_new - 1)  # one token left for end-of-sequence
+                max_new = max(max_new, max_chars(bounded) + 1)  # a budget too small for any reply is raised
+                grammar = self._grammar(bounded)
+            prompt = self.prompt_ids(messages, tools, sampling.tool_choice, response_schema)
+            do_sample = bool(sampling.temperature)
+            key = (grammar is not None, do_sample, sampling.temperature if do_sample else None,
+                   sampling.top_p if do_sample else None, sampling.seed if do_sample else None,
+                   tuple(sampling.stop or ()))
+            req = _Request(prompt, max_new, key, grammar)
+        except BaseException:
+            with self._worker_lock:
+                self._preparing -= 1
+            raise
         self._submit(req)
         text = self.tokenizer.decode(req.tokens, skip_special_tokens=True)
         finish = "stop" if req.hit_eos else "length"
@@ -242,7 +252,8 @@ class TransformersModel:
             if self._worker is None or not self._worker.is_alive():
                 self._worker = threading.Thread(target=self._loop, name=f"batcher:{self.name}", daemon=True)
                 self._worker.start()
-        self._queue.put(req)
+            self._queue.put(req)
+            self._preparing -= 1
         req.done.wait()
         if req.error is not None:
             raise req.error
@@ -261,12 +272,20 @@ class TransformersModel:
             if first is None:
                 return
             batch = [first]
-            deadline = time.monotonic() + self.batch_wait
+            start = time.monotonic()
             while len(batch) < self.max_batch:
+                # wait out the window; past it, keep waiting (up to max_wait) while callers that already
+                # entered chat() are still preparing their prompts
+                now = time.monotonic()
+                wait = start + self.batch_wait - now
+                if wait <= 0:
+                    if self._preparing == 0 or now > start + self.max_wait:
+                        break
+                    wait = 0.002
                 try:
-                    nxt = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    nxt = self._queue.get(timeout=wait)
                 except queue.Empty:
-                    break
+                    continue
                 if nxt is None:
                     self._queue.put(None)  # stop after this batch
                     break

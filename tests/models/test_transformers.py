@@ -98,6 +98,9 @@ def test_generation_faults_are_clear_errors(smollm2, store, monkeypatch):
     monkeypatch.setattr(smollm2.model, "generate", broken)
     with pytest.raises(ModelError, match="generation failed: RuntimeError: device-side assert"):
         smollm2.chat([Message("user", "hi")])
+    with pytest.raises(ModelError, match="tool_choice 'delete' is not one of the offered tools"):
+        smollm2.chat([Message("user", "hi")], tools=TOOLS, sampling=Sampling(tool_choice="delete"))
+    assert smollm2._preparing == 0  # a request that failed before queueing does not hold up batches
 
 
 def test_missing_and_broken_model_files(tmp_path, monkeypatch):
