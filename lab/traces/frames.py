@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from lab.traces.store import TraceStore
 
 _EVENT_COLS = ["run_id", "seq", "ts", "elapsed", "kind", "span_id", "parent_id", "agent", "attrs"]
+_decode = json.JSONDecoder().decode
 _SCORE_COLS = ["run_id", "seq", "item_id", "scorer", "dimension", "value", "label", "provenance",
                "source", "final", "elapsed", "ts"]
 
@@ -27,7 +28,7 @@ def events_frame(store: TraceStore, run_id: str | None = None, *, expand: bool =
     sql += " ORDER BY run_id, seq"
     rows = store.query(sql, args)
     df = pd.DataFrame.from_records(rows, columns=_EVENT_COLS)
-    attrs = [json.loads(a) for a in df["attrs"]]
+    attrs = [_decode(r[8]) for r in rows]
     if expand:
         extra = pd.DataFrame.from_records(attrs, index=df.index) if attrs else pd.DataFrame(index=df.index)
         df = pd.concat([df.drop(columns="attrs"), extra], axis=1)

@@ -82,9 +82,12 @@ _RUN_COLUMNS = (
 )
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def dumps(obj: Any) -> str:
     """The one JSON encoding used for stored payloads (stable, so exports round-trip)."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
+    return _ENCODER.encode(obj)
 
 
 def default_store_path() -> Path:
