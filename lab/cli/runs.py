@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from lab.cli.options import StoreOption, open_store
+from lab.traces.schema import RunStatus
 
 runs_app = typer.Typer(no_args_is_help=True, help="Stored runs.")
 
@@ -66,7 +67,7 @@ def show_run(run_id: str, store: Path = StoreOption) -> None:
 
 @runs_app.command("export")
 def export_runs(
-    run_ids: list[str] = typer.Argument(None, help="Runs to export (default: every run)."),
+    run_ids: list[str] = typer.Argument(None, help="Runs to export (default: every finished run)."),
     out: Path = typer.Option(None, "-o", "--output", help="JSONL file to write (default: standard output)."),
     otlp: str = typer.Option(None, "--otlp", help="Send as OpenTelemetry spans to this OTLP/HTTP endpoint."),
     store: Path = StoreOption,
@@ -75,7 +76,7 @@ def export_runs(
     from lab.traces import jsonl
 
     st = open_store(store)
-    ids = run_ids or [r["run_id"] for r in st.list_runs()]
+    ids = run_ids or [r["run_id"] for r in st.list_runs() if r["status"] != RunStatus.RUNNING.value]
     if otlp:
         from lab.traces import otlp as otlp_export
 

@@ -2,9 +2,9 @@
 
 from lab.traces.recorder import RunRecorder, WorkClock
 from lab.traces.schema import Event, EventKind, Provenance, RunStatus, Score
-from lab.traces.store import StoreError, TraceStore, default_store_path
+from lab.traces.store import StoreError, TraceImportError, TraceStore, default_store_path
 
 __all__ = [
-    "Event", "EventKind", "Provenance", "RunRecorder", "RunStatus", "Score", "StoreError", "TraceStore",
-    "WorkClock", "default_store_path",
+    "Event", "EventKind", "Provenance", "RunRecorder", "RunStatus", "Score", "StoreError", "TraceImportError",
+    "TraceStore", "WorkClock", "default_store_path",
 ]

@@ -82,7 +82,8 @@ def test_cli_export_and_import(tmp_path, store, lab):
     assert "imported 2 runs" in r.stdout
     other = TraceStore(tmp_path / "other.db")
     assert [x["run_id"] for x in other.list_runs()] == ids
-    r = lab("runs", "export", "--store", str(store.path))  # no ids: every run, to stdout
+    TraceStore(store.path).create_run({"task": "still running"})
+    r = lab("runs", "export", "--store", str(store.path))  # no ids: every finished run, to stdout
     assert r.returncode == 0 and r.stdout.encode() == out.read_bytes()
 
 
