@@ -28,7 +28,6 @@ images: setup machine
 	$(BIN)/lab sandbox build
 
 demo: setup
-	-bash scripts/machine.sh --quiet
 	$(BIN)/lab demo
 
 test: setup machine
