@@ -223,6 +223,7 @@ class DockerSandbox(BaseSandbox):
         self._channels: dict[str | None, _Channel] = {}
         self._chan_lock = threading.Lock()
         self._snapshots: list[str] = []
+        self._removals: list[threading.Thread] = []
         self._fallback = False  # True when the image cannot run the exec server
         self.container = None
         self._generation = 0
@@ -333,10 +334,18 @@ class DockerSandbox(BaseSandbox):
             if "already in progress" not in str(e):
                 raise
 
+    def _remove_later(self, container) -> None:
+        """Remove a container off the caller's path (``close`` waits for it)."""
+        t = threading.Thread(target=self._remove_container, args=(container,), name="lab-sandbox-rm", daemon=True)
+        t.start()
+        self._removals.append(t)
+
     def _close(self) -> None:
         import docker.errors
 
         self._close_channels()
+        for t in self._removals:
+            t.join()
         if self.container is not None:
             self._remove_container(self.container)
             for volume in self.client.volumes.list(filters={"label": f"{LABEL}={self.id}"}):
@@ -549,29 +558,29 @@ class DockerSandbox(BaseSandbox):
     # -- snapshots ------------------------------------------------------------------------------
 
     def _snapshot(self) -> SnapshotRef:
-        """Commit the container (root filesystem changes) and bake the workdir volume's content into the image."""
+        """Commit the container (root filesystem changes, when writable) and bake the workdir volume's
+        content into the image, in a stopped helper container that is committed as the snapshot."""
         import docker.errors
 
+        api = self.client.api
+        labels = {**self.labels, SNAPSHOT: "1"}
+        tag = f"{self.id}-{len(self._snapshots)}"
         try:
-            bits, _ = self.container.get_archive(self.spec.workdir)
+            bits, _ = api.get_archive(self.container.id, self.spec.workdir)
             archive = b"".join(bits)
-            base = self._image_id
-            if not self.spec.read_only_root:
-                base = self.container.commit(conf={"Labels": {**self.labels, SNAPSHOT: "1"}}).id
-            labels = {**self.labels, SNAPSHOT: "1"}
-            tmp = self.client.containers.create(base, command=["true"], labels=labels, network_mode="none")
+            base = self._image_id if self.spec.read_only_root else api.commit(self.container.id)["Id"]
+            tmp = api.create_container(base, command=["true"], labels=labels,
+                                       host_config=api.create_host_config(network_mode="none"))["Id"]
             try:
-                tmp.put_archive(str(PurePosixPath(self.spec.workdir).parent), archive)
-                tag = f"{self.id}-{len(self._snapshots)}"
-                image = tmp.commit(repository="expertlab/snapshot", tag=tag)
+                api.put_archive(tmp, str(PurePosixPath(self.spec.workdir).parent), archive)
+                api.commit(tmp, repository="expertlab/snapshot", tag=tag)
             finally:
-                tmp.remove(force=True)
+                self._remove_later(self.client.containers.prepare_model({"Id": tmp}))
         except docker.errors.NotFound:
             self._unavailable_if_dead()
             raise
         ref = f"expertlab/snapshot:{tag}"
         self._snapshots.append(ref)
-        del image
         return SnapshotRef("docker", ref)
 
     def _restore(self, ref: SnapshotRef) -> None:
@@ -584,4 +593,4 @@ class DockerSandbox(BaseSandbox):
         old = self.container
         self._close_channels()
         self._start(image.id)
-        self._remove_container(old)
+        self._remove_later(old)

@@ -248,7 +248,7 @@ def test_kill_9_leaves_nothing_after_gc(docker_api, tmp_path):
         child.send_signal(signal.SIGKILL)
         child.wait()
     cs, vs = _ours(docker_api, owner)
-    assert len(cs) == 2 and len(vs) == 2 and Path(local_root).is_dir()  # left behind by the killed process
+    assert len(cs) >= 2 and len(vs) == 2 and Path(local_root).is_dir()  # left behind (with a snapshot helper)
     result = subprocess.run([str(REPO / ".venv/bin/lab"), "sandbox", "gc"], capture_output=True, text=True,
                             env=env, cwd=REPO)
     assert result.returncode == 0, result.stderr
