@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from lab.traces import TraceStore
 from lab.traces.frames import final_score_means
 from lab.traces.importers.metr import import_metr
 from lab.traces.store import StoreError, TraceImportError
@@ -54,7 +53,8 @@ def test_human_and_ai_means(store):
 
 
 @pytest.mark.parametrize(("line", "message"), [
-    ('{"run_id": "x1", "task_id": "t", "score": "high"}', r":3: score: a valid integer or a valid number \(got 'high'\)"),
+    ('{"run_id": "x1", "task_id": "t", "score": "high"}',
+     r":3: score: a valid integer or a valid number \(got 'high'\)"),
     ('{"run_id": "x1", "score": 0.5}', r":3: task_id: field required"),
     ('{"run_id": "x1", "task_id": "t", "score": 0.5, "started_at": "yesterday"}', r":3: started_at: .*ISO 8601"),
     ('{"run_id": "syn-0001", "task_id": "t", "score": 0.5}', r":3: run_id syn-0001 repeats line 1"),
@@ -87,4 +87,5 @@ def test_cli_import_metr(tmp_path, lab):
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert {x["run_id"]: x["human"] for x in rows} == {x["run_id"]: x["alias"] == "human" for x in _rows()}
     r = lab("import", "metr", str(tmp_path / "missing.jsonl"), "--store", str(db))
-    assert r.returncode == 2 and r.stderr.strip() == f"error: cannot read {tmp_path / 'missing.jsonl'}: No such file or directory"
+    missing = tmp_path / "missing.jsonl"
+    assert r.returncode == 2 and r.stderr == f"error: cannot read {missing}: No such file or directory\n"

@@ -116,7 +116,8 @@ def test_wrong_options_are_named(store):
 def test_cli_bad_paths_print_one_line(tmp_path, lab, lab_process):
     r = lab("runs", "list", "--store", str(tmp_path / "absent.db"))
     assert (r.returncode, r.stdout) == (2, "")
-    assert r.stderr == f"error: no trace store at {tmp_path / 'absent.db'} (pass --store, or record or import runs first)\n"
+    absent = tmp_path / "absent.db"
+    assert r.stderr == f"error: no trace store at {absent} (pass --store, or record or import runs first)\n"
     r = lab("import", "metr", str(REPO / "tests/data/metr_runs.jsonl"), "--store", "/proc/self/nope/traces.db")
     assert r.returncode == 2 and r.stderr.startswith("error: cannot create store directory /proc/self/nope")
     assert r.stderr.count("\n") == 1
