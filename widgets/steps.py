@@ -75,6 +75,10 @@ def _title(ev: Event) -> str:
 
 
 def _text(attrs: dict[str, Any]) -> str:
+    out = attrs.get("gen_ai.output.messages")
+    if isinstance(out, list) and out:  # a model call: what the model said (tool calls included)
+        return "\n".join(str(m.get("content") or m.get("tool_calls") or "") if isinstance(m, dict) else str(m)
+                         for m in out)
     for key in _TEXT_KEYS:
         v = attrs.get(key)
         if v not in (None, ""):
