@@ -129,8 +129,9 @@ def agreement(
         names: Display names of the two sources (default: the Series names, else ``a`` and ``b``).
 
     Returns:
-        An :class:`Agreement`. A measure undefined for the data (kappa when a side is constant,
-        correlations of a constant) is NaN, with a :class:`~lab.stats.StatsWarning`.
+        An :class:`Agreement`. Items where either score is missing are dropped, and a measure undefined
+        for the data (kappa when both sides give one grade, correlations of a constant) is NaN; both with
+        a :class:`~lab.stats.StatsWarning`.
 
     Raises:
         StatsError: Repeated or mismatched item ids, fewer than two paired items, unknown kind,
