@@ -168,7 +168,7 @@ def agreement(
         ia, ib = _codes(sa, cats, names[0]), _codes(sb, cats, names[1])
         table = np.zeros((len(cats), len(cats)))
         np.add.at(table, (ia, ib), 1)
-        values = np.asarray(cats, dtype=float) if kind == "ordinal" else None
+        values = _ordinal_values(cats) if kind == "ordinal" else None
         est = {m: float(v[0]) for m, v in table_measures(table[None], values, wanted, weights).items()}
         notes += [f"{m} is undefined for these grades (a source gives every item the same grade); returned NaN"
                   for m in wanted if np.isnan(est[m])]
@@ -204,8 +204,7 @@ def _system_means(sa: pd.Series, sb: pd.Series, by: pd.Series, names: tuple[str,
     if sys_.isna().any():
         raise StatsError(f"by= has no system for {int(sys_.isna().sum())} item(s), e.g. "
                          f"{sa.index[sys_.isna().to_numpy()][:3].tolist()}")
-    ma = _numeric(sa, names[0]).copy()
-    mb = _numeric(sb, names[1]).copy()
+    ma, mb = _numeric(sa, names[0]), _numeric(sb, names[1])
     return (pd.Series(ma, index=sa.index).groupby(sys_.to_numpy()).mean(),
             pd.Series(mb, index=sb.index).groupby(sys_.to_numpy()).mean())
 
@@ -251,6 +250,14 @@ def _categories(sa: pd.Series, sb: pd.Series, kind: str, labels: Sequence[Any] |
         return sorted(set(sa) | set(sb))
     except TypeError:
         return sorted(set(sa) | set(sb), key=str)
+
+
+def _ordinal_values(cats: list[Any]) -> np.ndarray:
+    """Numeric grades of ordered categories: themselves when numeric, else their ranks 0, 1, 2 ..."""
+    try:
+        return np.asarray(cats, dtype=float)
+    except (TypeError, ValueError):
+        return np.arange(len(cats), dtype=float)
 
 
 def _codes(s: pd.Series, cats: list[Any], name: str) -> np.ndarray:

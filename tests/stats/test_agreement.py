@@ -197,3 +197,16 @@ def test_ratings_table_and_majority():
     t = ratings_table(scores, agg="last")
     assert t.loc["i2", "ann3"] == 1
     assert majority(t).to_dict() == {"i1": 1, "i2": 0}  # i2 has a three-way tie: the smallest wins
+
+
+def test_ordinal_string_labels_use_their_order():
+    order = ["poor", "fair", "good", "excellent"]
+    a = ["poor", "fair", "good", "excellent", "good", "fair"]
+    b = ["fair", "fair", "good", "good", "excellent", "poor"]
+    res = agreement(a, b, kind="ordinal", labels=order, n_boot=0)
+    codes = {c: i for i, c in enumerate(order)}
+    ref = agreement([codes[x] for x in a], [codes[x] for x in b], kind="ordinal", labels=[0, 1, 2, 3], n_boot=0)
+    assert res.to_dict() == pytest.approx(ref.to_dict())
+    assert list(res.confusion.index) == order
+    with pytest.raises(StatsError, match="not among labels"):
+        agreement(a, b, kind="ordinal", labels=order[:3])
