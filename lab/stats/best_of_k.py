@@ -87,8 +87,8 @@ def budget_curve(
     For a budget ``B`` and runs with time limit ``L``: when ``B >= L``, ``k = B // L`` whole runs are
     drawn and the task's score is :func:`best_of_k` of the final scores; when ``B < L``, one run is cut at
     ``B`` of pause-free working time and scores the best score it had recorded by then (its timed
-    intermediate scores from ``scores``, and its final score if it ended by ``B``; the task's
-    ``start_score`` of 0 before any). Task scores are averaged over the tasks the group has runs on.
+    intermediate scores from ``scores``, and its final score if it ended by ``B``; 0, the normalised
+    starting score, before any). Task scores are averaged over the tasks the group has runs on.
     CIs resample runs with replacement within each task.
 
     Args:
@@ -114,7 +114,7 @@ def budget_curve(
         (with a :class:`~lab.stats.StatsWarning`).
 
     Raises:
-        StatsError: Missing columns, no time limit, mixed time limits within a group and task,
+        StatsError: Missing columns, no time limit, mixed time limits within a group,
             NaN final scores, non-positive budgets.
     """
     check_n_boot(n_boot)
@@ -130,14 +130,14 @@ def budget_curve(
         est_sum = np.zeros(budgets_arr.size)
         boot_sum = np.zeros((n_boot, budgets_arr.size))
         short: set[str] = set()
-        ks = np.zeros(budgets_arr.size, dtype=int)
+        limits = g["time_limit"].unique()
+        if limits.size != 1:
+            raise StatsError(f"budget_curve: group {group!r} mixes time limits {sorted(limits)}; "
+                             "split it (by=...) so each group has one")
+        ks = np.floor(budgets_arr / limits[0]).astype(int)
         for task, t in g.groupby("task", sort=True):
-            limits = t["time_limit"].unique()
-            if limits.size != 1:
-                raise StatsError(f"budget_curve: group {group!r}, task {task!r} mixes time limits {sorted(limits)}")
             red = reduce.get(task, "max") if isinstance(reduce, Mapping) else reduce
             _check_reduce(red)
-            ks = np.floor(budgets_arr / limits[0]).astype(int)
             est, boot, too_few = _task_curve(t, best_by, budgets_arr, ks, red, rng, n_boot)
             est_sum += est
             boot_sum += boot

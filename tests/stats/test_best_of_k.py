@@ -120,3 +120,10 @@ def test_budget_curve_ci_resamples_runs_within_task():
     # the CI of the mean of 200 uniforms per task: sd ~ 0.289 / sqrt(400) overall -> half-width ~0.028
     assert 0.015 < (c.at[1, "high"] - c.at[1, "low"]) / 2 < 0.045
     assert c.at[4, "score"] > c.at[1, "score"]
+
+
+def test_budget_curve_rejects_mixed_time_limits():
+    runs = pd.DataFrame({"run_id": ["a", "b"], "task": ["t1", "t2"], "agent": "x", "is_human": False,
+                         "elapsed": 1.0, "time_limit": [1.0, 2.0], "score.s": [0.1, 0.2]})
+    with pytest.raises(StatsError, match="group 'x' mixes time limits"):
+        budget_curve(runs, [2.0], n_boot=10)
