@@ -162,6 +162,7 @@ class Experiment(_Strict):
         sampling: Sampling parameters.
         scorers: Extra scorers applied to every submission, besides each task's own scoring.
         task_scoring: Score with each task's own scoring.
+        judge_fallback: Let the task's fallback scorer (an LLM judge) grade answers its rule did not accept.
         concurrency: Combinations run at once.
         sandbox_backend: ``docker`` or ``local`` for tasks with a sandbox.
     """
@@ -175,6 +176,7 @@ class Experiment(_Strict):
     sampling: SamplingSpec = Field(default_factory=SamplingSpec)
     scorers: list[ScorerRef] = Field(default_factory=list)
     task_scoring: bool = True
+    judge_fallback: bool = True
     concurrency: int = Field(1, gt=0)
     sandbox_backend: Literal["docker", "local"] = "docker"
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)

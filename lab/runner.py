@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lab.agents.dera import DeraAgent
+from lab.agents.checkpointing import checkpointer_for
 from lab.agents.limits import Limits
 from lab.agents.react import ReActAgent
 from lab.agents.repo_setup import RepoSetupAgent
 from lab.agents.run import Agent, AgentRun, RunResult
+from lab.executors import Executor, LocalExecutor
 from lab.experiment import Combo, Experiment, LoopSpec
 from lab.models.base import ChatModel, Sampling
 from lab.tasks.errors import TaskError
@@ -184,12 +186,15 @@ class Runner:
         model_loader: Turns a model name into a model (default :func:`lab.models.load_model`).
         sandbox_opener: Opens a task's sandbox for a run (default :func:`open_task_sandbox`).
         approver: Decides tool-call approvals for loops that ask (a batch cannot wait for a person).
+        executor: Where runs execute (default :class:`lab.executors.LocalExecutor`, threads here; or
+            :class:`lab.executors.RayExecutor`, a Ray cluster).
     """
 
     def __init__(self, store: TraceStore, *, concurrency: int | None = None, progress: bool = True,
                  model_loader: ModelLoader | None = None, sandbox_opener: SandboxOpener | None = None,
-                 approver: Callable[[dict[str, Any]], Any] | None = None) -> None:
+                 approver: Callable[[dict[str, Any]], Any] | None = None, executor: Executor | None = None) -> None:
         self.store = store
+        self.executor = executor or LocalExecutor()
         self.concurrency = concurrency
         self.progress = progress
         self.model_loader = model_loader or _load_model
@@ -221,14 +226,15 @@ class Runner:
                 outcomes[i] = self._outcome(c, key, "skipped", done["run_id"])
                 outcomes[i].scores = self._scores(done["run_id"])
             else:
-                resumable = next((r for r in reversed(prev) if r["status"] == RunStatus.INTERRUPTED.value), None)
+                resumable = next((r for r in reversed(prev) if r["status"] == RunStatus.INTERRUPTED.value
+                                  and self._has_checkpoint(r["run_id"])), None)
                 todo.append((i, c, key, resumable["run_id"] if resumable else None))
         workers = self.concurrency or experiment.concurrency
         bar = tqdm(total=len(combos), initial=len(outcomes), desc=experiment.name, unit="run",
                    disable=not self.progress)
         self._stopping.clear()
-        pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lab-run")
-        futures = {pool.submit(self._run_combo, experiment, c, key, resume): i for i, c, key, resume in todo}
+        pool = self.executor.start(self, experiment, workers)
+        futures = {pool.submit(c, key, resume): i for i, c, key, resume in todo}
         try:
             for fut in cf.as_completed(futures):
                 i = futures[fut]
@@ -242,12 +248,17 @@ class Runner:
             with self._lock:
                 for run in self._active.values():
                     run.pause()
-            pool.shutdown(wait=True)
+            pool.shutdown(cancel=True)
             bar.close()
             raise
-        pool.shutdown(wait=True)
+        pool.shutdown()
         bar.close()
         return BatchResult([outcomes[i] for i in sorted(outcomes)])
+
+    def _has_checkpoint(self, run_id: str) -> bool:
+        """Whether an interrupted run got far enough to resume (one stopped before that starts over)."""
+        saver = getattr(self.store, "checkpointer", None) or checkpointer_for(self.store.path)
+        return saver.get_tuple({"configurable": {"thread_id": run_id, "checkpoint_ns": ""}}) is not None
 
     def _previous(self, experiment: Experiment) -> dict[str, list[dict[str, Any]]]:
         found: dict[str, list[dict[str, Any]]] = {}
@@ -262,7 +273,8 @@ class Runner:
     def _outcome(self, c: Combo, key: str, status: str, run_id: str | None = None, **kw: Any) -> Outcome:
         return Outcome(key, c.task.key, c.loop.name, c.model, c.seed, status, run_id, **kw)
 
-    def _run_combo(self, exp: Experiment, c: Combo, key: str, resume_id: str | None) -> Outcome:
+    def run_one(self, exp: Experiment, c: Combo, key: str, resume_id: str | None) -> Outcome:
+        """Run (or, given ``resume_id``, resume) one combination and score it; every executor calls this."""
         from lab.tasks import unavailable_reason
 
         if self._stopping.is_set():
@@ -326,7 +338,8 @@ class Runner:
         scores = []
         try:
             if exp.task_scoring:
-                scores += score_task(task, result.answer, sandbox=sandbox, transcript=transcript)
+                scores += score_task(task, result.answer, sandbox=sandbox, transcript=transcript,
+                                     use_fallback=exp.judge_fallback)
             target = task.scoring.target if task.scoring.target is not None else task.answer
             for ref in exp.scorers:
                 scores += as_scores(get_scorer(ref.scorer, **ref.args)(
