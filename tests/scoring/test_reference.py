@@ -36,4 +36,4 @@ def test_embedding_similarity_on_shipped_minilm():
     good, bad, same = sim(GOOD, REF), sim(BAD, REF), sim(REF, REF)
     assert same.value == pytest.approx(1.0, abs=1e-5)
     assert good.value > 0.6 > 0.3 > bad.value
-    assert good.details["model"] == "all-MiniLM-L6-v2"
+    assert good.details["model"] == "minilm"
