@@ -58,7 +58,8 @@ def agreement_cmd(
     table = ratings_table(scores, value="label" if label else "value", dimension=dimension, agg="last")
     missing = [g for g in (a, b) if g not in table.columns]
     if missing:
-        raise StatsError(f"no grades by {missing} (dimension {dimension!r}); graders: {sorted(map(str, table.columns))}")
+        graders = sorted(map(str, table.columns))
+        raise StatsError(f"no grades by {missing} (dimension {dimension!r}); graders: {graders}")
     res = agreement(table[a], table[b], kind=kind, join=join, n_boot=n_boot, names=(a, b))
     if as_json:
         typer.echo(json.dumps({"a": a, "b": b, "kind": res.kind, "n": res.n,
