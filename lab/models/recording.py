@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from lab.models.base import ChatResponse, Message, Sampling, ToolSpec
@@ -121,7 +120,3 @@ def response_from_attrs(attrs: dict[str, Any]) -> ChatResponse:
         parsed=attrs.get(PARSED),
     )
 
-
-def asdict_sampling(sampling: Sampling | None) -> dict[str, Any]:
-    """Sampling parameters as a dict without ``None`` values."""
-    return {k: v for k, v in dataclasses.asdict(sampling or Sampling()).items() if v is not None}

@@ -12,8 +12,8 @@ from lab.models import Message, ModelError, ModelOutputError, OpenAIModel, Sampl
 from lab.traces import EventKind, RunRecorder
 
 ASK = [Message("user", "hi")]
-ADD = ToolSpec("add", "Add numbers", {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
-                                      "required": ["a", "b"]})
+ADD = ToolSpec("add", "Add numbers", {"type": "object", "required": ["a", "b"],
+                                      "properties": {"a": {"type": "number"}, "b": {"type": "number"}}})
 KEY = "sk-test-0123456789abcdefghij"
 
 

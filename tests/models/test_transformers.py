@@ -42,14 +42,14 @@ def test_answers_a_question_and_records_the_call(smollm2, store):
 
 def test_concurrent_tool_calls_are_batched_and_schema_valid(smollm2):
     prompts = ["What's the weather in Paris?", "Add 2 and 3.", "Is it raining in Tokyo, in fahrenheit?",
-               "What is 10 plus 32?", "Weather in Berlin please", "Sum 1.5 and 2.25"]
+               "What is 10 plus 32?"]
     results: list = [None] * len(prompts)
     before = len(smollm2.batches)
 
     def ask(i: int) -> None:
         # a tiny max_tokens: the schema's bounds (or the budget) still let every call finish
         results[i] = smollm2.chat([Message("user", prompts[i])], tools=TOOLS,
-                                  sampling=Sampling(tool_choice="required", max_tokens=8 if i == 0 else 64))
+                                  sampling=Sampling(tool_choice="required", max_tokens=8 if i == 0 else 48))
 
     threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(prompts))]
     for t in threads:
