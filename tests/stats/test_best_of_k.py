@@ -127,3 +127,20 @@ def test_budget_curve_rejects_mixed_time_limits():
                          "elapsed": 1.0, "time_limit": [1.0, 2.0], "score.s": [0.1, 0.2]})
     with pytest.raises(StatsError, match="group 'x' mixes time limits"):
         budget_curve(runs, [2.0], n_boot=10)
+
+
+def test_vectorised_bootstrap_equals_per_resample_best_of_k():
+    """Each bootstrap replicate of a task's curve is best_of_k of that resample's scores."""
+    from lab.stats.best_of_k import _task_curve
+
+    rng = np.random.default_rng(11)
+    t = pd.DataFrame({"final": np.round(rng.uniform(size=9), 2)})  # ties included
+    budgets = np.array([1.0, 2.0, 5.0])
+    ks = np.array([1, 2, 5])
+    est, boot, too_few = _task_curve(t, np.zeros((9, 3)), budgets, ks, "max", np.random.default_rng(5), 50)
+    asc = np.sort(t["final"].to_numpy())
+    draws = np.random.default_rng(5).integers(0, 9, size=(50, 9), dtype=np.uint16)  # the same stream
+    for b in range(50):
+        for j, k in enumerate(ks):
+            assert boot[b, j] == pytest.approx(best_of_k(asc[draws[b]], int(k)))
+    assert est.tolist() == pytest.approx([best_of_k(asc, int(k)) for k in ks]) and not too_few.any()

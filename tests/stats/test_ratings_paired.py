@@ -95,3 +95,14 @@ def test_paired_tests():
         paired_bootstrap([1.0], [2.0])
     with pytest.raises(StatsError, match="item ids differ"):
         permutation_test(agent, human.rename(lambda t: t + "x"))
+
+
+def test_paired_bootstrap_interval_matches_scipy_bootstrap():
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(0.5, 0.2, 60), rng.normal(0.4, 0.2, 60)
+    ours = paired_bootstrap(a, b, n_boot=20_000, seed=1)
+    ref = stats.bootstrap((a - b,), np.mean, n_resamples=20_000, method="percentile", rng=np.random.default_rng(2))
+    assert ours.low == pytest.approx(ref.confidence_interval.low, abs=0.01)
+    assert ours.high == pytest.approx(ref.confidence_interval.high, abs=0.01)
