@@ -9,7 +9,9 @@ Each run becomes one trace: a root span for the run, and one span per event, par
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
@@ -189,8 +191,36 @@ def export_runs(store: TraceStore, run_ids: Iterable[str], exporter: SpanExporte
     n = 0
     for rid in run_ids:
         spans: Sequence[ReadableSpan] = run_spans(store, rid)
-        if exporter.export(spans) is not SpanExportResult.SUCCESS:
-            raise OTLPExportError(f"the OTLP exporter could not deliver run {rid}'s {len(spans)} spans"
-                                  f" ({getattr(exporter, '_endpoint', type(exporter).__name__)})")
+        with _exporter_log() as log:
+            ok = exporter.export(spans) is SpanExportResult.SUCCESS
+        if not ok:
+            why = f": {log[-2] if len(log) > 1 else log[-1]}" if log else ""
+            raise OTLPExportError(f"the OTLP exporter could not deliver run {rid}'s {len(spans)} spans to"
+                                  f" {getattr(exporter, '_endpoint', type(exporter).__name__)}{why}")
         n += len(spans)
     return n
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage().splitlines()[0].split(" encountered while")[0][:300])
+
+
+@contextmanager
+def _exporter_log() -> Iterator[list[str]]:
+    """Collect the OTLP exporter's log lines (retries, failures) instead of printing them."""
+    logger = logging.getLogger("opentelemetry.exporter.otlp")
+    handler = _Collect()
+    lines = handler.lines
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
