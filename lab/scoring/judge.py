@@ -16,8 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonschema
-
 from lab.models.base import ChatModel, Message, Sampling
 from lab.models.errors import ModelError
 from lab.scoring.base import ScoringError, register_scorer
@@ -123,6 +121,8 @@ class LLMJudge:
         return hashlib.sha1(key.encode()).hexdigest()[:12]
 
     def __call__(self, output: Any, target: Any = None, **context: Any) -> list[Score]:
+        import jsonschema  # slow to import; only judges need it
+
         msgs = self.messages(output, target, context.get("question"))
         sampling = self.sampling or Sampling(temperature=0.0, max_tokens=384)
         base = {"prompt_id": self.prompt_id(), "persona": self.persona, "mode": self.mode,
