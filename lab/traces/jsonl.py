@@ -17,7 +17,7 @@ from typing import IO, Any, Literal
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 
 from lab.traces.schema import FINAL_STATUSES, Event
-from lab.traces.store import TraceImportError, TraceStore, dumps
+from lab.traces.store import StoreError, TraceImportError, TraceStore, dumps
 
 _Number = StrictInt | StrictFloat
 
@@ -103,7 +103,11 @@ def export_runs(store: TraceStore, run_ids: Iterable[str], out: IO[str]) -> int:
 
 
 def export_file(store: TraceStore, run_ids: Iterable[str], path: str | os.PathLike[str]) -> int:
-    """:func:`export_runs` into a file (written to a temporary name, then renamed)."""
+    """:func:`export_runs` into a file (written to a temporary name, then renamed).
+
+    Raises:
+        StoreError: A run id is unknown, or the file cannot be written.
+    """
     path = Path(path)
     tmp = path.with_name(path.name + ".part")
     try:
@@ -112,7 +116,7 @@ def export_file(store: TraceStore, run_ids: Iterable[str], path: str | os.PathLi
         tmp.replace(path)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        raise TraceImportError(f"cannot write {path}: {e.strerror}") from e
+        raise StoreError(f"cannot write {path}: {e.strerror}") from e
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
