@@ -124,3 +124,14 @@ def test_embedded_model_is_found_through_the_package():
 
     check = next(c for c in checks() if c.name == "smollm2")
     assert check.ok and "converted cache" in check.detail
+
+
+def test_templates_with_tools_get_them_natively(smollm2, monkeypatch):
+    template = ("{% if tools %}<tools>{{ tools | tojson }}</tools>\n{% endif %}{% for m in messages %}"
+                "<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}<|im_start|>assistant\n")
+    monkeypatch.setattr(smollm2.tokenizer, "chat_template", template)
+    monkeypatch.setattr(smollm2, "_native_tools", True)
+    prompt = smollm2.tokenizer.decode(smollm2.prompt_ids([Message("user", "Add 2 and 3.")], TOOLS))
+    assert prompt.startswith('<tools>[{"type": "function", "function": {"name": "get_weather"')
+    assert 'Call a tool by replying {"name": "<tool>", "arguments": {...}}' in prompt
+    assert "You can call these tools" not in prompt  # the tool list is not repeated in the system prompt
