@@ -3,7 +3,8 @@
 Layout: ``ROOT/<model>_<agent>_<split>/<task>/metrics.json`` and, for some tasks, ``history.ipynb``.
 Each task folder becomes one finished run: ``run_started`` (query and prompt), one ``tool_call`` event per
 agent step (thought, action, observation, execution time), the published metrics as final scores
-(provenance ``rule``, source ``super``), and ``run_finished``. A task folder holding only
+under their file names (``submitted``, ``output_match``, ``checkpoints`` — the paper's landmarks —,
+``entrypoint``; provenance ``rule``, source ``super``), and ``run_finished``. A task folder holding only
 ``metrics.json`` becomes a run with scores and no steps.
 
 SUPER notebooks record times of day but no dates: event ``ts`` is the import time plus the step's
