@@ -99,8 +99,13 @@ class SdkBox:
 
     def close(self) -> None:
         self.c.remove(force=True, v=True)
-        for image in self.images:
-            self.c.client.images.remove(image, force=True)
+        import docker.errors
+
+        for image in reversed(self.images):  # newest first: each commit is a child of the one before
+            try:
+                self.c.client.images.remove(image, force=True)
+            except docker.errors.NotFound:
+                pass  # pruned with its child
 
 
 def docker_cli(*args: str, input: bytes | None = None) -> bytes:
@@ -116,6 +121,7 @@ class CliBox:
     def __init__(self) -> None:
         labels = [x for k, v in owner_labels(uuid.uuid4().hex[:12], "bench").items() for x in ("--label", f"{k}={v}")]
         self.id = docker_cli("run", "-d", *labels, *HARDENED_CLI, IMAGE, "sleep", "infinity").decode().strip()
+        self.images: list[str] = []
 
     def exec(self, cmd: str) -> bytes:
         return docker_cli("exec", self.id, "sh", "-c", cmd)
@@ -128,14 +134,16 @@ class CliBox:
 
     def snapshot_restore(self) -> None:
         image = docker_cli("commit", self.id).decode().strip()
+        self.images.append(image)
         old = self.id
         self.id = docker_cli("run", "-d", *HARDENED_CLI, image, "sleep", "infinity").decode().strip()
         docker_cli("exec", self.id, "true")
         docker_cli("rm", "-f", "-v", old)
-        subprocess.run(["docker", "rmi", "-f", image], capture_output=True)
 
     def close(self) -> None:
         docker_cli("rm", "-f", "-v", self.id)
+        for image in reversed(self.images):  # parents may already be pruned with their child
+            subprocess.run(["docker", "rmi", image], capture_output=True)
 
 
 # -- the benchmark -----------------------------------------------------------------------------------

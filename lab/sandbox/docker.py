@@ -37,6 +37,7 @@ _ERRORS: dict[str, type[OSError]] = {"ENOENT": FileNotFoundError, "EACCES": Perm
 
 _client = None
 _client_lock = threading.Lock()
+_image_users: dict[str, str] = {}
 
 
 def docker_client():
@@ -227,39 +228,42 @@ class DockerSandbox(BaseSandbox):
         self._fallback = False  # True when the image cannot run the exec server
         self.container = None
         self._generation = 0
-        self.image = self._resolve_image(spec.image)
-        self.user = spec.user or self._default_user(self.image)
+        self.user = spec.user or self._default_user(spec.image)
         try:
-            self._start(self.image.id)
+            self._start(spec.image)
         except BaseException:
             self.close()
             raise
 
     # -- start and stop -------------------------------------------------------------------------
 
-    def _resolve_image(self, name: str):
+    @staticmethod
+    def _missing(name: str) -> SandboxError:
+        hint = (f"run `lab sandbox build {name.split('/', 1)[1].split(':')[0]}`" if name.startswith("expertlab/")
+                else f"pull or build {name} first")
+        return SandboxError(f"sandbox image {name!r} not found: {hint}")
+
+    def _default_user(self, name: str) -> str:
+        """The image's user, or uid 1000 where that is root (looked up once per image name and process)."""
         import docker.errors
 
-        try:
-            return self.client.images.get(name)
-        except docker.errors.ImageNotFound:
-            hint = (f"run `lab sandbox build {name.split('/', 1)[1].split(':')[0]}`" if name.startswith("expertlab/")
-                    else f"pull or build {name} first")
-            raise SandboxError(f"sandbox image {name!r} not found: {hint}") from None
-
-    @staticmethod
-    def _default_user(image) -> str | None:
-        user = (image.attrs.get("Config") or {}).get("User") or ""
-        if user.split(":")[0] in ("", "root", "0"):
-            return "1000:1000"  # never root by default
+        user = _image_users.get(name)
+        if user is None:
+            try:
+                user = (self.client.images.get(name).attrs.get("Config") or {}).get("User") or ""
+            except docker.errors.ImageNotFound:
+                raise self._missing(name) from None
+            if user.split(":")[0] in ("", "root", "0"):
+                user = "1000:1000"  # never root by default
+            _image_users[name] = user
         return user
 
-    def _container_args(self, image_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _container_args(self, image: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """Arguments of ``create_container`` and of its host config (the hardened defaults, spec overrides)."""
         from docker.types import DeviceRequest, Mount
 
         spec = self.spec
-        create = dict(image=image_id, command=["sleep", "infinity"], name=self.name, labels=self.labels,
+        create = dict(image=image, command=["sleep", "infinity"], name=self.name, labels=self.labels,
                       user=self.user, working_dir=spec.workdir, environment=spec.env, hostname="sandbox")
         host: dict[str, Any] = dict(
             init=True, cap_drop=["ALL"], cap_add=list(spec.cap_add) or None,
@@ -278,18 +282,20 @@ class DockerSandbox(BaseSandbox):
         names = {n.name for n in self.client.networks.list()}
         return "bridge" if "bridge" in names else "host"
 
-    def _start(self, image_id: str) -> None:
+    def _start(self, image: str) -> None:
         import docker.errors
 
         self._generation += 1
         self.name = f"expertlab-{self.id}-{self._generation}"
-        self._image_id = image_id
         api = self.client.api
-        create, host = self._container_args(image_id)
+        create, host = self._container_args(image)
         try:
             cid = api.create_container(**create, host_config=api.create_host_config(**host))["Id"]
             self.container = self.client.containers.prepare_model({"Id": cid, "Name": self.name})
             api.start(cid)
+        except docker.errors.ImageNotFound:
+            _image_users.pop(image, None)
+            raise self._missing(image) from None
         except docker.errors.APIError as e:
             raise SandboxError(f"cannot start a sandbox from {self.spec.image!r}: {e.explanation or e}") from e
         try:
@@ -568,7 +574,8 @@ class DockerSandbox(BaseSandbox):
         try:
             bits, _ = api.get_archive(self.container.id, self.spec.workdir)
             archive = b"".join(bits)
-            base = self._image_id if self.spec.read_only_root else api.commit(self.container.id)["Id"]
+            base = (api.inspect_container(self.container.id)["Image"] if self.spec.read_only_root
+                    else api.commit(self.container.id)["Id"])
             tmp = api.create_container(base, command=["true"], labels=labels,
                                        host_config=api.create_host_config(network_mode="none"))["Id"]
             try:

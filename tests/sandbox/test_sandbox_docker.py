@@ -100,11 +100,11 @@ def test_overrides_network_writable_root_and_gpu_request(docker_api):
         assert box.exec("touch /usr/local/made && id -u").stdout == "0\n"
         host = docker_api.api.inspect_container(box.container.id)["HostConfig"]
         assert not host["ReadonlyRootfs"] and host["NanoCpus"] == 500_000_000
-        _, host = DockerSandbox._container_args(box, box.image.id)
+        _, host = DockerSandbox._container_args(box, box.spec.image)
     box.spec = SandboxSpec(gpus=2)
-    assert DockerSandbox._container_args(box, box.image.id)[1]["device_requests"][0]["Count"] == 2
+    assert DockerSandbox._container_args(box, box.spec.image)[1]["device_requests"][0]["Count"] == 2
     box.spec = SandboxSpec(gpus="all")
-    assert DockerSandbox._container_args(box, box.image.id)[1]["device_requests"][0]["Count"] == -1
+    assert DockerSandbox._container_args(box, box.spec.image)[1]["device_requests"][0]["Count"] == -1
     assert "device_requests" not in host and host["network_mode"] == "none"
 
 
