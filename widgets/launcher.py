@@ -1,10 +1,11 @@
 """Run launcher: a saveable run configuration (suite, tasks, loop, models, sandbox, seeds, concurrency,
-budgets), start, live progress per batch and per run, cancel and resume."""
+budgets) turned into a :class:`lab.experiment.Experiment`; start, live progress per batch and per run,
+resume. (Cancelling waits for a public cancel in ``lab.runner``; the view says so.)"""
 
 from __future__ import annotations
 
-import importlib
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,12 @@ import panel as pn
 import param
 
 from lab.errors import LabError
+from lab.experiment import Experiment, ExperimentError
+from lab.runner import Runner
 from lab.traces import TraceStore
 from widgets.notice import notice
 
-LOOPS = ["dera", "react", "repo-setup", "human"]
+LOOPS = ["dera", "react", "repo_setup"]
 
 
 def _suites() -> list[str]:
@@ -34,6 +37,7 @@ class RunConfig(param.Parameterized):
     Save it with :meth:`save` (JSON) and rebuild it with :meth:`load`, so a launch can be rerun exactly.
     """
 
+    experiment = param.String(default="notebook", doc="Experiment name (its runs form the batch exp:<name>).")
     suite = param.Selector(default=None, objects=[], doc="Task suite.")
     tasks = param.ListSelector(default=[], objects=[], doc="Tasks of the suite (none: the suite's CI subset).")
     loop = param.Selector(default="dera", objects=LOOPS, doc="Agent loop.")
@@ -44,6 +48,7 @@ class RunConfig(param.Parameterized):
     max_steps = param.Integer(default=10, bounds=(1, 10000), doc="Step budget per run.")
     time_limit = param.Number(default=600.0, bounds=(1, None), doc="Working-time budget per run (seconds).")
     max_tokens = param.Integer(default=256, bounds=(1, 100000), doc="Output tokens per model call.")
+    task_scoring = param.Boolean(default=True, doc="Score each run with its task's own scorers.")
 
     def load_choices(self) -> None:
         """Fill the suite and task choices from the installed suites (reads task files; done when shown)."""
@@ -65,6 +70,21 @@ class RunConfig(param.Parameterized):
         self.param.tasks.objects = ids
         if ids:
             self.tasks = [t for t in self.tasks if t in ids]
+
+    def to_experiment(self) -> Experiment:
+        """The :class:`lab.experiment.Experiment` this configuration describes.
+
+        Raises:
+            ExperimentError: No suite chosen, or a field the experiment rejects.
+        """
+        if not self.suite:
+            raise ExperimentError("choose a task suite")
+        tasks = {"suite": self.suite, **({"ids": list(self.tasks)} if self.tasks else {"subset": "ci"})}
+        return Experiment.from_dict({
+            "name": self.experiment, "tasks": [tasks], "loops": [self.loop], "models": list(self.models),
+            "seeds": list(range(self.seeds)), "concurrency": self.concurrency, "sandbox_backend": self.sandbox,
+            "budgets": {"steps": self.max_steps, "working_time_s": self.time_limit},
+            "sampling": {"max_tokens": self.max_tokens}, "task_scoring": self.task_scoring}, source="run launcher")
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as plain JSON-able values."""
@@ -90,16 +110,9 @@ class RunConfig(param.Parameterized):
             raise LabError(f"{path}: not a saved run configuration ({e})") from e
 
 
-def _runner() -> Any | None:
-    """The lab's runner module, when this installation has it."""
-    try:
-        return importlib.import_module("lab.runner")
-    except ImportError:
-        return None
-
-
 class RunLauncher(param.Parameterized):
-    """Start, watch, cancel and resume a batch of runs described by a :class:`RunConfig`.
+    """Start, watch and resume a batch of runs described by a :class:`RunConfig` (runs in a background
+    thread, so the notebook stays usable; progress is read from the store).
 
     Args:
         store: Where runs are recorded.
@@ -112,42 +125,58 @@ class RunLauncher(param.Parameterized):
     def __init__(self, store: TraceStore, config: RunConfig | None = None, **params: Any) -> None:
         self.store = store
         self.config = config or RunConfig()
-        self.handle: Any = None
+        self.total = 0
+        self._thread: threading.Thread | None = None
+        self._experiment: Experiment | None = None
         super().__init__(**params)
 
-    def start(self) -> str:
-        """Launch the batch in the background; returns its batch id.
+    @property
+    def running(self) -> bool:
+        """Whether a batch started here is still running."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, *, wait: bool = False) -> str:
+        """Launch the configured batch (combinations already done in the store are skipped).
+
+        Args:
+            wait: Block until the batch ends (default: run it in the background).
+
+        Returns:
+            The batch id.
 
         Raises:
-            LabError: The runner is not installed, or the configuration is invalid.
+            LabError: A batch is still running, or the configuration is invalid.
         """
-        runner = _runner()
-        if runner is None:
-            raise LabError("the run launcher needs lab.runner, which this installation does not have yet")
-        self.handle = runner.launch(self.store, self.config.to_dict(), background=True)
-        self.batch_id = self.handle.batch_id
+        if self.running:
+            raise LabError(f"batch {self.batch_id} is still running")
+        exp = self.config.to_experiment()
+        self.total = len(exp.combos())
+        self._experiment, self.batch_id = exp, exp.batch_id
+
+        def work() -> None:
+            try:
+                result = Runner(self.store, progress=False).run(exp)
+                self.status = f"finished: {result.count('done')} done, {result.count('failed')} failed"
+            except Exception as e:  # noqa: BLE001 - shown in the launcher, the batch is resumable
+                self.status = f"stopped: {type(e).__name__}: {e}"
+
+        self._thread = threading.Thread(target=work, name=f"launch-{exp.name}", daemon=True)
+        self._thread.start()
+        if wait:
+            self._thread.join()
         return self.batch_id
 
-    def cancel(self) -> None:
-        """Cancel the running batch (runs in flight stop as ``cancelled``)."""
-        if self.handle is not None:
-            self.handle.cancel()
-
-    def resume(self) -> None:
-        """Resume the batch: runs not finished are run again, finished ones are kept."""
-        runner = _runner()
-        if runner is None or not self.batch_id:
-            raise LabError("nothing to resume: no batch launched from here")
-        self.handle = runner.resume(self.store, self.batch_id, background=True)
+    def resume(self, *, wait: bool = False) -> str:
+        """Run the batch again: done combinations are kept, interrupted ones continue from their checkpoint."""
+        return self.start(wait=wait)
 
     def progress(self) -> pd.DataFrame:
-        """The batch's runs with their status and working time."""
-        if not self.batch_id:
-            return pd.DataFrame(columns=["run_id", "task", "model", "seed", "status", "elapsed"])
-        runs = pd.DataFrame(self.store.list_runs(batch_id=self.batch_id))
+        """The batch's runs (forks excluded) with their status and working time."""
+        cols = ["run_id", "task", "model", "seed", "status", "elapsed"]
+        runs = pd.DataFrame(self.store.list_runs(batch_id=self.batch_id)) if self.batch_id else pd.DataFrame()
         if runs.empty:
-            return pd.DataFrame(columns=["run_id", "task", "model", "seed", "status", "elapsed"])
-        return runs[["run_id", "task", "model", "seed", "status", "elapsed"]]
+            return pd.DataFrame(columns=cols)
+        return runs[runs["parent_run_id"].isna()][cols].reset_index(drop=True)
 
     # -- view ----------------------------------------------------------------------------------
 
@@ -156,13 +185,10 @@ class RunLauncher(param.Parameterized):
             getattr(self, action)()
             self.status = f"{action}: ok" + (f" (batch `{self.batch_id}`)" if self.batch_id else "")
         except LabError as e:
-            self.status = f"{action}: {e}"
+            self.status = f"{action} failed: {e}"
 
     @param.depends("status", "batch_id")
     def status_view(self) -> pn.viewable.Viewable:
-        if _runner() is None:
-            return notice("Launching is unavailable: this installation of `lab` has no runner yet "
-                          "(`lab.runner`). The configuration can still be edited and saved.", "warning")
         return notice(self.status, "info") if self.status else pn.pane.HTML("")
 
     def progress_view(self) -> pn.viewable.Viewable:
@@ -170,23 +196,27 @@ class RunLauncher(param.Parameterized):
         if df.empty:
             return pn.pane.Markdown("*No batch running.*")
         done = int((df["status"] != "running").sum())
+        total = max(self.total, len(df))
+        state = "running" if self.running else "not running"
         return pn.Column(
-            pn.indicators.Progress(value=done, max=len(df), sizing_mode="stretch_width", css_classes=["lab-batch-progress"]),
-            pn.pane.Markdown(f"batch `{self.batch_id}`: {done} of {len(df)} runs finished"),
+            pn.indicators.Progress(value=done, max=total, sizing_mode="stretch_width", css_classes=["lab-batch-progress"]),
+            pn.pane.Markdown(f"batch `{self.batch_id}` ({state}): {done} of {total} runs finished"),
             pn.widgets.Tabulator(df, disabled=True, show_index=False, height=240, sizing_mode="stretch_width"),
         )
 
     def panel(self) -> pn.viewable.Viewable:
         self.config.load_choices()
         buttons = []
-        for action, kind in (("start", "primary"), ("cancel", "danger"), ("resume", "default")):
+        for action, kind in (("start", "primary"), ("resume", "default")):
             b = pn.widgets.Button(name=action, button_type=kind, width=90, css_classes=[f"lab-{action}"])
             b.on_click(lambda _, a=action: self._act(a))
             buttons.append(b)
         progress = pn.panel(pn.bind(lambda *_: self.progress_view(), self.param.batch_id, self.param.status))
         view = pn.Column(pn.Param(self.config, show_name=False, widgets={
             "tasks": pn.widgets.MultiChoice, "models": {"type": pn.widgets.LiteralInput, "serializer": "json"}}),
-            pn.Row(*buttons), self.status_view, progress, sizing_mode="stretch_width")
+            pn.Row(*buttons), self.status_view, progress,
+            notice("Cancel is not offered yet: `lab.runner` has no public cancel. Interrupt the kernel to pause "
+                   "a batch; *resume* continues it.", "info"), sizing_mode="stretch_width")
         cb = pn.state.add_periodic_callback(lambda: self.batch_id and self.param.trigger("batch_id"), period=2000)
         view._lab_callback = cb
         return view

@@ -16,17 +16,21 @@ from widgets import Dashboard, RunConfig
 def test_selection_drives_trace_diff_and_grading(study):
     store, ids = study
     d = Dashboard(store, grader="zoe")
+    view = d.panel()
+    assert not d.compare.loaded  # read when its tab is first shown
     assert sorted(d.grading.runs) == sorted(ids)  # nothing selected: the filtered runs
     d.runs.table.selection = [0, 1]
     a, b = d.runs.selected
     assert d.trace.run_id == b and (d.diff.run_a, d.diff.run_b) == (a, b)
     assert d.grading.runs == [a, b] and set(d.grading.dimensions) == {"correctness", "clarity"}
+    d.tab = "Human vs AI"
+    assert d.compare.loaded
     d.compare.open_run = a
     assert d.trace.run_id == a and d.tab == "Trace"
     before = d.compare.version
     d.grading.grade({"correctness": 3, "clarity": 3})
     assert d.compare.version == before + 1  # new grades refresh the comparisons
-    assert isinstance(d.panel(), pn.Column)
+    assert isinstance(view, pn.Column)
 
 
 def test_empty_store_renders(store):
@@ -59,3 +63,23 @@ def test_serve_targets(tmp_path):
     out = subprocess.run([sys.executable, "-m", "lab.cli.main", "serve", str(tmp_path / "notes.txt")],
                          capture_output=True, text=True)
     assert out.returncode == 2 and "not .txt" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_launcher_runs_a_batch_and_resumes(store, tmp_path):
+    from widgets import RunLauncher
+
+    reply = {"answer": "ceftriaxone", "explanation": "x", "message": "ok", "done": True, "final": True}
+    script = tmp_path / "s.json"
+    script.write_text(json.dumps({"replies": [json.dumps(reply)], "cycle": True}))
+    cfg = RunConfig(experiment="t", loop="dera", models=[f"scripted:{script}"], max_steps=2,
+                    task_scoring=False)
+    cfg.load_choices()
+    cfg.suite = "medqa-open"
+    cfg.tasks = cfg.param.tasks.objects[:2]
+    launcher = RunLauncher(store, cfg)
+    assert launcher.start(wait=True) == "exp:t"
+    progress = launcher.progress()
+    assert len(progress) == 2 == launcher.total and set(progress["status"]) == {"done"}
+    assert launcher.status.startswith("finished: 2 done")
+    launcher.resume(wait=True)  # nothing left to do: done combinations are kept, not rerun
+    assert len(launcher.progress()) == 2 and launcher.status.startswith("finished: 0 done")
