@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -120,6 +121,11 @@ def main() -> None:
     print(f"| ReAct on LangGraph + SQLite checkpoints + trace events | {o['steps']} | {o['median_ms']:.3f} | "
           f"{o['p90_ms']:.3f} | {o['median_ms'] / o['base_median_ms']:.1f} |")
     print(f"target <= 5 ms median: {'met' if o['median_ms'] <= 5 else 'NOT met'}")
+    t = time.perf_counter()
+    for _ in range(200):
+        sum(range(20_000))
+    print(f"CPU reference: sum(range(20000)) takes {(time.perf_counter() - t) / 200 * 1e3:.2f} ms here; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     if args.skip_docker:
         return
     with tempfile.TemporaryDirectory() as d:

@@ -42,7 +42,7 @@ class HumanSession:
         task: The task (a :class:`lab.tasks.Task`).
         expert: Who is working (recorded as ``human:<expert>``).
         sandbox: The task's sandbox, or a function of the run's recorder opening it (``None``: no shell).
-        limits: Budgets (default: the task's; working time is what counts for humans).
+        limits: Budgets (default: the task's working time, or its wall time taken as working time).
         scorer: Scores a submission: ``scorer(answer, final, sandbox, transcript) -> list[Score]``
             (default: :func:`lab.tasks.score_task`).
         stdin: Where commands are read from.
@@ -56,7 +56,8 @@ class HumanSession:
         self.task = task
         self.expert = expert
         self.agent = f"human:{expert}"
-        self.limits = limits or Limits.from_budgets(task.budgets, steps=None)
+        b = task.budgets  # a person's clock is working time: pauses never count against it
+        self.limits = limits or Limits(steps=None, working_time_s=b.working_time_s or b.wall_time_s)
         self.scorer = scorer or _score_task
         self.stdin = stdin or sys.stdin
         self.stdout = stdout or sys.stdout
