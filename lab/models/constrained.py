@@ -13,7 +13,6 @@ import json
 import uuid
 from typing import Any
 
-import jsonschema
 
 from lab.models.base import Message, ToolCall, ToolSpec
 from lab.models.errors import ModelError, ModelOutputError
@@ -181,6 +180,8 @@ def parse_reply(text: str, tools: list[ToolSpec] | None, tool_choice: str | None
         raise ModelOutputError(f"{where}: reply is not valid JSON ({e.msg} at char {e.pos}); "
                                f"it may be truncated: {text[:200]!r}", raw=text) from e
     if schema is not None:
+        import jsonschema  # slow to import; only validation needs it
+
         try:
             jsonschema.validate(value, schema)
         except jsonschema.ValidationError as e:
@@ -206,6 +207,8 @@ def validate_arguments(call: ToolCall, tools: list[ToolSpec], *, where: str) -> 
     if spec is None:
         raise ModelOutputError(f"{where}: called unknown tool {call.name!r} (offered: "
                                f"{', '.join(t.name for t in tools)})", raw=json.dumps(call.arguments))
+    import jsonschema
+
     try:
         jsonschema.validate(call.arguments, spec.parameters or {"type": "object"})
     except jsonschema.ValidationError as e:

@@ -22,7 +22,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 from lab.tasks.errors import TaskScoringError, TaskSpecError
@@ -53,6 +52,8 @@ def _load_manifest(path: Path) -> dict[str, Any]:
         mark = getattr(e, "problem_mark", None)
         raise TaskSpecError(f"{path}{f':{mark.line + 1}' if mark else ''}: invalid YAML: "
                             f"{getattr(e, 'problem', None) or e}") from None
+    import jsonschema  # imported here: it is slow to import and only manifests need it
+
     err = jsonschema.exceptions.best_match(jsonschema.Draft7Validator(manifest_schema()).iter_errors(data))
     if err is not None:
         line, n = "", node
