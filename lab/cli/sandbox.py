@@ -57,10 +57,11 @@ def ls_cmd() -> None:
     for st in status(client):
         state = "built" if st.built else "NOT BUILT"
         typer.echo(f"image      {st.name:<16} {st.tag or '-':<40} {state}{'  ' + st.note if st.note else ''}")
-    for c in client.containers.list(all=True, filters={"label": LABEL}):
-        owner = c.labels.get(OWNER, "")
+    for c in client.api.containers(all=True, filters={"label": LABEL}):
+        labels, name = c.get("Labels") or {}, (c.get("Names") or ["?"])[0].lstrip("/")
+        owner = labels.get(OWNER, "")
         alive = "" if owner_alive(owner) else "  (owner gone: `lab sandbox gc` removes it)"
-        typer.echo(f"container  {c.name:<32} {c.status:<8} run={c.labels.get(RUN) or '-'} owner={owner}{alive}")
+        typer.echo(f"container  {name:<32} {c.get('State', '?'):<8} run={labels.get(RUN) or '-'} owner={owner}{alive}")
 
 
 def register(app: typer.Typer) -> None:

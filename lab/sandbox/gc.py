@@ -61,12 +61,12 @@ def gc_docker(client, *, everything: bool = False, dry_run: bool = False) -> GcR
     import docker.errors
 
     report = GcReport()
-    for c in client.containers.list(all=True, filters={"label": LABEL}):
-        if _dead(c.labels, everything):
-            report.containers.append(c.name)
+    for c in client.api.containers(all=True, filters={"label": LABEL}):  # one call, no per-container inspect
+        if _dead(c.get("Labels"), everything):
+            report.containers.append((c.get("Names") or [c["Id"][:12]])[0].lstrip("/"))
             if not dry_run:
                 try:
-                    c.remove(force=True, v=True)
+                    client.api.remove_container(c["Id"], force=True, v=True)
                 except (docker.errors.NotFound, docker.errors.APIError):
                     pass  # already gone, or being removed by someone else right now
     for v in client.volumes.list(filters={"label": LABEL}):
@@ -77,12 +77,13 @@ def gc_docker(client, *, everything: bool = False, dry_run: bool = False) -> GcR
                     v.remove(force=True)
                 except (docker.errors.NotFound, docker.errors.APIError):
                     pass  # still in use by a container gc keeps; the next gc takes it
-    for img in client.images.list(all=True, filters={"label": LABEL}):
-        if _dead(img.labels, everything):
-            report.images.append(img.tags[0] if img.tags else img.short_id)
+    for img in client.api.images(all=True, filters={"label": LABEL}):
+        if _dead(img.get("Labels"), everything):
+            tags = [t for t in img.get("RepoTags") or [] if t != "<none>:<none>"]
+            report.images.append(tags[0] if tags else img["Id"][:19])
             if not dry_run:
                 try:
-                    client.images.remove(img.id, force=True)
+                    client.api.remove_image(img["Id"], force=True)
                 except (docker.errors.NotFound, docker.errors.APIError):
                     pass
     return report

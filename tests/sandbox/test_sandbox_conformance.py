@@ -292,3 +292,17 @@ def test_every_operation_is_recorded(spec, store, tmp_path):
     assert execs[3].attrs["lab.sandbox.stdout"] == "streamed\n" and execs[3].attrs["process.exit.code"] == 0
     assert [f.attrs["lab.sandbox.op"] for f in files] == ["write", "read", "read", "copy_in", "copy_out"]
     assert files[0].attrs["file.size"] == 3 and files[2].attrs["error.type"] == "FileNotFoundError"
+
+
+def test_unisolated_local_sandbox_warns_once(monkeypatch):
+    from lab.sandbox import SandboxSpec
+    from lab.sandbox import local
+
+    monkeypatch.setattr(local, "_warned", threading.Event())
+    with pytest.warns(local.UnisolatedWarning, match="WITHOUT isolation"):
+        open_sandbox(SandboxSpec(backend="local", bwrap=False)).close()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        open_sandbox(SandboxSpec(backend="local", bwrap=False)).close()

@@ -147,10 +147,13 @@ def test_missing_image_is_a_clear_error(docker_api):
 
 
 def test_workdir_not_writable_is_a_clear_error(docker_api):
-    before = {c.id for c in docker_api.containers.list(all=True, filters={"label": LABEL})}
+    from lab.traces.store import current_owner
+
+    before = {c["Id"] for c in docker_api.api.containers(all=True, filters={"label": f"{OWNER}={current_owner()}"})}
     with pytest.raises(SandboxError, match="not writable"):
         open_sandbox(SandboxSpec(workdir="/srv/elsewhere"))
-    assert {c.id for c in docker_api.containers.list(all=True, filters={"label": LABEL})} <= before
+    after = {c["Id"] for c in docker_api.api.containers(all=True, filters={"label": f"{OWNER}={current_owner()}"})}
+    assert after <= before  # the failed sandbox's container is gone
 
 
 # -- the plain-exec fallback (an image without python3) ----------------------------------------------
@@ -195,8 +198,8 @@ def test_fallback_without_python_runs_the_same_interface(no_python_image, tmp_pa
 
 
 def _ours(docker_api, owner: str) -> tuple[list, list]:
-    cs = [c for c in docker_api.containers.list(all=True, filters={"label": LABEL}) if c.labels.get(OWNER) == owner]
-    vs = [v for v in docker_api.volumes.list(filters={"label": LABEL}) if (v.attrs.get("Labels") or {}).get(OWNER) == owner]
+    cs = docker_api.api.containers(all=True, filters={"label": f"{OWNER}={owner}"})
+    vs = docker_api.volumes.list(filters={"label": f"{OWNER}={owner}"})
     return cs, vs
 
 
@@ -208,10 +211,10 @@ def test_close_removes_container_volume_and_snapshot_images(docker_api):
     ref = box.snapshot()
     assert docker_api.images.get(ref.ref).labels[OWNER] == current_owner()
     cs, vs = _ours(docker_api, current_owner())
-    assert box.container.id in [c.id for c in cs] and vs
+    assert box.container.id in [c["Id"] for c in cs] and vs
     box.close()
     cs, _ = _ours(docker_api, current_owner())
-    assert box.container.id not in [c.id for c in cs]
+    assert box.container.id not in [c["Id"] for c in cs]
     with pytest.raises(Exception):
         docker_api.images.get(ref.ref)
 
@@ -254,7 +257,7 @@ def test_kill_9_leaves_nothing_after_gc(docker_api, tmp_path):
     assert result.returncode == 0, result.stderr
     cs, vs = _ours(docker_api, owner)
     assert cs == [] and vs == []
-    assert not any(owner == (i.labels or {}).get(OWNER) for i in docker_api.images.list(filters={"label": LABEL}))
+    assert not docker_api.api.images(all=True, filters={"label": f"{OWNER}={owner}"})
     assert not Path(local_root).exists()
     assert "removed container" in result.stdout and "removed local dir" in result.stdout
 
@@ -263,3 +266,19 @@ def test_gc_keeps_sandboxes_of_live_processes(dsb, docker_api):
     report = gc_docker(docker_api)
     assert dsb.name not in report.containers and dsb.container.name == dsb.name
     assert dsb.exec("true").ok
+
+
+_EXITS = r"""
+from lab.sandbox import SandboxSpec, open_sandbox
+from lab.traces.store import current_owner
+box = open_sandbox(SandboxSpec())
+box.exec("true")
+print(current_owner(), flush=True)
+raise SystemExit(0)  # never closed: atexit removes it
+"""
+
+
+def test_normal_exit_without_close_removes_the_sandbox(docker_api):
+    r = subprocess.run([sys.executable, "-c", _EXITS], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert _ours(docker_api, r.stdout.strip()) == ([], [])
