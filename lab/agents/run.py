@@ -177,7 +177,8 @@ class AgentRun:
         self.thread = {"configurable": {"thread_id": self.run_id}, "recursion_limit": 100_000}
         graph = StateGraph(agent.state_schema())
         agent.build(graph, self)
-        self.graph = graph.compile(checkpointer=checkpointer_for(store.path))
+        # a store may bring its own checkpointer (a cluster worker's stand-in for the driver's store does)
+        self.graph = graph.compile(checkpointer=getattr(store, "checkpointer", None) or checkpointer_for(store.path))
         self._input: Any = None  # what the next drive starts from (a state, None to continue, a Command)
         self._pause = threading.Event()
         self.result: RunResult | None = None

@@ -14,14 +14,19 @@ def run_experiment(
     store: Path = StoreOption,
     concurrency: int = typer.Option(None, "--concurrency", "-j", min=1, help="Runs at once (default: the file's)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    executor: str = typer.Option("local", "--executor", help="Where runs execute: local (threads here) or ray."),
+    address: str = typer.Option(None, "--address", help="Ray cluster address HOST:PORT (default: $RAY_ADDRESS "
+                                "or the cluster running on this machine)."),
 ) -> None:
     """Run an experiment; a rerun skips finished combinations and resumes interrupted ones."""
+    from lab.executors import get_executor
     from lab.experiment import Experiment
     from lab.runner import Runner
 
     exp = Experiment.from_yaml(experiment)
     st = open_store(store, create=True)
-    batch = Runner(st, concurrency=concurrency, progress=progress).run(exp)
+    runner = Runner(st, concurrency=concurrency, progress=progress, executor=get_executor(executor, address=address))
+    batch = runner.run(exp)
     for o in batch.outcomes:
         scores = " ".join(f"{k}={v:.3g}" if isinstance(v, (int, float)) else f"{k}=-" for k, v in o.scores.items())
         answer = str(o.answer if o.answer is not None else "-").replace("\n", " ")[:60]
