@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ import pytest
 from lab.sandbox import SandboxError, SandboxSpec, SandboxUnavailable, open_sandbox
 from lab.sandbox.gc import LABEL, OWNER, gc_docker
 from lab.traces import RunRecorder
-from lab.traces.schema import RunStatus
 
 pytestmark = pytest.mark.docker
 REPO = Path(__file__).resolve().parents[2]
