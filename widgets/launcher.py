@@ -14,6 +14,7 @@ import panel as pn
 import param
 
 from lab.errors import LabError
+from lab.executors import EXECUTORS, get_executor
 from lab.experiment import Experiment, ExperimentError
 from lab.runner import Runner
 from lab.traces import TraceStore
@@ -45,6 +46,8 @@ class RunConfig(param.Parameterized):
     sandbox = param.Selector(default="docker", objects=["docker", "local"], doc="Sandbox backend.")
     seeds = param.Integer(default=1, bounds=(1, 100), doc="Runs per task and model (seeds 0..n-1).")
     concurrency = param.Integer(default=2, bounds=(1, 64), doc="Runs at once.")
+    executor = param.Selector(default="local", objects=list(EXECUTORS), doc="Where runs execute (here or Ray).")
+    address = param.String(default="", doc="Ray cluster address HOST:PORT (empty: $RAY_ADDRESS or this machine's).")
     max_steps = param.Integer(default=10, bounds=(1, 10000), doc="Step budget per run.")
     time_limit = param.Number(default=600.0, bounds=(1, None), doc="Working-time budget per run (seconds).")
     max_tokens = param.Integer(default=256, bounds=(1, 100000), doc="Output tokens per model call.")
@@ -155,7 +158,8 @@ class RunLauncher(param.Parameterized):
 
         def work() -> None:
             try:
-                result = Runner(self.store, progress=False).run(exp)
+                executor = get_executor(self.config.executor, address=self.config.address or None)
+                result = Runner(self.store, progress=False, executor=executor).run(exp)
                 self.status = f"finished: {result.count('done')} done, {result.count('failed')} failed"
             except Exception as e:  # noqa: BLE001 - shown in the launcher, the batch is resumable
                 self.status = f"stopped: {type(e).__name__}: {e}"

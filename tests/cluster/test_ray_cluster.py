@@ -155,3 +155,21 @@ def test_lab_run_with_ray_executor(cluster, tmp_path):
     assert [r["status"] for r in runs] == ["done", "done"]
     bad = subprocess.run([*cmd, "--executor", "warp"], capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode != 0 and "unknown executor 'warp'" in bad.stdout + bad.stderr
+
+
+def test_notebook_launcher_on_the_cluster(cluster, tmp_path):
+    from widgets import RunConfig, RunLauncher
+
+    reply = {"answer": "ceftriaxone", "explanation": "x", "message": "ok", "done": True, "final": True}
+    script = tmp_path / "s.json"
+    script.write_text(json.dumps({"replies": [json.dumps(reply)], "cycle": True}))
+    cfg = RunConfig(experiment="nb", loop="dera", models=[f"scripted:{script}"], max_steps=2, task_scoring=False,
+                    executor="ray", address=cluster.address)
+    cfg.load_choices()
+    cfg.suite = "medqa-open"
+    cfg.tasks = cfg.param.tasks.objects[:2]
+    store = TraceStore(tmp_path / "nb.db")
+    launcher = RunLauncher(store, cfg)
+    assert launcher.start(wait=True) == "exp:nb"
+    assert launcher.status.startswith("finished: 2 done") and set(launcher.progress()["status"]) == {"done"}
+    assert RunConfig.load(cfg.save(tmp_path / "cfg.json")).executor == "ray"
