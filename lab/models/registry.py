@@ -68,9 +68,9 @@ def load_model(name: str, **options: Any) -> ChatModel:
 
 
 def _hf(path: Path, *, name: str, **options: Any) -> ChatModel:
-    from lab.models.transformers_backend import TransformersModel
+    from lab.models.replicas import load_local
 
-    return TransformersModel(path, name=name, **options)
+    return load_local(path, name=name, **options)
 
 
 def _key(options: dict[str, Any]) -> tuple:

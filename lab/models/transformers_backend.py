@@ -49,8 +49,8 @@ class TransformersModel:
         path: A model directory (``config.json`` + weights) or a ``.gguf`` file (converted once to a
             safetensors cache).
         name: Name recorded with each call (default: the path).
-        device: ``"cuda"``, ``"cpu"`` or ``"auto"`` (CUDA when available; ``device_map="auto"`` spreads a
-            model larger than one GPU over the GPUs and CPU memory).
+        device: ``"cuda"``, ``"cuda:N"`` (that GPU only), ``"cpu"`` or ``"auto"`` (CUDA when available;
+            ``device_map="auto"`` spreads a model larger than one GPU over the GPUs and CPU memory).
         max_batch: Most requests generated together.
         batch_wait: Seconds the worker waits for more requests before generating (the batching window).
         max_wait: Longest the worker waits past the window for callers still preparing their prompts.
@@ -80,13 +80,13 @@ class TransformersModel:
         if not (path / "config.json").is_file():
             raise ModelNotFound(f"model {self.name}: {path} has no config.json (not a transformers model dir)")
         self.path = path
-        use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-        if device == "cuda" and not torch.cuda.is_available():
-            raise ModelError(f"model {self.name}: device='cuda' requested but no CUDA device is available")
+        use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ModelError(f"model {self.name}: device={device!r} requested but no CUDA device is available")
         kwargs: dict[str, Any] = {}
         if use_cuda:
             kwargs["dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            kwargs["device_map"] = "auto"
+            kwargs["device_map"] = device if device.startswith("cuda:") else "auto"  # one GPU, or spread
         else:
             kwargs["dtype"] = torch.float32
         try:
