@@ -69,3 +69,19 @@ def test_interrupted_run_without_checkpoint_starts_over(store):
     (outcome,) = Runner(store, progress=False, model_loader=model).run(exp).outcomes
     assert outcome.status == "done" and outcome.run_id != lost and outcome.answer == "Ceftriaxone"
     assert store.get_run(lost)["status"] == "interrupted"
+
+
+def test_rd_optimise_gpu_variants_are_unavailable_not_failed_without_a_gpu(store, monkeypatch):
+    from lab.tasks import validate
+
+    monkeypatch.setattr(validate, "gpu_count", lambda: 0)  # this machine, or any without a GPU
+    exp = Experiment.from_dict({"name": "gpu", "tasks": [{"suite": "rd-optimise", "ids": [
+        "count_close_pairs/gpu", "tiny_model_loss/gpu", "broken_layer/gpu"]}], "loops": ["react"], "models": ["m"]})
+
+    def model(name):
+        raise AssertionError("an unavailable task must not load a model")
+
+    batch = Runner(store, progress=False, model_loader=model).run(exp)
+    assert [o.status for o in batch.outcomes] == ["unavailable"] * 3 and batch.count("failed") == 0
+    assert "rd-optimise/tiny_model_loss/gpu' needs 1 GPU(s); this machine has 0" in batch.outcomes[1].error
+    assert store.list_runs() == []
