@@ -28,7 +28,7 @@ from lab.agents.run import Agent, AgentRun, RunResult
 from lab.executors import Executor, LocalExecutor
 from lab.experiment import Combo, Experiment, LoopSpec
 from lab.models.base import ChatModel, Sampling
-from lab.tasks.errors import TaskError
+from lab.tasks.environment import open_task_sandbox
 from lab.tasks.model import Budgets, Task
 from lab.tools.registry import get_tools
 from lab.traces.recorder import RunRecorder
@@ -87,48 +87,6 @@ class BatchResult:
         rows = [{**{k: v for k, v in o.__dict__.items() if k != "scores"},
                  **{f"score.{k}": v for k, v in o.scores.items()}} for o in self.outcomes]
         return pd.DataFrame(rows)
-
-
-def open_task_sandbox(task: Task, recorder: RunRecorder | None = None, *, backend: str = "docker") -> Any:
-    """Open the sandbox a task describes: its image and resources, files copied in, setup run.
-
-    Args:
-        task: The task (its ``sandbox`` must be set).
-        recorder: Records the sandbox's execs in a run.
-        backend: ``docker`` or ``local``.
-
-    Returns:
-        An open sandbox (close it when done).
-
-    Raises:
-        TaskError: The task names no sandbox, or a setup command failed (the sandbox is closed).
-        SandboxError: The sandbox could not start.
-    """
-    from lab.sandbox import SandboxSpec, open_sandbox
-
-    spec, res = task.sandbox, task.resources
-    if spec is None:
-        raise TaskError(f"task '{task.key}' names no sandbox")
-    image = spec.image if "/" in spec.image or ":" in spec.image else f"expertlab/{spec.image}"
-    sb = open_sandbox(SandboxSpec(image=image, backend=backend, workdir=spec.workdir or "/work", user=spec.user,
-                                  cpus=res.cpus, memory=f"{int(res.memory_gb * 1024)}m", network=res.network,
-                                  gpus=res.gpus or None, read_only_root=spec.read_only_root), recorder=recorder)
-    try:
-        for c in spec.copy_in:
-            src = task.host_path(c.src)
-            if src.is_dir():
-                sb.copy_in(src, c.dest)
-            else:
-                sb.write_file(c.dest, src.read_bytes())
-        for cmd in spec.setup:
-            r = sb.exec(cmd, timeout=600)
-            if not r.ok:
-                raise TaskError(f"task '{task.key}': setup command {cmd!r} failed "
-                                f"(exit {r.exit_code}): {(r.stderr or r.stdout)[-300:]}")
-    except BaseException:
-        sb.close()
-        raise
-    return sb
 
 
 def build_agent(loop: LoopSpec, model: ChatModel, task: Task, *, budgets: Budgets | None = None,

@@ -19,7 +19,7 @@ def human(
     """Open an interactive shell in the task's sandbox with a pausable clock; `submit ANSWER` to finish."""
     from lab.agents.human import HumanSession
     from lab.errors import LabError
-    from lab.runner import open_task_sandbox
+    from lab.tasks.environment import open_task_sandbox
     from lab.tasks import get_task, load_tasks
 
     if backend not in ("docker", "local"):

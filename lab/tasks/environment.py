@@ -9,7 +9,7 @@ from lab.tasks.metr import MetrSession
 from lab.tasks.model import Task
 from lab.tasks.validate import unavailable_reason
 
-__all__ = ["TaskEnvironment", "TaskUnavailable", "sandbox_spec"]
+__all__ = ["TaskEnvironment", "TaskUnavailable", "open_task_sandbox", "sandbox_spec"]
 
 
 class TaskUnavailable(TaskError):
@@ -108,3 +108,13 @@ class TaskEnvironment:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def open_task_sandbox(task: Task, recorder: Any = None, *, backend: str = "docker") -> Any:
+    """Open and prepare a task's sandbox (as :class:`TaskEnvironment` does); the caller closes it.
+
+    Raises:
+        TaskUnavailable: The task needs resources this machine lacks.
+        TaskError: Copying in or a setup step failed (the sandbox is closed).
+    """
+    return TaskEnvironment(task, recorder=recorder, backend=backend).__enter__().sandbox

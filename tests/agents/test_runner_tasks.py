@@ -1,0 +1,48 @@
+"""The runner prepares each task's environment as the task says, METR task families included."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lab.experiment import Experiment
+from lab.models import ScriptedModel, ToolCall
+from lab.runner import Runner
+
+SOLUTION = Path(__file__).resolve().parents[2] / "lab/tasks/suites/rd-optimise/solutions/broken_layer/model.py"
+
+
+@pytest.fixture(scope="module")
+def docker_base():
+    from lab.sandbox import SandboxUnavailable
+
+    try:
+        from lab.sandbox.docker import docker_client
+
+        docker_client()
+    except SandboxUnavailable as e:
+        pytest.skip(f"no Docker engine: {e}")
+    from lab.sandbox.images import ensure_image
+
+    ensure_image("base", log=lambda _line: None)
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("solve, expected", [(False, 0.0), (True, 1.0)])
+def test_metr_task_is_installed_started_and_scored_by_the_runner(store, docker_base, solve, expected):
+    """A scripted expert edits the broken layer (or not) through the repo-setup loop; the family's own
+    ``start`` and ``score`` run in the sandbox, so the normalised score is the task's 1.0 (or 0.0)."""
+    calls = [ToolCall("", "shell", {"command": "test -f model.py && echo present"})]
+    if solve:
+        calls.append(ToolCall("", "edit_file", {"path": "model.py", "old": "", "new": SOLUTION.read_text()}))
+    calls.append(ToolCall("", "submit", {"answer": "null"}))
+    exp = Experiment.model_validate({
+        "name": "rd", "tasks": ["rd-optimise/broken_layer/main"], "loops": ["repo_setup"],
+        "models": ["expert"], "concurrency": 1})
+    batch = Runner(store, progress=False, model_loader=lambda _name: ScriptedModel(list(calls))).run(exp)
+    (o,) = batch.outcomes
+    assert o.status == "done", o.error
+    results = [e.attrs["content"] for e in store.events(o.run_id, kinds=["tool_result"])]
+    assert "present" in results[0]                      # the family's start() put the starting solution there
+    assert o.scores["normalized_score"] == pytest.approx(expected, abs=1e-9)
