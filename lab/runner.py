@@ -200,18 +200,23 @@ class Runner:
                 bar.update(1)
                 bar.set_postfix(failed=sum(o.status == "failed" for o in outcomes.values()), refresh=False)
         except KeyboardInterrupt:
-            self._stopping.set()
+            self.stop()
             for f in futures:
                 f.cancel()
-            with self._lock:
-                for run in self._active.values():
-                    run.pause()
             pool.shutdown(cancel=True)
             bar.close()
             raise
         pool.shutdown()
         bar.close()
         return BatchResult([outcomes[i] for i in sorted(outcomes)])
+
+    def stop(self) -> None:
+        """Ask the running combinations to pause at their next step (they end ``interrupted``, resumable) and
+        the ones not started yet not to start."""
+        self._stopping.set()
+        with self._lock:
+            for run in self._active.values():
+                run.pause()
 
     def _has_checkpoint(self, run_id: str) -> bool:
         """Whether an interrupted run got far enough to resume (one stopped before that starts over)."""

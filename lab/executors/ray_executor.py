@@ -10,6 +10,7 @@ running the batch again resumes just those runs (from their last checkpoint, on 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import threading
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -66,12 +67,14 @@ class RayExecutor:
         return _RayBatch(runner, experiment)
 
 
-_contexts: dict[str, tuple[Runner, Experiment]] = {}
-"""In a worker process: the latest batch's runner (over a remote store) and experiment."""
+_contexts: dict[str, tuple[Any, Runner, Experiment]] = {}
+"""In a worker process: the latest batch's sink, runner (over a remote store) and experiment."""
+STOP_POLL_S = 0.5
 
 
 def _run_remote(token: str, context: list[Any], combo: Combo, key: str, resume_id: str | None) -> Outcome:
-    """A Ray task: run one combination with the same code the local executor uses."""
+    """A Ray task: run one combination with the same code the local executor uses; when the driver stops the
+    batch (Ctrl-C), the run pauses at its next step as it would locally."""
     import ray
 
     from lab.executors.remote_store import RemoteStore
@@ -80,9 +83,25 @@ def _run_remote(token: str, context: list[Any], combo: Combo, key: str, resume_i
     if token not in _contexts:
         sink, path, options, experiment = ray.get(context[0])
         _contexts.clear()
-        _contexts[token] = (Runner(RemoteStore(sink, path), progress=False, **options), experiment)
-    runner, experiment = _contexts[token]
-    return runner.run_one(experiment, combo, key, resume_id)
+        _contexts[token] = (sink, Runner(RemoteStore(sink, path), progress=False, **options), experiment)
+    sink, runner, experiment = _contexts[token]
+    finished = threading.Event()
+
+    def watch() -> None:  # again after the stop: a run registers as active only once its sandbox is up
+        while not finished.wait(STOP_POLL_S):
+            try:
+                if ray.get(sink.stopped.remote()):
+                    runner.stop()
+            except Exception:  # noqa: BLE001 - the batch is over
+                return
+
+    if ray.get(sink.stopped.remote()):
+        runner.stop()
+    threading.Thread(target=watch, name="lab-stop-watch", daemon=True).start()
+    try:
+        return runner.run_one(experiment, combo, key, resume_id)
+    finally:
+        finished.set()
 
 
 def unfit_reason(task: Task, nodes: list[dict[str, float]]) -> str | None:
@@ -124,7 +143,6 @@ class _RayBatch:
         self.token = uuid.uuid4().hex
         self.task = ray.remote(_run_remote)
         self.nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
-        self.refs: list[Any] = []
         self.futures: list[cf.Future] = []
 
     def submit(self, combo: Combo, key: str, resume_id: str | None) -> cf.Future[Outcome]:
@@ -140,7 +158,6 @@ class _RayBatch:
                                 max_retries=0, retry_exceptions=False, scheduling_strategy="SPREAD",
                                 name=f"lab:{combo.task.key}").remote(
             self.token, self.context, combo, key, resume_id)
-        self.refs.append(ref)
         ref.future().add_done_callback(lambda done: self._settle(out, done, combo, key))
         return out
 
@@ -186,8 +203,7 @@ class _RayBatch:
     def shutdown(self, *, cancel: bool = False) -> None:
         import ray
 
-        if cancel:
-            for ref in self.refs:
-                ray.cancel(ref)  # a KeyboardInterrupt in the run: it stops as interrupted
+        if cancel:  # running runs pause at their next step, the rest return at once: all end interrupted
+            ray.get(self.sink.stop.remote())
         cf.wait(self.futures)
         ray.kill(self.sink)

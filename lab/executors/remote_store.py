@@ -32,6 +32,7 @@ class StoreSink:
     def __init__(self, path: str) -> None:
         self.store = TraceStore(path, recover=False)
         self.saver = checkpointer_for(path)
+        self.stopping = False
 
     def store_call(self, method: str, args: tuple, kwargs: dict[str, Any]) -> Any:
         """Call a public :class:`TraceStore` method."""
@@ -46,6 +47,13 @@ class StoreSink:
 
     def ping(self) -> bool:
         return True
+
+    def stop(self) -> None:
+        """Ask the batch's runs to stop (workers poll :meth:`stopped`)."""
+        self.stopping = True
+
+    def stopped(self) -> bool:
+        return self.stopping
 
 
 class RemoteStore:

@@ -173,3 +173,22 @@ def test_notebook_launcher_on_the_cluster(cluster, tmp_path):
     assert launcher.start(wait=True) == "exp:nb"
     assert launcher.status.startswith("finished: 2 done") and set(launcher.progress()["status"]) == {"done"}
     assert RunConfig.load(cfg.save(tmp_path / "cfg.json")).executor == "ray"
+
+
+def test_stopping_a_batch_pauses_its_runs_like_ctrl_c_locally(cluster, tmp_path):
+    """What Ctrl-C does to a Ray batch: running runs pause at their next step (``interrupted``, resumable),
+    the others do not start; nothing is marked failed, and the batch resumed finishes."""
+    exp = workload.experiment(workload.write_tasks(tmp_path, 10, pause=6), seeds=1)
+    store = TraceStore(tmp_path / "traces.db")
+    runner = Runner(store, progress=False, model_loader=workload.load_model, executor=RayExecutor(cluster.address))
+    batch = runner.executor.start(runner, exp, 4)
+    futures = [batch.submit(c, c.key(exp), None) for c in exp.combos()]
+    deadline = time.monotonic() + 120
+    while len(store.list_runs(status="running")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    batch.shutdown(cancel=True)
+    outcomes = [f.result() for f in futures]
+    assert "interrupted" in {o.status for o in outcomes} and not {o.status for o in outcomes} - {"done", "interrupted"}
+    assert {(r["status"], r["error"]) for r in store.list_runs()} <= {("done", None), ("interrupted", "paused")}
+    again = runner.run(exp)
+    assert again.count("done") + again.count("skipped") == 10
