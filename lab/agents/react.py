@@ -67,7 +67,7 @@ class ReActAgent(Agent):
         limits: Step, token, time and invalid-reply limits.
         approval: ``True`` to ask a person before every tool call except ``submit``, or the names of the
             tools that need approval.
-        sampling: Sampling parameters (``max_tokens`` ...).
+        sampling: Sampling parameters (``max_tokens`` ...; ``tool_choice`` defaults to ``required``).
         observation: How past tool outputs are shown to the model (default: in full).
         snapshot_steps: Snapshot the sandbox after every step (what forks restore).
         tool_timeout: Seconds a sandbox command may run.
@@ -91,7 +91,9 @@ class ReActAgent(Agent):
         self.system_prompt = system_prompt
         self.limits = limits or Limits()
         self.approval = approval
-        self.sampling = sampling or Sampling()
+        # every step must call a tool (a reply that calls none is invalid), so ask for one unless told otherwise
+        sampling = sampling or Sampling()
+        self.sampling = sampling if sampling.tool_choice else dataclasses.replace(sampling, tool_choice="required")
         self.observation = observation
         self.snapshot_steps = snapshot_steps
         self.tool_timeout = tool_timeout
