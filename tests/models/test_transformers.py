@@ -47,9 +47,8 @@ def test_concurrent_tool_calls_are_batched_and_schema_valid(smollm2):
     before = len(smollm2.batches)
 
     def ask(i: int) -> None:
-        # a tiny max_tokens: the schema's bounds (or the budget) still let every call finish
         results[i] = smollm2.chat([Message("user", prompts[i])], tools=TOOLS,
-                                  sampling=Sampling(tool_choice="required", max_tokens=8 if i == 0 else 48))
+                                  sampling=Sampling(tool_choice="required", max_tokens=40))
 
     threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(prompts))]
     for t in threads:
@@ -70,6 +69,12 @@ def test_response_schema_and_tool_history(smollm2):
     r = smollm2.chat([Message("user", "Name a big city and its population as JSON.")], response_schema=schema,
                      sampling=Sampling(max_tokens=48))
     jsonschema.validate(r.parsed, schema)
+    # a max_tokens too small for any reply is raised so the JSON still completes
+    tiny = {"type": "object", "properties": {"ok": {"type": "boolean"}, "word": {"type": "string"}},
+            "required": ["ok", "word"]}
+    r = smollm2.chat([Message("user", "Is water wet? One word.")], response_schema=tiny,
+                     sampling=Sampling(max_tokens=4))
+    jsonschema.validate(r.parsed, tiny)
     history = [Message("user", "Add 2 and 3."),
                Message("assistant", tool_calls=[ToolCall("c1", "add", {"a": 2, "b": 3})]),
                Message("tool", "5", tool_call_id="c1")]
