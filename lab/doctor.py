@@ -114,4 +114,3 @@ def register_check(fn: Callable[[], Check]) -> Callable[[], Check]:
 def checks() -> list[Check]:
     """Run every check."""
     return [fn() for fn in _CHECKS]
-
