@@ -10,6 +10,7 @@ running the batch again resumes just those runs (from their last checkpoint, on 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import socket
 import threading
 import time
 import uuid
@@ -39,14 +40,22 @@ def connect(address: str | None = None) -> None:
         import ray
     except ImportError:
         raise ExecutorError("the Ray executor needs ray: pip install 'expertlab[cluster]'") from None
+    hint = "start one with `ray start --head` or pass --address HOST:PORT"
+    if address:  # Ray itself keeps retrying an address nobody answers at for minutes
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ExecutorError(f"Ray cluster address {address!r}: expected HOST:PORT (the head's GCS port)")
+        try:
+            socket.create_connection((host, int(port)), timeout=5).close()
+        except OSError as e:
+            raise ExecutorError(f"no Ray cluster at {address} ({e.strerror or e}); {hint}") from None
     if ray.is_initialized():
         return
     try:
         ray.init(address=address or "auto", log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = address or "$RAY_ADDRESS or this machine"
-        raise ExecutorError(f"no Ray cluster reachable at {where} ({type(e).__name__}: {e}); start one with "
-                            "`ray start --head` or pass --address HOST:PORT") from None
+        raise ExecutorError(f"no Ray cluster reachable at {where} ({type(e).__name__}: {e}); {hint}") from None
 
 
 class RayExecutor:

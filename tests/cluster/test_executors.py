@@ -85,3 +85,12 @@ def test_rd_optimise_gpu_variants_are_unavailable_not_failed_without_a_gpu(store
     assert [o.status for o in batch.outcomes] == ["unavailable"] * 3 and batch.count("failed") == 0
     assert "rd-optimise/tiny_model_loss/gpu' needs 1 GPU(s); this machine has 0" in batch.outcomes[1].error
     assert store.list_runs() == []
+
+
+def test_ray_executor_names_a_missing_or_malformed_cluster_address(store):
+    from lab.executors.ray_executor import connect
+
+    with pytest.raises(ExecutorError, match="expected HOST:PORT"):
+        connect("headnode")
+    with pytest.raises(ExecutorError, match=r"no Ray cluster at 127.0.0.1:1 \(Connection refused\); start one"):
+        connect("127.0.0.1:1")
