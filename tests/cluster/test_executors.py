@@ -39,7 +39,8 @@ def test_tasks_fit_nodes_by_cpus_memory_and_gpus():
     assert "needs 4 GPU(s)" in unfit_reason(_task(gpus=4), [gpu_node]) and "most on one node: 2" in \
         unfit_reason(_task(gpus=4), [gpu_node])
     # enough CPUs on one node and enough memory on another is not enough
-    reason = unfit_reason(_task(cpus=8, memory_gb=32), [{"CPU": 8.0, "memory": 4 * GIB}, {"CPU": 1.0, "memory": 64 * GIB}])
+    split = [{"CPU": 8.0, "memory": 4 * GIB}, {"CPU": 1.0, "memory": 64 * GIB}]
+    reason = unfit_reason(_task(cpus=8, memory_gb=32), split)
     assert "needs 8 CPU(s) and 32 GiB of memory on one node" in reason
     assert "GPU" in unfit_reason(_task(gpus=1), [])
 

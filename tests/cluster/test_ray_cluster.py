@@ -92,7 +92,8 @@ def test_same_store_as_local_executor_and_runs_on_both_nodes(cluster, tmp_path):
     assert b.count("done") == 12 and all(o.scores == {"exact_match": 1.0} for o in b.outcomes if o.status == "done")
     gpu = [o for o in b.outcomes if o.task.endswith("sq-gpu")]
     assert [o.status for o in gpu] == ["unavailable"] * 2 and "needs 1 GPU(s)" in gpu[0].error
-    assert all(o.status == "unavailable" and "needs 1 GPU(s)" in o.error for o in a.outcomes if o.task.endswith("sq-gpu"))
+    assert all(o.status == "unavailable" and "needs 1 GPU(s)" in o.error
+               for o in a.outcomes if o.task.endswith("sq-gpu"))
     assert digest(local) == digest(remote)
     assert cluster.runs_on(0) > 0 and cluster.runs_on(1) > 0, "runs should spread over both nodes"
 
@@ -129,7 +130,8 @@ def test_node_killed_mid_batch_then_resumed(cluster, tmp_path):
             assert run["status"] == "interrupted" and run["error"] == o.error
             assert store.events(o.run_id)[-1].attrs["error.where"] == "executor"
 
-    second = Runner(store, progress=False, model_loader=workload.load_model, executor=RayExecutor(cluster.address)).run(exp)
+    second = Runner(store, progress=False, model_loader=workload.load_model,
+                    executor=RayExecutor(cluster.address)).run(exp)
     assert second.count("skipped") == first.count("done") and second.count("done") == len(lost)
     assert all(o.scores == {"exact_match": 1.0} for o in second.outcomes)
     for run in store.list_runs():  # every run's events are gap-free and in order
