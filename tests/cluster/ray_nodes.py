@@ -7,6 +7,7 @@ Everything it starts is stopped by process id (never ``ray stop``, which ends ev
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -183,12 +184,13 @@ class LocalRayCluster:
             pass
 
     def stop(self) -> None:
-        """Stop every process this cluster started, by pid (worker nodes first)."""
+        """Stop every process this cluster started, by pid (worker nodes first), and remove its files."""
         for node in self.nodes:
             node.refresh()
         for node in reversed(self.nodes):
             self._kill(node)
         self.nodes.clear()
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self) -> LocalRayCluster:
         return self.start()
