@@ -95,9 +95,9 @@ def test_load_local_builds_one_model_per_placement(monkeypatch, tmp_path, free, 
     assert built == ["cpu"]
 
 
-def test_a_named_gpu_without_cuda_is_a_clear_error():
-    from lab.models.embedded import smollm2_dir
+def test_a_named_gpu_without_cuda_is_a_clear_error(tmp_path):
     from lab.models.transformers_backend import TransformersModel
 
+    (tmp_path / "config.json").write_text("{}")  # the device is checked before any weights are read
     with pytest.raises(ModelError, match="device='cuda:1' requested but no CUDA device"):
-        TransformersModel(smollm2_dir(), device="cuda:1")
+        TransformersModel(tmp_path, device="cuda:1")
