@@ -105,12 +105,6 @@ def _smollm2() -> Check:
 _CHECKS: list[Callable[[], Check]] = [_docker, _base_images, _nvidia_runtime, _gpu, _chromium, _smollm2]
 
 
-def register_check(fn: Callable[[], Check]) -> Callable[[], Check]:
-    """Add a check (used by subsystems: sandbox images, embedded model ...)."""
-    _CHECKS.append(fn)
-    return fn
-
-
 def checks() -> list[Check]:
     """Run every check."""
     return [fn() for fn in _CHECKS]
