@@ -294,7 +294,7 @@ class Runner:
 
     def _score(self, exp: Experiment, c: Combo, run: AgentRun, result: RunResult, sandbox: Any) -> dict[str, float | None]:
         from lab.scoring import as_scores, get_scorer
-        from lab.tasks import score_task
+        from lab.tasks.scoring import executions_of, score_task
 
         task = c.task
         transcript = [e.attrs.get("content", "") for e in self.store.events(run.run_id, kinds=[EventKind.TOOL_RESULT])]
@@ -302,6 +302,7 @@ class Runner:
         try:
             if exp.task_scoring:
                 scores += score_task(task, result.answer, sandbox=sandbox, transcript=transcript,
+                                     executions=executions_of(self.store, run.run_id) if task.entrypoint else None,
                                      use_fallback=exp.judge_fallback)
             target = task.scoring.target if task.scoring.target is not None else task.answer
             for ref in exp.scorers:

@@ -289,6 +289,34 @@ class Landmarks:
                      missed=[p for p, h in zip(patterns, hits) if not h] or None)
 
 
+@register_scorer("entrypoint")
+@dataclass
+class Entrypoint:
+    """Whether the run executed the task's entrypoint script properly (SUPER's ``entrypoint`` metric).
+
+    The output is the run's executions: dicts with ``command``, ``exit_code``, ``duration`` (seconds) and
+    ``output`` (stdout and stderr). An execution counts when its command names the entrypoint file, its
+    output holds no Python traceback, and it either exited 0 or ran at least ``min_seconds`` (a long
+    training run stopped by a timeout still counts, as in SUPER). The target is the entrypoint path.
+    """
+
+    min_seconds: float = 10.0
+    name: str = "entrypoint"
+
+    def __call__(self, output: Any, target: Any = None, **context: Any) -> Score:
+        if not target:
+            raise ScoringError("entrypoint scorer needs the entrypoint (target)")
+        script = re.escape(str(target).rsplit("/", 1)[-1])
+        named = re.compile(rf"(^|[\s/'\"]){script}($|[\s'\";])")
+        for ex in output or []:
+            if not named.search(str(ex.get("command", ""))):
+                continue
+            clean = "Traceback (most recent call last)" not in str(ex.get("output", ""))
+            if clean and (ex.get("exit_code") == 0 or float(ex.get("duration") or 0.0) >= self.min_seconds):
+                return _rule(self.name, 1.0, context, command=str(ex.get("command"))[-300:])
+        return _rule(self.name, 0.0, context)
+
+
 def normalized_score(score: float, start: float, reference: float, *, log: bool = False) -> float:
     """``(s - s_start) / (s_ref - s_start)``: 0 at the starting solution, 1 at the reference.
 

@@ -10,7 +10,7 @@ from lab.tasks.errors import TaskScoringError
 from lab.tasks.model import Task
 from lab.traces.schema import Provenance, Score
 
-__all__ = ["score_task"]
+__all__ = ["executions_of", "score_task"]
 
 
 def _normalised(task: Task, raw: float) -> Score:
@@ -35,7 +35,8 @@ def _get(name: str, args: dict[str, Any]) -> Any:
 
 
 def score_task(task: Task, submission: Any, *, sandbox: Any = None, transcript: list[str] | str | None = None,
-               session: Any = None, use_fallback: bool = True) -> list[Score]:
+               executions: list[dict[str, Any]] | None = None, session: Any = None,
+               use_fallback: bool = True) -> list[Score]:
     """Score a submission to ``task``.
 
     Rule or judge scorers are built from ``lab.scoring``'s registry; a scoring script runs in ``sandbox``;
@@ -47,6 +48,8 @@ def score_task(task: Task, submission: Any, *, sandbox: Any = None, transcript: 
         submission: What the solver submitted (text or parsed JSON).
         sandbox: The run's sandbox (script and METR scoring).
         transcript: The solver's outputs, for landmark scoring.
+        executions: The run's sandbox commands (``command``, ``exit_code``, ``duration``, ``output``), for
+            entrypoint scoring (see :func:`executions_of`).
         session: The METR session of the run (keeps the intermediate score log); one is made if absent.
         use_fallback: Consult the fallback scorer (e.g. an LLM judge) when the first does not give 1.0.
 
@@ -90,6 +93,21 @@ def score_task(task: Task, submission: Any, *, sandbox: Any = None, transcript: 
             scores.append(_normalised(task, scores[0].value))
         if task.landmarks and transcript is not None:
             scores += as_scores(_get("landmarks", {})(transcript, task.landmarks, item_id=key))
+        if task.entrypoint and executions is not None:
+            scores += as_scores(_get("entrypoint", {})(executions, task.entrypoint, item_id=key))
     except ScoringError as e:
         raise TaskScoringError(f"task '{key}': {e}") from e
     return scores
+
+
+def executions_of(store: Any, run_id: str) -> list[dict[str, Any]]:
+    """A run's recorded sandbox commands in the shape the ``entrypoint`` scorer reads."""
+    out = []
+    for e in store.events(run_id, kinds=["sandbox_exec"]):
+        a = e.attrs
+        if "process.command_args" not in a:
+            continue
+        out.append({"command": " ".join(map(str, a["process.command_args"])), "exit_code": a.get("process.exit.code"),
+                    "duration": a.get("lab.sandbox.duration"),
+                    "output": f"{a.get('lab.sandbox.stdout', '')}\n{a.get('lab.sandbox.stderr', '')}"})
+    return out

@@ -46,3 +46,19 @@ def test_metr_task_is_installed_started_and_scored_by_the_runner(store, docker_b
     results = [e.attrs["content"] for e in store.events(o.run_id, kinds=["tool_result"])]
     assert "present" in results[0]                      # the family's start() put the starting solution there
     assert o.scores["normalized_score"] == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.docker
+def test_repo_setup_expert_through_the_runner_gets_all_three_super_metrics(store, docker_base):
+    from lab.sandbox.images import ensure_image
+    from lab.tasks import get_task
+    from lab.tasks.experts import expert_model
+
+    ensure_image("repo-setup", log=lambda _line: None)
+    task = get_task("repo-setup/tinyclf-pinned-version")
+    exp = Experiment.model_validate({"name": "rs", "tasks": [task.key], "loops": ["repo_setup"],
+                                     "models": ["expert"], "concurrency": 1})
+    (o,) = Runner(store, progress=False, model_loader=lambda _name: expert_model(task)).run(exp).outcomes
+    assert o.status == "done", o.error
+    assert {k: o.scores[k] for k in ("output_match", "landmarks", "entrypoint")} == {
+        "output_match": 1.0, "landmarks": 1.0, "entrypoint": 1.0}

@@ -165,3 +165,20 @@ def test_script_scorer_reads_json_number_and_exit_code(sandbox):
 def test_as_scores():
     s = Score("x", 1.0)
     assert as_scores(s) == [s] and as_scores([s, s]) == [s, s]
+
+
+def test_entrypoint_counts_a_clean_run_of_the_script():
+    ep = get_scorer("entrypoint")
+    ok = {"command": "sh -c 'cd /work/tinyclf && python train.py --alpha 0.5'", "exit_code": 0, "duration": 1.2,
+          "output": "accuracy 0.975"}
+    crashed = {**ok, "exit_code": 1, "output": "Traceback (most recent call last):\n  ValueError"}
+    long_stopped = {**ok, "exit_code": -1, "duration": 12.0, "output": "epoch 1 ..."}
+    other = {**ok, "command": "python pretrain.py"}                       # a different script, same suffix
+    assert ep([ok], "train.py").value == 1.0
+    assert ep([crashed], "train.py").value == 0.0
+    assert ep([long_stopped], "scripts/train.py").value == 1.0           # ran 10 s without a traceback
+    assert ep([{**long_stopped, "duration": 3.0}], "train.py").value == 0.0
+    assert ep([other], "train.py").value == 0.0
+    assert ep([], "train.py").value == 0.0
+    with pytest.raises(ScoringError, match="entrypoint"):
+        ep([ok], None)
