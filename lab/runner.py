@@ -258,9 +258,17 @@ class Runner:
                     run.sandbox = sandbox = opener(c.task, run.recorder)
                     snaps = run.state.get("snapshots") or {}
                     if snaps:
-                        from lab.sandbox import SnapshotRef
+                        from lab.sandbox import SandboxError, SnapshotRef
 
-                        sandbox.restore(SnapshotRef(**snaps[max(snaps, key=int)]))
+                        try:
+                            sandbox.restore(SnapshotRef(**snaps[max(snaps, key=int)]))
+                        except SandboxError as e:  # removed with the process that took it: start over
+                            run.recorder.error(e, where="runner: resume")
+                            run.recorder.finish(RunStatus.INTERRUPTED, error="cannot resume: its sandbox snapshot "
+                                                f"is gone ({e}); the combination started over as a new run")
+                            sandbox.close()
+                            sandbox = None
+                            return self.run_one(exp, c, key, None)
                 with self._lock:
                     self._active[key] = run
                 result = run.resume()

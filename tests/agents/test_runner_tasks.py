@@ -62,3 +62,46 @@ def test_repo_setup_expert_through_the_runner_gets_all_three_super_metrics(store
     assert o.status == "done", o.error
     assert {k: o.scores[k] for k in ("output_match", "landmarks", "entrypoint")} == {
         "output_match": 1.0, "landmarks": 1.0, "entrypoint": 1.0}
+
+
+@pytest.mark.docker
+def test_resume_whose_snapshot_is_gone_starts_over(store, docker_base):
+    """Snapshots go with the sandbox (and the process) that took them; resuming such a run starts the
+    combination over as a new run, and the old run stays interrupted with the reason."""
+    import docker
+
+    from lab.sandbox.images import ensure_image
+    from lab.tasks import get_task
+    from lab.tasks.experts import expert_model
+
+    ensure_image("repo-setup", log=lambda _line: None)
+    task = get_task("repo-setup/tinyclf-pinned-version")
+    exp = Experiment.model_validate({"name": "gone", "tasks": [task.key], "loops": ["repo_setup"],
+                                     "models": ["expert"], "concurrency": 1})
+
+    def interrupted(_name):
+        calls = iter([ToolCall("", "shell", {"command": "echo step one"})])
+
+        def reply(_messages):
+            try:
+                return next(calls)
+            except StopIteration:
+                raise KeyboardInterrupt from None
+
+        return ScriptedModel(reply)
+
+    (first,) = Runner(store, progress=False, model_loader=interrupted).run(exp).outcomes
+    assert first.status == "interrupted"
+    refs = [e.attrs["lab.snapshot.ref"] for e in store.events(first.run_id) if "lab.snapshot.ref" in e.attrs]
+    assert refs
+    client = docker.from_env()
+    for ref in refs:                                   # closing the sandbox removed them; make sure
+        try:
+            client.images.remove(ref, force=True)
+        except docker.errors.ImageNotFound:
+            pass
+    (second,) = Runner(store, progress=False, model_loader=lambda _name: expert_model(task)).run(exp).outcomes
+    assert second.status == "done" and second.run_id != first.run_id
+    assert second.scores["output_match"] == 1.0
+    old = store.get_run(first.run_id)
+    assert old["status"] == "interrupted" and "snapshot is gone" in old["error"]
