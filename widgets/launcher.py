@@ -1,11 +1,12 @@
 """Run launcher: a saveable run configuration (suite, tasks, loop, models, sandbox, seeds, concurrency,
 budgets) turned into a :class:`lab.experiment.Experiment`; start, live progress per batch and per run,
-resume. (Cancelling waits for a public cancel in ``lab.runner``; the view says so.)"""
+resume, cancel."""
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -114,22 +115,26 @@ class RunConfig(param.Parameterized):
 
 
 class RunLauncher(param.Parameterized):
-    """Start, watch and resume a batch of runs described by a :class:`RunConfig` (runs in a background
-    thread, so the notebook stays usable; progress is read from the store).
+    """Start, watch, cancel and resume a batch of runs described by a :class:`RunConfig` (runs in a
+    background thread, so the notebook stays usable; progress is read from the store).
 
     Args:
         store: Where runs are recorded.
         config: The configuration (a fresh one by default).
+        model_loader: Turns model names into models (default: :func:`lab.models.load_model`).
     """
 
     batch_id = param.String(default="", doc="The batch launched last (progress follows it).")
     status = param.String(default="", doc="What the launcher last did.")
 
-    def __init__(self, store: TraceStore, config: RunConfig | None = None, **params: Any) -> None:
+    def __init__(self, store: TraceStore, config: RunConfig | None = None, *,
+                 model_loader: Callable[[str], Any] | None = None, **params: Any) -> None:
         self.store = store
         self.config = config or RunConfig()
+        self.model_loader = model_loader
         self.total = 0
         self._thread: threading.Thread | None = None
+        self._runner: Runner | None = None
         self._experiment: Experiment | None = None
         super().__init__(**params)
 
@@ -159,13 +164,28 @@ class RunLauncher(param.Parameterized):
         def work() -> None:
             try:
                 executor = get_executor(self.config.executor, address=self.config.address or None)
-                result = Runner(self.store, progress=False, executor=executor).run(exp)
+                self._runner = Runner(self.store, progress=False, executor=executor, model_loader=self.model_loader)
+                result = self._runner.run(exp)
                 self.status = f"finished: {result.count('done')} done, {result.count('failed')} failed"
             except Exception as e:  # noqa: BLE001 - shown in the launcher, the batch is resumable
                 self.status = f"stopped: {type(e).__name__}: {e}"
 
         self._thread = threading.Thread(target=work, name=f"launch-{exp.name}", daemon=True)
         self._thread.start()
+        if wait:
+            self._thread.join()
+        return self.batch_id
+
+    def cancel(self, *, wait: bool = False) -> str:
+        """Stop the running batch: its running runs pause at their next step (``interrupted``, resumable)
+        and the ones not started yet do not start.
+
+        Raises:
+            LabError: No batch started here is running.
+        """
+        if not self.running or self._runner is None:
+            raise LabError("no batch is running")
+        self._runner.stop()
         if wait:
             self._thread.join()
         return self.batch_id
@@ -211,16 +231,14 @@ class RunLauncher(param.Parameterized):
     def panel(self) -> pn.viewable.Viewable:
         self.config.load_choices()
         buttons = []
-        for action, kind in (("start", "primary"), ("resume", "default")):
+        for action, kind in (("start", "primary"), ("cancel", "warning"), ("resume", "default")):
             b = pn.widgets.Button(name=action, button_type=kind, width=90, css_classes=[f"lab-{action}"])
             b.on_click(lambda _, a=action: self._act(a))
             buttons.append(b)
         progress = pn.panel(pn.bind(lambda *_: self.progress_view(), self.param.batch_id, self.param.status))
         view = pn.Column(pn.Param(self.config, show_name=False, widgets={
             "tasks": pn.widgets.MultiChoice, "models": {"type": pn.widgets.LiteralInput, "serializer": "json"}}),
-            pn.Row(*buttons), self.status_view, progress,
-            notice("Cancel is not offered yet: `lab.runner` has no public cancel. Interrupt the kernel to pause "
-                   "a batch; *resume* continues it.", "info"), sizing_mode="stretch_width")
+            pn.Row(*buttons), self.status_view, progress, sizing_mode="stretch_width")
         cb = pn.state.add_periodic_callback(lambda: self.batch_id and self.param.trigger("batch_id"), period=2000)
         view._lab_callback = cb
         return view

@@ -10,6 +10,7 @@ import panel as pn
 import pytest
 
 from lab.cli.serve import ServeError, app_path, panel_command
+from lab.errors import LabError
 from widgets import Dashboard, RunConfig
 
 
@@ -83,3 +84,37 @@ def test_launcher_runs_a_batch_and_resumes(store, tmp_path):
     assert launcher.status.startswith("finished: 2 done")
     launcher.resume(wait=True)  # nothing left to do: done combinations are kept, not rerun
     assert len(launcher.progress()) == 2 and launcher.status.startswith("finished: 0 done")
+
+
+def test_launcher_cancel_pauses_the_batch_and_resume_finishes_it(store):
+    import threading
+
+    from lab.models import ScriptedModel
+    from widgets import RunLauncher
+
+    started, release = threading.Event(), threading.Event()
+
+    def reply(messages):
+        if messages[0].content.startswith("You are the Researcher"):
+            started.set()
+            release.wait(30)                          # a slow researcher: cancel arrives mid-step
+            return {"json": {"message": "check the findings", "done": False}}
+        revisions.append(1)                           # the decider: final only from its second revision on
+        return {"json": {"answer": "ceftriaxone", "explanation": "x", "message": "ok", "final": len(revisions) > 2}}
+
+    revisions: list[int] = []
+    cfg = RunConfig(experiment="c", loop="dera", models=["slow"], max_steps=2, task_scoring=False)
+    cfg.load_choices()
+    cfg.suite = "medqa-open"
+    cfg.tasks = cfg.param.tasks.objects[:1]
+    launcher = RunLauncher(store, cfg, model_loader=lambda name: ScriptedModel(reply, name=name))
+    with pytest.raises(LabError, match="no batch is running"):
+        launcher.cancel()
+    launcher.start()
+    assert started.wait(30)
+    launcher.cancel()
+    release.set()
+    launcher._thread.join(30)
+    assert list(launcher.progress()["status"]) == ["interrupted"]
+    launcher.resume(wait=True)
+    assert list(launcher.progress()["status"]) == ["done"]
