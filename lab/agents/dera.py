@@ -14,12 +14,12 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal
 
 from langgraph.graph import END, START, StateGraph
 
 from lab.agents.limits import Limits, record_limit
-from lab.agents.run import Agent, AgentError, AgentRun
+from lab.agents.run import Agent, AgentError, AgentRun, LoopState
 from lab.models.base import ChatModel, Message, Sampling
 from lab.models.errors import ModelOutputError
 from lab.traces.schema import EventKind
@@ -88,15 +88,7 @@ def _text(n: int) -> dict[str, Any]:
     return {"type": "string", "maxLength": n}
 
 
-class DeraState(TypedDict, total=False):
-    step: int
-    tokens: int
-    done: bool
-    stop_reason: str | None
-    answer: Any
-    invalid: int
-    snapshots: dict[str, dict[str, str]]
-    spans: dict[str, str]
+class DeraState(LoopState, total=False):
     input: str
     dialog: list[dict[str, Any]]
     researcher_done: bool

@@ -11,13 +11,13 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypedDict
+from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 
 from lab.agents.limits import Limits, record_limit
-from lab.agents.run import Agent, AgentRun
+from lab.agents.run import Agent, AgentRun, LoopState
 from lab.models.base import ChatModel, Message, Sampling, ToolCall
 from lab.models.errors import ModelOutputError
 from lab.sandbox.base import SandboxUnavailable
@@ -35,15 +35,7 @@ Observation = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 """A view of the conversation shown to the model (e.g. with old tool outputs truncated)."""
 
 
-class ReActState(TypedDict, total=False):
-    step: int
-    tokens: int
-    done: bool
-    stop_reason: str | None
-    answer: Any
-    invalid: int
-    snapshots: dict[str, dict[str, str]]
-    spans: dict[str, str]
+class ReActState(LoopState, total=False):
     messages: list[dict[str, Any]]
     calls: list[dict[str, Any]]
     tool_state: dict[str, Any]

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from langgraph.graph import StateGraph
 from langgraph.types import Command
@@ -79,13 +79,26 @@ class RunResult:
     pending: list[dict[str, Any]] = field(default_factory=list)
 
 
+class LoopState(TypedDict, total=False):
+    """The state keys every loop holds; each loop's state adds its own."""
+
+    step: int
+    tokens: int
+    done: bool
+    stop_reason: str | None
+    answer: Any
+    invalid: int
+    snapshots: dict[str, dict[str, str]]
+    spans: dict[str, str]
+
+
 class Agent:
     """Base of the loops: a LangGraph graph over a small, JSON-only state.
 
     Subclasses set ``name`` and ``entry`` (the node that begins a step), and implement
-    :meth:`initial_state`, :meth:`build` and :meth:`describe`. The state always holds ``step``, ``tokens``,
-    ``done``, ``stop_reason``, ``answer``, ``invalid`` (consecutive invalid replies), ``snapshots``
-    (sandbox snapshot per step) and ``spans`` (span ids of roles).
+    :meth:`initial_state`, :meth:`build` and :meth:`describe`. The state extends :class:`LoopState`:
+    ``step``, ``tokens``, ``done``, ``stop_reason``, ``answer``, ``invalid`` (consecutive invalid replies),
+    ``snapshots`` (sandbox snapshot per step) and ``spans`` (span ids of roles).
     """
 
     name: str = "agent"
