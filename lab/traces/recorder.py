@@ -88,14 +88,8 @@ class RunRecorder:
         """Open a child span: events emitted inside hang from it. Yields the span id."""
         span_id = new_span_id()
         self.emit(kind, {"lab.span.name": name, **(attrs or {})}, agent=agent, span_id=span_id)
-        stack = getattr(self._local, "stack", None)
-        if stack is None:
-            stack = self._local.stack = []
-        stack.append(span_id)
-        try:
+        with self.within(span_id):
             yield span_id
-        finally:
-            stack.pop()
 
     @contextmanager
     def within(self, span_id: str | None) -> Iterator[str | None]:
