@@ -1,0 +1,91 @@
+"""Attacks from inside a local (bubblewrap) sandbox on the host: capabilities, mounts, the Docker socket,
+the uid it runs as, seccomp, and processes that try to outlive a timeout."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from local_fixtures import box, bwrap_spec  # noqa: F401 - fixtures
+
+from lab.sandbox import SandboxSpec, open_sandbox
+
+
+def _status(sb, field: str, **kw) -> str:
+    line = sb.exec(f"grep '^{field}:' /proc/self/status", **kw).stdout
+    return line.split(":", 1)[1].strip()
+
+
+@pytest.mark.parametrize("user", [None, "root"])
+def test_no_capabilities_inside(box, user):
+    for field in ("CapEff", "CapPrm", "CapBnd", "CapAmb"):
+        assert int(_status(box, field, user=user), 16) == 0, f"{field} is not empty (user={user})"
+    assert _status(box, "NoNewPrivs", user=user) == "1"
+
+
+def test_remount_of_the_host_root_fails(box):
+    probe = Path("/lab-remount-probe")
+    try:
+        r = box.exec(f"mount -o remount,rw,bind / && touch {probe}; echo rc=$?")
+        assert not probe.exists(), f"the sandbox remounted / and wrote {probe} on the host"
+        assert "rc=0" not in r.stdout
+    finally:
+        probe.unlink(missing_ok=True)
+
+
+def test_docker_socket_and_run_are_hidden(box):
+    if not Path("/var/run/docker.sock").exists():
+        pytest.skip("no Docker socket on this host to hide")
+    assert box.exec("test -e /var/run/docker.sock || test -e /run/docker.sock").exit_code == 1
+    r = box.exec("ls -A /run /var/run")
+    assert "docker" not in r.stdout and "containerd" not in r.stdout
+    talk = ("import socket; s = socket.socket(socket.AF_UNIX); s.settimeout(2); "
+            "s.connect('/var/run/docker.sock'); s.sendall(b'GET /version HTTP/1.0\\r\\n\\r\\n'); print(s.recv(99))")
+    r = box.exec(["python3", "-c", talk])
+    assert r.exit_code != 0 and "HTTP" not in r.stdout
+
+
+def test_commands_run_as_a_non_root_uid_inside_and_on_the_host(box):
+    assert box.exec("id -u").stdout.strip() != "0"
+    assert box.exec("id -un").exit_code == 0, "the sandbox user has no name"
+    box.exec("echo x > made-inside")
+    made = box.exec("stat -c %u made-inside").stdout.strip()
+    assert made != "0"
+    host = Path(getattr(box, "host_workdir", box.workdir)) / "made-inside"
+    assert os.stat(host, follow_symlinks=False).st_uid != 0, "the sandbox's files belong to root on the host"
+    assert box.exec("cat /etc/shadow").exit_code != 0
+
+
+def test_seccomp_filter_is_active(box):
+    from lab.sandbox.local import seccomp_program
+
+    if seccomp_program() is None:
+        pytest.skip("libseccomp is not available here: no seccomp filter")
+    assert _status(box, "Seccomp") == "2"
+    for attack in ("unshare -U true", "unshare -m true", "python3 -c 'import os; os.unshare(os.CLONE_NEWUSER)'",
+                   "keyctl show 2>/dev/null || python3 -c \"import ctypes; l=ctypes.CDLL(None); "
+                   "import sys; sys.exit(0 if l.syscall(250, 0, 0, 0, 0, 0) != -1 else 1)\""):
+        assert box.exec(attack).exit_code != 0, attack
+
+
+@pytest.mark.parametrize("isolated", [True, False], ids=["bwrap", "plain"])
+def test_setsid_children_die_with_a_timed_out_command(isolated):
+    spec = bwrap_spec() if isolated else SandboxSpec(backend="local", bwrap=False)
+    with open_sandbox(spec) as sb:
+        cmd = ("setsid sh -c 'sleep 1.5; touch escaped' </dev/null >/dev/null 2>&1 & "
+               "nohup setsid sh -c 'sleep 1.5; touch escaped2' </dev/null >/dev/null 2>&1 & sleep 30")
+        r = sb.exec(cmd, timeout=0.5)
+        assert r.timed_out
+        time.sleep(2.5)
+        left = sb.exec("ls escaped escaped2 2>/dev/null").stdout
+        assert left == "", f"a setsid child of the timed-out command survived: {left!r}"
+
+
+def test_process_limit_is_enforced_as_root():
+    if os.geteuid() != 0:
+        pytest.skip("the per-sandbox process limit needs the harness to run as root (its own host uid)")
+    with open_sandbox(bwrap_spec(pids_limit=20)) as sb:
+        r = sb.exec("for i in $(seq 40); do sleep 5 & done; wait", timeout=20)
+        assert "fork" in r.stderr.lower() or "resource" in r.stderr.lower() or r.exit_code != 0
