@@ -155,6 +155,8 @@ def _workdir_mounts(inside: str) -> list[str]:
     if inside == "/" or any(_within(inside, d) for d in _NO_WORKDIR_UNDER):
         raise SandboxError(f"the local sandbox cannot place its workdir at {inside}: that would hide or sit inside "
                            "host system directories (use e.g. /work or /home/agent)")
+    if os.path.lexists(inside) and not os.path.isdir(inside):
+        raise SandboxError(f"the local sandbox cannot place its workdir at {inside}: it is a file on this host")
     if os.path.isdir(inside):
         return []  # mounted over the host's directory, which it hides
     anc = os.path.dirname(inside)
@@ -184,14 +186,14 @@ def _root_binds() -> list[str]:
     return args
 
 
-def _user_db(kind: str, name: str, uid: int) -> bytes:
+def _user_db(kind: str, name: str, uid: int, home: str) -> bytes:
     """The host's ``/etc/passwd`` or ``/etc/group`` with the sandbox's user (or group) as ``uid``."""
     try:
         lines = Path(f"/etc/{kind}").read_text().splitlines()
     except OSError:
         lines = ["root:x:0:0:root:/root:/bin/sh" if kind == "passwd" else "root:x:0:"]
     keep = [ln for ln in lines if ln.split(":")[:1] != [name] and ln.split(":")[2:3] != [str(uid)]]
-    extra = f"{name}:x:{uid}:{uid}:{name}:/work:/bin/sh" if kind == "passwd" else f"{name}:x:{uid}:"
+    extra = f"{name}:x:{uid}:{uid}:{name}:{home}:/bin/sh" if kind == "passwd" else f"{name}:x:{uid}:"
     return ("\n".join([*keep, extra]) + "\n").encode()
 
 
@@ -242,8 +244,8 @@ class LocalSandbox(BaseSandbox):
                                   "namespaces restricted), so sandboxed commands are root on the host, without "
                                   "capabilities", UserWarning, stacklevel=3)
             self.workdir = spec.workdir
-            (self.root / "passwd").write_bytes(_user_db("passwd", AGENT_USER, AGENT_UID))
-            (self.root / "group").write_bytes(_user_db("group", AGENT_USER, AGENT_UID))
+            (self.root / "passwd").write_bytes(_user_db("passwd", AGENT_USER, AGENT_UID, self.workdir))
+            (self.root / "group").write_bytes(_user_db("group", AGENT_USER, AGENT_UID, self.workdir))
             bpf = seccomp_program()
             if bpf is not None:
                 (self.root / "seccomp.bpf").write_bytes(bpf)

@@ -61,6 +61,16 @@ def test_read_file_and_copy_out_do_not_follow_links_to_host_files(box, tmp_path)
     assert not (tmp_path / "out" / "s").exists()
 
 
+def test_read_file_outside_the_workdir_has_the_sandboxs_rights_not_the_harnesss(box):
+    with pytest.raises(PermissionError):
+        box.read_file("/etc/shadow")
+    assert b"agent:x:1000:1000" in box.read_file("/etc/passwd")
+    with pytest.raises(FileNotFoundError):
+        box.read_file("/var/run/docker.sock")
+    with pytest.raises(IsADirectoryError):
+        box.read_file("/etc")
+
+
 def test_fifo_does_not_hang_the_harness(box, tmp_path):
     box.exec("mkfifo pipe && mkdir d && mkfifo d/pipe")
     done = threading.Event()

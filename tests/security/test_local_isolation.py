@@ -89,3 +89,19 @@ def test_process_limit_is_enforced_as_root():
     with open_sandbox(bwrap_spec(pids_limit=20)) as sb:
         r = sb.exec("for i in $(seq 40); do sleep 5 & done; wait", timeout=20)
         assert "fork" in r.stderr.lower() or "resource" in r.stderr.lower() or r.exit_code != 0
+
+
+def test_memory_limit_applies_to_each_process():
+    with open_sandbox(bwrap_spec(memory="256m")) as sb:
+        r = sb.exec(["python3", "-c", "b = bytearray(1 << 30); print('allocated')"])
+        assert r.exit_code != 0 and "allocated" not in r.stdout and "MemoryError" in r.stderr
+        assert sb.exec(["python3", "-c", "b = bytearray(64 << 20); print(len(b))"]).stdout.strip() == str(64 << 20)
+
+
+def test_workdir_is_the_specs_and_hides_the_hosts(box, tmp_path):
+    assert box.workdir == "/work" and box.exec("pwd").stdout.strip() == "/work"
+    assert box.exec("ls -A /work").stdout == ""
+    with pytest.raises(Exception, match="system directories"):
+        open_sandbox(bwrap_spec(workdir="/usr/local/work"))
+    with open_sandbox(bwrap_spec(workdir="/home/agent")) as sb:
+        assert sb.exec("pwd; ls -A /home").stdout == "/home/agent\nagent\n"
