@@ -249,8 +249,6 @@ class LocalSandbox(BaseSandbox):
             bpf = seccomp_program()
             if bpf is not None:
                 (self.root / "seccomp.bpf").write_bytes(bpf)
-            # as root, bwrap starts in a private mount namespace where /tmp is this sandbox's directory: it
-            # resolves what it mounts as the sandbox's uid, which cannot traverse e.g. /root
             src = Path("/tmp") if self._owner is not None else self.root
             if self._owner is not None:
                 os.chmod(self.root, 0o711)
@@ -320,12 +318,15 @@ class LocalSandbox(BaseSandbox):
         if self._owner is not None:
             cmd += [f"--nproc={self.spec.pids_limit}", "--", "setpriv", f"--reuid={self._owner[0]}",
                     f"--regid={self._owner[1]}", "--clear-groups"]
-            cmd = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
-                   'mount --bind "$1" /tmp && shift && exec "$@"', "sh", str(self.root), *cmd]
+        # a shell (still the harness's user) opens what bwrap reads from descriptors; as root it first makes /tmp
+        # this sandbox's directory in a private mount namespace, since bwrap resolves what it mounts as the
+        # sandbox's uid, which cannot traverse e.g. /root
+        script = 'exec 6<"$1/passwd" 7<"$1/group" 5<"$2" && shift 2 && exec "$@"'
+        if self._owner is not None:
+            script = f'mount --bind "$1" /tmp && {script}'
         bpf = self.root / "seccomp.bpf"
-        opens = 'exec 6<"$1" 7<"$2" 5<"$3"; shift 3; exec "$@"'  # read by bwrap from these descriptors
-        return ["sh", "-c", opens, "sh", str(self.root / "passwd"), str(self.root / "group"),
-                str(bpf) if bpf.exists() else "/dev/null", *cmd, "--", *wrap]
+        cmd = ["sh", "-c", script, "sh", str(self.root), str(bpf) if bpf.exists() else "/dev/null", *cmd, "--", *wrap]
+        return cmd if self._owner is None else ["unshare", "--mount", "--propagation", "private", "--", *cmd]
 
     def _env(self, env: dict[str, str]) -> dict[str, str]:
         path = os.environ.get("PATH", _PATH) if not self.isolated else _PATH  # the host's may name unreadable dirs
