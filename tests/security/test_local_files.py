@@ -10,7 +10,15 @@ import time
 import pytest
 from local_fixtures import box, outside  # noqa: F401 - fixtures
 
-from lab.sandbox import SandboxError
+from lab.sandbox import SandboxError, beneath
+
+
+@pytest.fixture(autouse=True, params=["openat2", "nofollow-walk"])
+def resolver(request, monkeypatch):
+    """Every test runs with the kernel's openat2 and with the component walk used where it is missing."""
+    if request.param == "nofollow-walk":
+        monkeypatch.setattr(beneath, "_have_openat2", False)
+    return request.param
 
 
 def test_copy_out_twice_cannot_write_through_a_planted_link(box, outside, tmp_path):
