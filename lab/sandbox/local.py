@@ -60,6 +60,8 @@ _TIOCSTI = 0x5412
 
 _NO_WORKDIR_UNDER = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/run",
                      "/sbin", "/sys", "/tmp", "/usr", "/var")
+_SYSTEM = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/run", "/sbin", "/sys",
+           "/tmp", "/usr")
 _PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _HIDEABLE = ("/home", "/root", "/srv", "/mnt", "/media", "/opt")
 
@@ -169,8 +171,21 @@ def _workdir_mounts(inside: str) -> list[str]:
     raise SandboxError(f"the local sandbox cannot create its workdir {inside} under the host's read-only {anc}")
 
 
+def _hidden() -> list[str]:
+    """Host directories a sandbox must not read (they hold the operator's files, tasks' answers, trace stores):
+    ``/home``, ``/root``, and this process's home, working directory, install directory and sandbox root."""
+    found: list[str] = []
+    for d in ("/home", "/root", Path.home(), os.getcwd(), Path(__file__).resolve().parents[2], local_root()):
+        real = os.path.realpath(d)
+        if real != "/" and os.path.isdir(real) and not any(_within(real, s) for s in _SYSTEM):
+            found.append(real)
+    outer = [d for d in sorted(set(found)) if not any(d != o and _within(d, o) for o in found)]
+    return [arg for d in outer for arg in ("--tmpfs", d)]
+
+
 def _root_binds() -> list[str]:
-    """The host's top-level entries, read-only, without ``/proc``, ``/dev``, ``/tmp`` and ``/run``."""
+    """The host's top-level entries, read-only, without ``/proc``, ``/dev``, ``/tmp`` and ``/run``, and with
+    the :func:`_hidden` directories empty."""
     args: list[str] = []
     for name in sorted(os.listdir("/")):
         path = "/" + name
@@ -180,7 +195,7 @@ def _root_binds() -> list[str]:
             args += ["--symlink", os.readlink(path), path]
         else:
             args += ["--ro-bind", path, path]
-    args += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/run"]
+    args += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/run", *_hidden()]
     if os.path.isdir("/var/run") and not os.path.islink("/var/run"):
         args += ["--tmpfs", "/var/run"]
     return args

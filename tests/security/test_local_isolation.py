@@ -105,3 +105,11 @@ def test_workdir_is_the_specs_and_hides_the_hosts(box, tmp_path):
         open_sandbox(bwrap_spec(workdir="/usr/local/work"))
     with open_sandbox(bwrap_spec(workdir="/home/agent")) as sb:
         assert sb.exec("pwd; ls -A /home").stdout == "/home/agent\nagent\n"
+
+
+def test_the_harness_files_are_hidden(box):
+    here = Path(__file__).resolve()
+    assert box.exec(f"test -e '{here}'").exit_code == 1, "the harness's repository is visible inside"
+    for path in (here.parents[2], Path.cwd(), Path.home(), Path("/home"), Path("/root")):
+        if not str(path).startswith("/tmp"):
+            assert box.exec(f"ls -A '{path}' 2>/dev/null").stdout == "", f"{path} is visible inside"
