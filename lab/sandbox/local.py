@@ -4,8 +4,8 @@ With ``bwrap`` every command runs in new user, mount, PID, IPC, UTS and cgroup n
 ``spec.network``), with every capability dropped, no new privileges, a seccomp filter that refuses mounts,
 namespaces, ptrace, kernel modules, BPF, keyrings and the like (where libseccomp is installed), as ``agent``
 (uid 1000) unless ``user`` says otherwise. It sees the host's files read-only except its own workdir (at
-``spec.workdir``) and ``/tmp``, a fresh ``/dev`` and ``/proc``, an empty ``/run`` (no Docker socket) and an
-``/etc/passwd`` that names ``agent``. When this process is root, each sandbox also runs as a host uid of its own
+``spec.workdir``) and ``/tmp``, a fresh ``/dev`` and ``/proc``, an empty ``/run`` (no Docker socket), empty
+``/home`` and ``/root`` and harness directories (:func:`_hidden`), and an ``/etc/passwd`` that names ``agent``. When this process is root, each sandbox also runs as a host uid of its own
 that no account has, so root-only host files stay unreadable and what it creates is not root's, under a process
 limit (``spec.pids_limit``); every process gets a data-memory limit (``spec.memory``). Timeouts kill every
 process a command started. The harness's own file operations never follow a link out of the sandbox
@@ -129,15 +129,15 @@ def seccomp_program() -> bytes | None:
     except (ImportError, OSError, RuntimeError):
         return None
     f = sc.SyscallFilter(sc.ALLOW)
-    for name in DENIED_SYSCALLS:
+    rules = [(errno.EPERM, name, ()) for name in DENIED_SYSCALLS]
+    rules.append((errno.ENOSYS, "clone3", ()))  # its flags cannot be inspected: libc falls back to clone
+    rules += [(errno.EPERM, "clone", (sc.Arg(0, sc.MASKED_EQ, flag, flag),)) for flag in _CLONE_NEW]
+    rules.append((errno.EPERM, "ioctl", (sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, _TIOCSTI),)))
+    for code, name, args in rules:
         try:
-            f.add_rule(sc.ERRNO(errno.EPERM), name)
-        except (OSError, ValueError, RuntimeError):  # not a syscall of this architecture
+            f.add_rule(sc.ERRNO(code), name, *args)
+        except (OSError, ValueError, RuntimeError):  # not a syscall of this architecture or libseccomp
             pass
-    f.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")  # its flags cannot be inspected: libc falls back to clone
-    for flag in _CLONE_NEW:
-        f.add_rule(sc.ERRNO(errno.EPERM), "clone", sc.Arg(0, sc.MASKED_EQ, flag, flag))
-    f.add_rule(sc.ERRNO(errno.EPERM), "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, _TIOCSTI))
     with tempfile.TemporaryFile() as out:
         f.export_bpf(out)
         out.seek(0)
@@ -329,10 +329,13 @@ class LocalSandbox(BaseSandbox):
                 "--", "sh", "-c", 'exec "$@"', "sh", *argv]
         from docker.utils import parse_bytes
 
-        cmd = ["prlimit", f"--data={parse_bytes(self.spec.memory)}", "--core=0"]
+        limits = [f"--data={parse_bytes(self.spec.memory)}", "--core=0"]
+        cmd = []
         if self._owner is not None:
-            cmd += [f"--nproc={self.spec.pids_limit}", "--", "setpriv", f"--reuid={self._owner[0]}",
-                    f"--regid={self._owner[1]}", "--clear-groups"]
+            limits.append(f"--nproc={self.spec.pids_limit}")
+            cmd = ["setpriv", f"--reuid={self._owner[0]}", f"--regid={self._owner[1]}", "--clear-groups", "--"]
+        if shutil.which("prlimit"):
+            cmd = ["prlimit", *limits, "--", *cmd]
         # a shell (still the harness's user) opens what bwrap reads from descriptors; as root it first makes /tmp
         # this sandbox's directory in a private mount namespace, since bwrap resolves what it mounts as the
         # sandbox's uid, which cannot traverse e.g. /root
@@ -340,7 +343,7 @@ class LocalSandbox(BaseSandbox):
         if self._owner is not None:
             script = f'mount --bind "$1" /tmp && {script}'
         bpf = self.root / "seccomp.bpf"
-        cmd = ["sh", "-c", script, "sh", str(self.root), str(bpf) if bpf.exists() else "/dev/null", *cmd, "--", *wrap]
+        cmd = ["sh", "-c", script, "sh", str(self.root), str(bpf) if bpf.exists() else "/dev/null", *cmd, *wrap]
         return cmd if self._owner is None else ["unshare", "--mount", "--propagation", "private", "--", *cmd]
 
     def _env(self, env: dict[str, str]) -> dict[str, str]:
