@@ -4,13 +4,13 @@ With ``bwrap`` every command runs in new user, mount, PID, IPC, UTS and cgroup n
 ``spec.network``), with every capability dropped, no new privileges, a seccomp filter that refuses mounts,
 namespaces, ptrace, kernel modules, BPF, keyrings and the like (where libseccomp is installed), as ``agent``
 (uid 1000) unless ``user`` says otherwise. It sees the host's files read-only except its own workdir (at
-``spec.workdir``) and ``/tmp``, a fresh ``/dev`` and ``/proc``, an empty ``/run`` (no Docker socket), empty
-``/home`` and ``/root`` and harness directories (:func:`_hidden`), and an ``/etc/passwd`` that names ``agent``. When this process is root, each sandbox also runs as a host uid of its own
-that no account has, so root-only host files stay unreadable and what it creates is not root's, under a process
-limit (``spec.pids_limit``); every process gets a data-memory limit (``spec.memory``). Timeouts kill every
-process a command started. The harness's own file operations never follow a link out of the sandbox
-(:mod:`lab.sandbox.beneath`). Without bubblewrap, commands are plain subprocesses of this process with NOTHING
-isolated, and a loud warning says so once.
+``spec.workdir``) and ``/tmp``; ``/dev`` and ``/proc`` are its own; ``/run`` (the Docker socket), ``/home``,
+``/root`` and the harness's directories (:func:`_hidden`) are empty; its ``/etc/passwd`` names ``agent``. When
+this process is root, each sandbox also runs as a host uid of its own that no account has, so root-only host
+files stay unreadable and what it creates is not root's, under a process limit (``spec.pids_limit``); every
+process gets a data-memory limit (``spec.memory``). Timeouts kill every process a command started. The harness's
+own file operations never follow a link out of the sandbox (:mod:`lab.sandbox.beneath`). Without bubblewrap,
+commands are plain subprocesses of this process with NOTHING isolated, and a loud warning says so once.
 """
 
 from __future__ import annotations
