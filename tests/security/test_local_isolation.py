@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from local_fixtures import box, bwrap_spec  # noqa: F401 - fixtures
 
-from lab.sandbox import SandboxSpec, open_sandbox
+from lab.sandbox import SandboxError, SandboxSpec, open_sandbox
 
 
 def _status(sb, field: str, **kw) -> str:
@@ -53,7 +53,7 @@ def test_commands_run_as_a_non_root_uid_inside_and_on_the_host(box):
     box.exec("echo x > made-inside")
     made = box.exec("stat -c %u made-inside").stdout.strip()
     assert made != "0"
-    host = Path(getattr(box, "host_workdir", box.workdir)) / "made-inside"
+    host = box.host_workdir / "made-inside"
     assert os.stat(host, follow_symlinks=False).st_uid != 0, "the sandbox's files belong to root on the host"
     assert box.exec("cat /etc/shadow").exit_code != 0
 
@@ -101,7 +101,7 @@ def test_memory_limit_applies_to_each_process():
 def test_workdir_is_the_specs_and_hides_the_hosts(box, tmp_path):
     assert box.workdir == "/work" and box.exec("pwd").stdout.strip() == "/work"
     assert box.exec("ls -A /work").stdout == ""
-    with pytest.raises(Exception, match="system directories"):
+    with pytest.raises(SandboxError, match="system directories"):
         open_sandbox(bwrap_spec(workdir="/usr/local/work"))
     with open_sandbox(bwrap_spec(workdir="/home/agent")) as sb:
         assert sb.exec("pwd; ls -A /home").stdout == "/home/agent\nagent\n"
