@@ -3,7 +3,7 @@
 With ``bwrap`` every command runs in new user, mount, PID, IPC, UTS and cgroup namespaces (and network, unless
 ``spec.network``), with every capability dropped, no new privileges, a seccomp filter that refuses mounts,
 namespaces, ptrace, kernel modules, BPF, keyrings and the like (where libseccomp is installed), as ``agent``
-(uid 1000) unless ``user`` says otherwise. It sees the host's files read-only except its own workdir (at
+(uid 1000) unless ``spec.user`` or ``user`` says otherwise. It sees the host's files read-only except its own workdir (at
 ``spec.workdir``) and ``/tmp``; ``/dev`` and ``/proc`` are its own; ``/run`` (the Docker socket), ``/home``,
 ``/root`` and the harness's directories (:func:`_hidden`) are empty; its ``/etc/passwd`` names ``agent``. When
 this process is root, each sandbox also runs as a host uid of its own that no account has, so root-only host
@@ -319,7 +319,7 @@ class LocalSandbox(BaseSandbox):
                 return argv
             # pid 1 of the namespace is this shell, so the command itself still gets signals ($$ works)
             return [*_pid_namespace(), "sh", "-c", 'exec 3<&0; "$@" <&3 3<&- & wait $!', "sh", *argv]
-        uid, gid = self._ids(user)
+        uid, gid = self._ids(user or self.spec.user)
         wrap = ["bwrap", "--unshare-user", "--uid", str(uid), "--gid", str(gid),
                 *(["--disable-userns"] if _bwrap_has("--disable-userns") else []),
                 "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",

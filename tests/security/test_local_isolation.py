@@ -25,6 +25,14 @@ def test_no_capabilities_inside(box, user):
     assert _status(box, "NoNewPrivs", user=user) == "1"
 
 
+def test_spec_user_is_the_default_and_root_inside_has_no_power():
+    with open_sandbox(bwrap_spec(user="root")) as sb:
+        assert sb.exec("id -u").stdout.strip() == "0" and int(_status(sb, "CapEff"), 16) == 0
+        assert sb.exec("id -un", user="agent").stdout.strip() == "agent"
+        assert sb.exec("touch /etc/x").exit_code != 0 and sb.exec("chown 1000 /work").exit_code != 0
+        assert os.stat(sb.host_workdir).st_uid != 0 or os.geteuid() != 0
+
+
 def test_remount_of_the_host_root_fails(box):
     probe = Path("/lab-remount-probe")
     try:
