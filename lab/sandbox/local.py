@@ -240,7 +240,7 @@ class LocalSandbox(BaseSandbox):
         self.host_workdir = (self.root / "work").resolve()
         host_tmp = self.root / "tmp"
         for d in (self.host_workdir, host_tmp, self.root / "snapshots"):
-            d.mkdir()
+            d.mkdir(mode=0o700)  # no one else on this host reads the sandbox's files
         os.chmod(host_tmp, 0o1777)
         self._owner: beneath.Owner = None
         self._groups: dict[int, int] = {}
