@@ -274,3 +274,4 @@ def checked(chunks: Iterable[bytes], *, max_bytes: int, what: str,
             yield item
     finally:
         stop.set()
+        thread.join(5)

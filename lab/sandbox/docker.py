@@ -626,23 +626,42 @@ class DockerSandbox(BaseSandbox):
         full = self._path(dest)
         self._file_call(b"t", {"dest": full}, buf.getvalue(), full)
 
-    def _archive(self, path: str):
-        """A stream of the tar of ``path`` in the container (through the engine, 64 KiB at a time)."""
+    def _archive(self, path: str) -> Iterator[bytes]:
+        """The tar of ``path`` in the container, streamed from the engine 64 KiB at a time; closing the
+        iterator (or dropping it) closes the response, so a refused archive is never read to its end."""
         import docker.errors
 
+        api = self.client.api  # get_archive's own stream cannot be closed early; same request, kept closable
+        res = api._get(api._url("/containers/{0}/archive", self.container.id), params={"path": path},
+                       stream=True, headers={"Accept-Encoding": "identity"})
         try:
-            chunks, _ = self.client.api.get_archive(self.container.id, path, chunk_size=1 << 16)
+            api._raise_for_status(res)
         except docker.errors.NotFound:
+            res.close()
             self._unavailable_if_dead()
             raise FileNotFoundError(f"{path}: no such file or directory (in sandbox)") from None
-        return chunks
+        except BaseException:
+            res.close()
+            raise
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from res.iter_content(1 << 16, False)
+            finally:
+                res.close()
+
+        return chunks()
 
     def _copy_out(self, src: str, local_dir: Path) -> None:
         if self._broken:
             raise SandboxUnavailable(f"sandbox {self.id} is broken: {self._broken}")
         full = self._path(src)
-        archive.extract(self._archive(full), local_dir, max_bytes=self.spec.archive_cap,
-                        what=f"copy_out of {full} (archive_cap={self.spec.archive_cap})")
+        chunks = self._archive(full)
+        try:
+            archive.extract(chunks, local_dir, max_bytes=self.spec.archive_cap,
+                            what=f"copy_out of {full} (archive_cap={self.spec.archive_cap})")
+        finally:
+            chunks.close()
 
     # -- snapshots ------------------------------------------------------------------------------
 
@@ -663,7 +682,8 @@ class DockerSandbox(BaseSandbox):
             tmp = api.create_container(base, command=["true"], labels=labels,
                                        host_config=api.create_host_config(network_mode="none"))["Id"]
             try:
-                stream = archive.checked(self._archive(self.spec.workdir), max_bytes=self.spec.archive_cap,
+                chunks = self._archive(self.spec.workdir)
+                stream = archive.checked(chunks, max_bytes=self.spec.archive_cap,
                                          what=f"snapshot of {self.spec.workdir} (archive_cap={self.spec.archive_cap})")
                 try:
                     api.put_archive(tmp, str(PurePosixPath(self.spec.workdir).parent), stream)
@@ -676,6 +696,12 @@ class DockerSandbox(BaseSandbox):
                     if cause is not None:
                         raise cause from None
                     raise
+                finally:
+                    stream.close()
+                    try:
+                        chunks.close()
+                    except ValueError:  # still being read by the checker; dropped with it
+                        pass
                 api.commit(tmp, repository="expertlab/snapshot", tag=tag)
             finally:
                 self._remove_later(self.client.containers.prepare_model({"Id": tmp}))
