@@ -114,6 +114,7 @@ class _Channel:
         self.dead = False
         self.violation: str | None = None
         self.stderr = bytearray()
+        self._head = bytearray()  # the first bytes of its stdout: the engine's error when the server never ran
         self._ready: queue.SimpleQueue = queue.SimpleQueue()
         self._pending[0] = self._ready
         threading.Thread(target=self._reader, name="lab-sandbox-reader", daemon=True).start()
@@ -123,8 +124,8 @@ class _Channel:
             item = None
         if item is None or item[0] != b"R":
             self.close()
-            raise _Dead(self.violation or bytes(self.stderr[-2000:]).decode("utf-8", "replace").strip()
-                        or "the exec server did not start")
+            said = bytes(self.stderr[-2000:] or self._head).decode("utf-8", "replace").strip()
+            raise _Dead(said or self.violation or "the exec server did not start")
         self._pending.pop(0, None)
         self.info: dict[str, Any] = item[1]
 
@@ -163,6 +164,8 @@ class _Channel:
                     del self.stderr[:-8192]
                     continue
                 buf += payload
+                if len(self._head) < 500:
+                    self._head += payload[:500]
                 while len(buf) >= hsize and self.violation is None:
                     rid, kind, mlen, dlen = exec_server.HEADER.unpack_from(buf)
                     if kind not in _REPLY_KINDS or mlen > exec_server.MAX_META or dlen > exec_server.MAX_DATA:
@@ -407,12 +410,6 @@ class DockerSandbox(BaseSandbox):
         finally:
             if workfs is not None:
                 workfs.release()
-        try:
-            self._channel()
-        except _Dead as e:
-            self._unavailable_if_dead()
-            raise SandboxError(f"the exec server cannot start in image {self.spec.image!r} ({e}); the image needs "
-                               "python3 3.9 or newer with ctypes (see sandboxes/README.md)") from None
         if not self._exec(["test", "-w", self.spec.workdir], b"", None, {}, None, 60).ok:
             raise SandboxError(f"workdir {self.spec.workdir} is not writable by user {self.user} "
                                f"in image {self.spec.image!r}: the image must create it owned by that user "
@@ -429,7 +426,12 @@ class DockerSandbox(BaseSandbox):
                     if chan.violation:
                         raise self._break(chan.violation)
                 drop = [n for name, n in _SERVER_CAPS.items() if name not in self.spec.cap_add]
-                chan = _Channel(self.client.api, self.container.id, self.user, drop, self.spec.workdir)
+                try:
+                    chan = _Channel(self.client.api, self.container.id, self.user, drop, self.spec.workdir)
+                except _Dead as e:
+                    self._unavailable_if_dead()
+                    raise SandboxError(f"the exec server cannot start in image {self.spec.image!r} ({e}); the image "
+                                       "needs python3 3.9 or newer with ctypes (see sandboxes/README.md)") from None
                 self._chan = chan
             return chan
 
