@@ -106,3 +106,11 @@ def test_network_true_uses_the_bridge_never_the_host(docker_api):
             box._container_args("img")
     else:
         assert box._container_args("img")[1]["network_mode"] == "bridge"
+
+
+@pytest.mark.parametrize("bad", ["lots", "-1g", "0", "4x"])
+def test_work_size_must_be_a_size(bad):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="work_size"):
+        SandboxSpec(work_size=bad)
