@@ -262,7 +262,7 @@ def _os_error(meta: dict[str, Any], path: str, spec: SandboxSpec) -> Exception:
     if code == "EUSER":
         return SandboxError(f"cannot run as that user in the sandbox: {msg}")
     cls = _ERRORS.get(code)
-    return cls(f"{msg} (in sandbox)") if cls else SandboxError(f"{path}: {msg}")
+    return cls(f"{msg} (in sandbox)") if cls else SandboxError(msg if path and path in msg else f"{path}: {msg}")
 
 
 def _run_host(argv: list[str], what: str) -> str:

@@ -29,6 +29,7 @@ import os
 import random
 import selectors
 import signal
+import stat
 import struct
 import subprocess
 import sys
@@ -222,6 +223,20 @@ def write_file(path, data):
         f.write(data)
 
 
+def open_regular(path, flags):
+    """Open ``path`` as a binary file object, refusing anything but a regular file without blocking on it
+    (a fifo or device planted where a file is expected)."""
+    fd = os.open(path, flags | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory", path)
+        raise OSError(errno.EINVAL, "not a regular file", path)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "wb" if flags & os.O_WRONLY else "rb")
+
+
 def tar_in(data, dest):
     """Extract a tar archive (made by the host from a checked directory) into ``dest`` (created if missing).
 
@@ -243,6 +258,9 @@ def tar_in(data, dest):
             if bad:
                 raise PermissionError(errno.EACCES, "unsafe archive member", m.name)
             m.mode &= 0o777
+            target = os.path.join(dest, m.name)
+            if not m.isdir() and os.path.lexists(target) and not os.path.isdir(target):
+                os.unlink(target)  # never write into a fifo or through a link left there
         tar.extractall(dest, members=members)
 
 
@@ -307,7 +325,7 @@ class Server:
 
     def __init__(self, inp, out, user):
         self.inp, self.out = inp, out
-        self.user = user
+        self.creds = credentials(user)  # resolved once, before any command could change /etc/passwd
         self.lock = threading.Lock()
         self.running = {}  # rid -> (pgid, marker)
         self.marker_base = MARKER_BASE + random.randrange(1 << 29)
@@ -354,13 +372,13 @@ class Server:
 
     def handle(self, rid, kind, meta, data):
         try:
-            creds = credentials(meta.get("user") or self.user)
+            creds = credentials(meta["user"]) if meta.get("user") else self.creds
             if kind == b"X":
                 self.exec(rid, meta, data, creds)
             elif kind == b"r":
                 self.as_user(rid, creds, lambda put: self._read_file(put, meta["path"], meta["cap"]))
             elif kind == b"w":
-                self.as_user(rid, creds, lambda put: (write_file(meta["path"], data), put(b"k", {})))
+                self.as_user(rid, creds, lambda put: (self._write_file(meta["path"], data), put(b"k", {})))
             elif kind == b"t":
                 self.as_user(rid, creds, lambda put: (tar_in(data, meta["dest"]), put(b"k", {})))
             else:
@@ -388,7 +406,7 @@ class Server:
 
     @staticmethod
     def _read_file(put, path, cap):
-        with open(path, "rb") as f:
+        with open_regular(path, os.O_RDONLY) as f:
             size = os.fstat(f.fileno()).st_size
             if size > cap:
                 raise OSError(errno.EFBIG, "file is %d bytes, over the read limit of %d" % (size, cap), path)
@@ -398,6 +416,14 @@ class Server:
                     break
                 put(b"d", None, chunk)
         put(b"k", {})
+
+    @staticmethod
+    def _write_file(path, data):
+        parent = os.path.dirname(path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        with open_regular(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC) as f:
+            f.write(data)
 
     def as_user(self, rid, creds, op):
         """Run ``op(put)`` in a child process that is ``creds`` and nothing more; what it ``put``s (kind,

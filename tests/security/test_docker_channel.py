@@ -127,7 +127,7 @@ def _reader_on(payload: bytes):
 
     a, b = socket.socketpair()
     chan = _Channel.__new__(_Channel)
-    chan.sock, chan.dead, chan.violation, chan.stderr = a, False, None, bytearray()
+    chan.sock, chan.dead, chan.violation, chan.stderr, chan._head = a, False, None, bytearray(), bytearray()
     chan._pending, chan._budget, chan._rid = {1: queue.SimpleQueue()}, {1: 1 << 20}, 1
     t = threading.Thread(target=chan._reader, daemon=True)
     t.start()
@@ -161,3 +161,22 @@ def test_host_reader_refuses_output_past_the_requests_budget():
     chunk = b"\x00\x00\x00\x01O\x00\x00\x00\x00\x00\x01\x00\x00" + b"y" * (1 << 16)
     chan, t = _reader_on(b"".join(_docker_frame(chunk) for _ in range(17)))  # 17 x 64 KiB > 1 MiB budget
     assert not t.is_alive() and "limit" in (chan.violation or "")
+
+
+def test_planted_fifos_do_not_stall_file_operations(docker_api, tmp_path):
+    from lab.sandbox import SandboxError
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_text("from the host")
+    with open_sandbox(SandboxSpec()) as box:
+        box.exec("mkfifo p q && mkdir in && mkfifo in/a.txt")
+        for op, says in ((lambda: box.read_file("p"), "not a regular file"),
+                         (lambda: box.write_file("q", "x"), "No such device")):  # a fifo nobody reads
+            done, r = _run_bounded(op, 30)
+            assert done and isinstance(r, SandboxError) and says in str(r), r
+        box.exec("sleep 20 < q &")  # now with a reader: still refused, never written into
+        done, r = _run_bounded(lambda: box.write_file("q", "x"), 30)
+        assert done and isinstance(r, SandboxError) and "not a regular file" in str(r), r
+        done, r = _run_bounded(lambda: box.copy_in(tmp_path / "src", "in"), 30)
+        assert done and r is None, r
+        assert box.read_file("in/a.txt") == b"from the host"
