@@ -506,6 +506,8 @@ class DockerSandbox(BaseSandbox):
     def _lost(self, chan: _Channel, what: str) -> SandboxError:
         if chan.violation:
             return self._break(chan.violation)
+        if self._broken:
+            return SandboxUnavailable(f"sandbox {self.id} is broken: {self._broken}")
         for _ in range(5):  # the engine may take a moment to notice a killed container
             self._unavailable_if_dead()
             time.sleep(0.1)

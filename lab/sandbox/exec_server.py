@@ -11,6 +11,7 @@ The server runs as root in the container holding only the capabilities it needs 
 spec's own ``cap_add``). Every command and file operation runs as the requested user (the sandbox's agent
 by default) in a process of its own; each command also carries a supplementary group of its own (a
 *marker*) that it cannot drop, so a timeout or a kill reaches every process it started, ``setsid`` or not.
+File operations open only regular files, so a fifo planted by the agent cannot make them block.
 
 Requests (client to server) and replies:
     ``X`` exec     meta {argv, cwd, env, timeout, cap, user}, data = stdin  ->  ``O``/``E`` output chunks,
