@@ -50,8 +50,8 @@ class SandboxSpec(BaseModel):
         read_file_cap: Largest file ``read_file`` returns.
         env: Environment variables for every command.
         labels: Extra labels on the container (Docker).
-        cap_add: Linux capabilities commands run as root get back after dropping all (Docker), e.g. ``["CHOWN", "DAC_OVERRIDE",
-            "FOWNER", "SETUID", "SETGID"]`` for a root user that installs packages.
+        cap_add: Linux capabilities commands run as root get back after dropping all (Docker), e.g.
+            ``["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID"]`` for a root user that installs packages.
         bwrap: Local backend only: ``None`` uses bubblewrap when installed, ``False`` never, ``True`` requires it.
     """
 
