@@ -63,12 +63,13 @@ def _run_bounded(fn, limit: float):
     return not t.is_alive(), out.get("result", out.get("error"))
 
 
-def test_agent_cannot_reach_the_servers_descriptors_or_forge_an_exit_code(docker_api, store):
+@pytest.mark.parametrize("user", [None, "root"])
+def test_agent_cannot_reach_the_servers_descriptors_or_forge_an_exit_code(docker_api, store, user):
     from lab.traces import RunRecorder
 
     rec = RunRecorder.start(store, {"task": "forge"})
-    with open_sandbox(SandboxSpec(), recorder=rec) as box:
-        done, r = _run_bounded(lambda: box.exec(["python3", "-c", FORGE], timeout=20), 60)
+    with open_sandbox(SandboxSpec(), recorder=rec) as box:  # root commands share the server's uid, not its reach
+        done, r = _run_bounded(lambda: box.exec(["python3", "-c", FORGE], user=user, timeout=20), 60)
         assert done, "the host hung on a forged stream"
         assert not isinstance(r, BaseException), r
         assert r.exit_code == 7 and "forged" not in r.stdout, r
