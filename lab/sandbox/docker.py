@@ -284,6 +284,8 @@ class _WorkFs:
         what = f"cannot make the sandbox's {size}-byte workdir (SandboxSpec.work_size; None runs without a limit)"
         if os.geteuid() != 0:
             raise SandboxError(f"{what}: it needs root on the Docker host (losetup)")
+        if not os.environ.get("DOCKER_HOST", "unix://").startswith("unix://"):
+            raise SandboxError(f"{what}: it needs the Docker engine on this machine, not at $DOCKER_HOST")
         from lab.sandbox.local import local_root
 
         directory = local_root().parent / "docker-workdirs"
