@@ -1,8 +1,9 @@
 """Sandbox speed: our resident exec server against raw SDK ``exec_run`` and the ``docker`` CLI, in one run.
 
 All three drive the same image with the same hardened container settings (network none, cap-drop ALL,
-no-new-privileges, read-only root, init, limits, a workdir volume). Prints a table of median and p95 per
-operation and the ratios baseline / ours.
+no-new-privileges, read-only root, init, limits, a workdir volume); ours adds what the baselines lack: its
+exec server switching every command to the agent user, and a size-limited workdir filesystem. Prints a table
+of median and p95 per operation and the ratios baseline / ours.
 
     .venv/bin/python bench/sandbox_bench.py            # full run (a few minutes)
     .venv/bin/python bench/sandbox_bench.py --quick    # fewer repetitions

@@ -172,7 +172,8 @@ class BaseSandbox(ABC):
             cwd: Working directory (default: the sandbox's workdir).
             env: Extra environment variables.
             user: Run as this user instead of the sandbox's.
-            timeout: Seconds before the command's whole process group is killed (``timed_out`` is then set).
+            timeout: Seconds before the command and everything it started are killed (``timed_out`` is then
+                set).
 
         Returns:
             The exit code, stdout, stderr (each capped at ``spec.output_cap``), duration and flags.

@@ -1,26 +1,34 @@
 """Docker backend: hardened containers driven through the ``docker`` SDK, with a resident exec server inside.
 
-Each sandbox is one container (network none, cap-drop ALL, no-new-privileges, read-only root, limits, init)
-whose workdir is an anonymous volume seeded from the image. Commands go to a small server
-(:mod:`lab.sandbox.exec_server`) started once per user through one attached exec; it answers in well under a
-millisecond, where a fresh ``exec`` costs tens. Images without ``python3`` fall back to one exec per command.
+Each sandbox is one container (network none, every capability dropped but the four the exec server needs,
+no-new-privileges, read-only root, limits, init) whose workdir is a size-limited filesystem of its own (an
+ext4 image on a loop device, seeded from the image). Commands and file operations go to a small server
+(:mod:`lab.sandbox.exec_server`) started once per sandbox through one attached exec; it answers in well under
+a millisecond, where a fresh ``exec`` costs tens. The server runs as root in the container, non-dumpable,
+and runs every command as the sandbox's user with no capabilities, so nothing in the sandbox can reach its
+channel. The host still trusts nothing it reads: every frame is bounded, every reply is counted against the
+request's limit, every exec with a timeout has a host-side deadline, and archives are checked member by
+member (:mod:`lab.sandbox.archive`). A sandbox that breaks these rules is marked broken, never waited on.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import queue
 import socket
 import struct
+import subprocess
 import tarfile
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from lab.sandbox import exec_server
+from lab.sandbox import archive, exec_server
 from lab.sandbox.base import ExecResult, SandboxError, SandboxUnavailable, SnapshotRef
 from lab.sandbox.common import BaseSandbox, make_result
 from lab.sandbox.gc import LABEL, SNAPSHOT, gc_docker_once_in_background, owner_labels
@@ -29,8 +37,17 @@ from lab.traces.recorder import RunRecorder
 
 _SERVER_SOURCE = Path(exec_server.__file__).read_text()
 _SERVER_ARGV = ["python3", "-I", "-S", "-c", _SERVER_SOURCE]
+_SERVER_CAPS = {"KILL": 5, "SETGID": 6, "SETUID": 7, "SETPCAP": 8}
+"""Capabilities the exec server holds (and drops from the bounding set of what it runs, unless the spec
+asks for them in ``cap_add``), by Linux number."""
 _DOCKER_FRAME = struct.Struct(">BxxxL")
+_DOCKER_FRAME_MAX = 1 << 20
+_REPLY_KINDS = frozenset({b"R", b"O", b"E", b"x", b"d", b"k", b"!"})
 _START_TIMEOUT = 20.0
+DEADLINE_GRACE = 10.0
+"""Seconds past an exec's timeout after which the host declares the sandbox broken."""
+FILE_DEADLINE = 300.0
+"""Seconds a file operation may take before the host declares the sandbox broken."""
 _ERRORS: dict[str, type[OSError]] = {"ENOENT": FileNotFoundError, "EACCES": PermissionError,
                                      "EISDIR": IsADirectoryError}
 
@@ -61,28 +78,28 @@ def docker_client():
         return _client
 
 
-def _os_error(meta: dict[str, Any], path: str) -> Exception:
-    code, msg = meta.get("code", "EIO"), meta.get("message", "")
-    if code == "EFBIG":
-        return SandboxError(f"{path}: {msg}")
-    cls = _ERRORS.get(code)
-    return cls(f"{msg} (in sandbox)") if cls else SandboxError(f"{path}: {msg}")
-
-
 class _Dead(Exception):
     """The exec server's stream ended."""
 
 
-class _Channel:
-    """One exec server behind one attached exec socket; many requests may be in flight at once."""
+class _Late(Exception):
+    """No reply before the host-side deadline."""
 
-    def __init__(self, api, container_id: str, user: str | None, workdir: str) -> None:
+
+class _Channel:
+    """One exec server behind one attached exec socket; many requests may be in flight at once.
+
+    The reader refuses anything out of protocol (unknown frame kinds, oversized frames, replies to requests
+    never made, more data than a request's budget): it records why in ``violation`` and ends the channel.
+    """
+
+    def __init__(self, api, container_id: str, user: str, drop_caps: list[int], workdir: str) -> None:
         import docker.errors
 
         self.api = api
         try:
-            exec_id = api.exec_create(container_id, _SERVER_ARGV, stdin=True, stdout=True, stderr=True,
-                                      user=user or "", workdir=workdir)["Id"]
+            exec_id = api.exec_create(container_id, [*_SERVER_ARGV, user, *map(str, drop_caps)], stdin=True,
+                                      stdout=True, stderr=True, user="0:0", workdir=workdir)["Id"]
             sock = api.exec_start(exec_id, socket=True)
         except docker.errors.APIError as e:
             raise _Dead(str(e.explanation or e)) from None
@@ -91,30 +108,32 @@ class _Channel:
         self.exec_id = exec_id
         self._send_lock = threading.Lock()
         self._pending: dict[int, queue.SimpleQueue] = {}
+        self._budget: dict[int, int] = {}
         self._rid = 0
         self._rid_lock = threading.Lock()
         self.dead = False
+        self.violation: str | None = None
         self.stderr = bytearray()
+        self._head = bytearray()  # the first bytes of its stdout: the engine's error when the server never ran
         self._ready: queue.SimpleQueue = queue.SimpleQueue()
         self._pending[0] = self._ready
         threading.Thread(target=self._reader, name="lab-sandbox-reader", daemon=True).start()
-        item = self._ready_item()
+        try:
+            item = self._ready.get(timeout=_START_TIMEOUT)
+        except queue.Empty:
+            item = None
         if item is None or item[0] != b"R":
             self.close()
-            raise _Dead(bytes(self.stderr[-2000:]).decode("utf-8", "replace").strip() or "server did not start")
+            said = bytes(self.stderr[-2000:] or self._head).decode("utf-8", "replace").strip()
+            raise _Dead(said or self.violation or "the exec server did not start")
+        self._pending.pop(0, None)
         self.info: dict[str, Any] = item[1]
-
-    def _ready_item(self):
-        try:
-            return self._ready.get(timeout=_START_TIMEOUT)
-        except queue.Empty:
-            return None
 
     def _recv_exact(self, n: int) -> bytes | None:
         buf = bytearray()
         while len(buf) < n:
             try:
-                chunk = self.sock.recv(n - len(buf))
+                chunk = self.sock.recv(min(n - len(buf), 1 << 16))
             except OSError:
                 return None
             if not chunk:
@@ -122,15 +141,21 @@ class _Channel:
             buf += chunk
         return bytes(buf)
 
+    def _violate(self, why: str) -> None:
+        self.violation = f"exec channel out of protocol: {why}"
+
     def _reader(self) -> None:
         buf = bytearray()
         hsize = exec_server.HEADER.size
         try:
-            while True:
+            while self.violation is None:
                 head = self._recv_exact(_DOCKER_FRAME.size)
                 if head is None:
                     break
                 stream, length = _DOCKER_FRAME.unpack(head)
+                if stream not in (1, 2) or length > _DOCKER_FRAME_MAX:
+                    self._violate(f"stream frame {stream} of {length} bytes")
+                    break
                 payload = self._recv_exact(length) if length else b""
                 if payload is None:
                     break
@@ -139,29 +164,50 @@ class _Channel:
                     del self.stderr[:-8192]
                     continue
                 buf += payload
-                while len(buf) >= hsize:
+                if len(self._head) < 500:
+                    self._head += payload[:500]
+                while len(buf) >= hsize and self.violation is None:
                     rid, kind, mlen, dlen = exec_server.HEADER.unpack_from(buf)
+                    if kind not in _REPLY_KINDS or mlen > exec_server.MAX_META or dlen > exec_server.MAX_DATA:
+                        self._violate(f"frame {kind!r} with {mlen} + {dlen} bytes")
+                        break
+                    if rid > self._rid:
+                        self._violate(f"reply to request {rid}, never made")
+                        break
                     end = hsize + mlen + dlen
                     if len(buf) < end:
                         break
-                    meta = json.loads(bytes(buf[hsize:hsize + mlen])) if mlen else None
+                    try:
+                        meta = json.loads(bytes(buf[hsize:hsize + mlen])) if mlen else None
+                    except ValueError:
+                        self._violate(f"unreadable meta in a {kind!r} frame")
+                        break
                     data = bytes(buf[hsize + mlen:end])
                     del buf[:end]
+                    if kind in (b"O", b"E", b"d") and rid in self._budget:
+                        self._budget[rid] -= dlen
+                        if self._budget[rid] < 0:
+                            self._violate(f"request {rid} got more data than its limit")
+                            break
                     q = self._pending.get(rid)
-                    if q is not None:
+                    if q is not None:  # else a late reply to a request given up on
                         q.put((kind, meta, data))
         finally:
             self.dead = True
             for q in list(self._pending.values()):
                 q.put(None)
+            self.close()
 
-    def request(self, kind: bytes, meta: dict[str, Any], data: bytes = b"") -> tuple[int, queue.SimpleQueue]:
-        """Send one request; replies arrive on the returned queue (``None`` when the server died)."""
+    def request(self, kind: bytes, meta: dict[str, Any], data: bytes = b"",
+                budget: int = 0) -> tuple[int, queue.SimpleQueue]:
+        """Send one request; replies arrive on the returned queue (``None`` when the channel ended).
+        ``budget`` is the most data bytes its replies may carry."""
         with self._rid_lock:
             self._rid += 1
             rid = self._rid
         q: queue.SimpleQueue = queue.SimpleQueue()
         self._pending[rid] = q
+        self._budget[rid] = budget
         m = json.dumps(meta).encode()
         try:
             with self._send_lock:
@@ -175,28 +221,26 @@ class _Channel:
             q.put(None)
         return rid, q
 
+    @staticmethod
+    def get(q: queue.SimpleQueue, deadline: float | None):
+        """The next reply, or ``None`` when the channel ended; :class:`_Late` past ``deadline``."""
+        try:
+            return q.get(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise _Late from None
+
     def done(self, rid: int) -> None:
         self._pending.pop(rid, None)
+        self._budget.pop(rid, None)
 
     def kill(self, rid: int) -> None:
-        """Kill the process group of request ``rid`` (no reply)."""
+        """Kill everything request ``rid`` started (no reply)."""
         m = json.dumps({"rid": rid}).encode()
         try:
             with self._send_lock:
                 self.sock.sendall(exec_server.HEADER.pack(0, b"K", len(m), 0) + m)
         except OSError:
             pass
-
-    def call(self, kind: bytes, meta: dict[str, Any], data: bytes = b"") -> tuple[bytes, Any, bytes]:
-        """A request with exactly one reply."""
-        rid, q = self.request(kind, meta, data)
-        try:
-            item = q.get()
-        finally:
-            self.done(rid)
-        if item is None:
-            raise _Dead("exec server stream ended")
-        return item
 
     def close(self) -> None:
         self.dead = True
@@ -210,6 +254,66 @@ class _Channel:
             pass
 
 
+def _os_error(meta: dict[str, Any], path: str, spec: SandboxSpec) -> Exception:
+    code, msg = meta.get("code", "EIO"), meta.get("message", "")
+    if code == "ENOSPC":
+        return SandboxError(f"{path}: no space left in the sandbox (its workdir holds work_size={spec.work_size}; "
+                            f"raise SandboxSpec.work_size for more): {msg}")
+    if code == "EUSER":
+        return SandboxError(f"cannot run as that user in the sandbox: {msg}")
+    cls = _ERRORS.get(code)
+    return cls(f"{msg} (in sandbox)") if cls else SandboxError(msg if path and path in msg else f"{path}: {msg}")
+
+
+def _run_host(argv: list[str], what: str) -> str:
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise SandboxError(f"{what}: {e}") from None
+    if r.returncode != 0:
+        raise SandboxError(f"{what}: {' '.join(argv[:2])} failed: {(r.stderr or r.stdout).strip()[-300:]}")
+    return r.stdout.strip()
+
+
+class _WorkFs:
+    """A size-limited ext4 filesystem for one container's workdir: a sparse image file on a loop device,
+    handed to Docker as a ``local`` volume (so Docker seeds it from the image). The file is unlinked at once
+    and the loop device set to detach itself when the container unmounts it: nothing is left behind."""
+
+    def __init__(self, client, size: int, labels: dict[str, str], name: str) -> None:
+        what = f"cannot make the sandbox's {size}-byte workdir (SandboxSpec.work_size; None runs without a limit)"
+        if os.geteuid() != 0:
+            raise SandboxError(f"{what}: it needs root on the Docker host (losetup)")
+        if not os.environ.get("DOCKER_HOST", "unix://").startswith("unix://"):
+            raise SandboxError(f"{what}: it needs the Docker engine on this machine, not at $DOCKER_HOST")
+        from lab.sandbox.local import local_root
+
+        directory = local_root().parent / "docker-workdirs"
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, path = tempfile.mkstemp(prefix="work-", suffix=".img", dir=directory)
+        self.loop: str | None = None
+        try:
+            os.ftruncate(fd, size)
+            os.close(fd)
+            _run_host(["mkfs.ext4", "-q", "-F", "-m", "0", "-O", "^has_journal", "-E", "root_owner=0:0", path], what)
+            _run_host(["debugfs", "-w", "-R", "rmdir lost+found", path], what)
+            self.loop = _run_host(["losetup", "--find", "--show", path], what)
+        finally:
+            os.unlink(path)
+        try:
+            self.volume = client.volumes.create(name=name, driver="local", labels=labels, driver_opts={
+                "type": "ext4", "device": self.loop, "o": "nosuid,nodev"}).name
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Detach the loop device (at once when unused, else as soon as its container unmounts it)."""
+        if self.loop is not None:
+            subprocess.run(["losetup", "--detach", self.loop], capture_output=True)
+            self.loop = None
+
+
 class DockerSandbox(BaseSandbox):
     """A sandbox in a hardened Docker container. Open it with :func:`lab.sandbox.open_sandbox`."""
 
@@ -220,11 +324,11 @@ class DockerSandbox(BaseSandbox):
         self.client = docker_client()
         gc_docker_once_in_background(self.client)
         self.labels = {**spec.labels, **owner_labels(self.id, self.run_id)}
-        self._channels: dict[str | None, _Channel] = {}
+        self._chan: _Channel | None = None
         self._chan_lock = threading.Lock()
         self._snapshots: list[str] = []
         self._removals: list[threading.Thread] = []
-        self._fallback = False  # True when the image cannot run the exec server
+        self._broken: str | None = None
         self.container = None
         self._generation = 0
         self.user = spec.user or self._default_user(spec.image)
@@ -257,18 +361,19 @@ class DockerSandbox(BaseSandbox):
             _image_users[name] = user
         return user
 
-    def _container_args(self, image: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Arguments of ``create_container`` and of its host config (the hardened defaults, spec overrides)."""
+    def _container_args(self, image: str, volume: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Arguments of ``create_container`` and of its host config (the hardened defaults, spec overrides).
+        The container runs as root holding only the exec server's capabilities (and the spec's)."""
         from docker.types import DeviceRequest, Mount
 
         spec = self.spec
         create = dict(image=image, command=["sleep", "infinity"], name=self.name, labels=self.labels,
-                      user=self.user, working_dir=spec.workdir, environment=spec.env, hostname="sandbox")
+                      user="0:0", working_dir=spec.workdir, environment=spec.env, hostname="sandbox")
         host: dict[str, Any] = dict(
-            init=True, cap_drop=["ALL"], cap_add=list(spec.cap_add) or None,
+            init=True, cap_drop=["ALL"], cap_add=sorted({*spec.cap_add, *_SERVER_CAPS}),
             security_opt=["no-new-privileges"], read_only=spec.read_only_root,
             tmpfs={"/tmp": f"rw,nosuid,nodev,size={spec.tmp_size},mode=1777"},
-            mounts=[Mount(spec.workdir, None, type="volume", labels=self.labels)],
+            mounts=[Mount(spec.workdir, volume, type="volume", labels=None if volume else self.labels)],
             mem_limit=spec.memory, memswap_limit=spec.memory, nano_cpus=int(spec.cpus * 1e9),
             pids_limit=spec.pids_limit, network_mode="none" if not spec.network else self._network_mode(),
         )
@@ -278,17 +383,24 @@ class DockerSandbox(BaseSandbox):
         return create, host
 
     def _network_mode(self) -> str:
-        names = {n.name for n in self.client.networks.list()}
-        return "bridge" if "bridge" in names else "host"
+        if not self.client.networks.list(names=["bridge"]):
+            raise SandboxError("SandboxSpec(network=True) needs the Docker engine's bridge network, and this engine "
+                               "has none (dockerd runs with --bridge=none?); refusing rather than sharing the "
+                               "host's network. Enable the bridge, or run the task with network=False")
+        return "bridge"
 
     def _start(self, image: str) -> None:
         import docker.errors
 
+        from lab.sandbox.spec import parse_size
+
         self._generation += 1
         self.name = f"expertlab-{self.id}-{self._generation}"
         api = self.client.api
-        create, host = self._container_args(image)
+        workfs = _WorkFs(self.client, parse_size(self.spec.work_size), self.labels, self.name) \
+            if self.spec.work_size else None
         try:
+            create, host = self._container_args(image, workfs.volume if workfs else None)
             cid = api.create_container(**create, host_config=api.create_host_config(**host))["Id"]
             self.container = self.client.containers.prepare_model({"Id": cid, "Name": self.name})
             api.start(cid)
@@ -297,36 +409,46 @@ class DockerSandbox(BaseSandbox):
             raise self._missing(image) from None
         except docker.errors.APIError as e:
             raise SandboxError(f"cannot start a sandbox from {self.spec.image!r}: {e.explanation or e}") from e
-        try:
-            chan = self._channel(None)
-        except _Dead as e:
-            self._unavailable_if_dead()
-            self._fallback = True
-            self._fallback_reason = str(e)
-            chan = None
-        writable = chan.info["writable"] if chan else self._raw_exec(
-            ["test", "-w", self.spec.workdir], b"", None, {}, None, 30)["exit_code"] == 0
-        if not writable:
+        finally:
+            if workfs is not None:
+                workfs.release()
+        if not self._exec(["test", "-w", self.spec.workdir], b"", None, {}, None, 60).ok:
             raise SandboxError(f"workdir {self.spec.workdir} is not writable by user {self.user} "
                                f"in image {self.spec.image!r}: the image must create it owned by that user "
                                "(see sandboxes/README.md)")
 
-    def _channel(self, user: str | None) -> _Channel:
-        key = None if user is None or user == self.user else user
+    def _channel(self) -> _Channel:
+        if self._broken:
+            raise SandboxUnavailable(f"sandbox {self.id} is broken: {self._broken}")
         with self._chan_lock:
-            chan = self._channels.get(key)
+            chan = self._chan
             if chan is None or chan.dead:
                 if chan is not None:
                     chan.close()
-                chan = _Channel(self.client.api, self.container.id, key or self.user, self.spec.workdir)
-                self._channels[key] = chan
+                    if chan.violation:
+                        raise self._break(chan.violation)
+                drop = [n for name, n in _SERVER_CAPS.items() if name not in self.spec.cap_add]
+                try:
+                    chan = _Channel(self.client.api, self.container.id, self.user, drop, self.spec.workdir)
+                except _Dead as e:
+                    self._unavailable_if_dead()
+                    raise SandboxError(f"the exec server cannot start in image {self.spec.image!r} ({e}); the image "
+                                       "needs python3 3.9 or newer with ctypes (see sandboxes/README.md)") from None
+                self._chan = chan
             return chan
 
-    def _close_channels(self) -> None:
+    def _break(self, why: str) -> SandboxUnavailable:
+        """Mark the sandbox broken (every later operation fails at once) and say why."""
+        self._broken = why
+        if self._chan is not None:
+            self._chan.close()
+        return SandboxUnavailable(f"sandbox {self.id} is broken: {why}")
+
+    def _close_channel(self) -> None:
         with self._chan_lock:
-            for chan in self._channels.values():
-                chan.close()
-            self._channels.clear()
+            if self._chan is not None:
+                self._chan.close()
+            self._chan = None
 
     def _remove_container(self, container) -> None:
         import docker.errors
@@ -348,16 +470,16 @@ class DockerSandbox(BaseSandbox):
     def _close(self) -> None:
         import docker.errors
 
-        self._close_channels()
+        self._close_channel()
         for t in self._removals:
             t.join()
         if self.container is not None:
             self._remove_container(self.container)
-            for volume in self.client.volumes.list(filters={"label": f"{LABEL}={self.id}"}):
-                try:  # left behind when the container was removed from outside without its volumes
-                    volume.remove(force=True)
-                except docker.errors.APIError:
-                    pass
+        for volume in self.client.volumes.list(filters={"label": f"{LABEL}={self.id}"}):
+            try:  # the workdirs of this and earlier generations, and any left by a removal from outside
+                volume.remove(force=True)
+            except docker.errors.APIError:
+                pass
         for ref in self._snapshots:
             try:
                 self.client.images.remove(ref, force=True)
@@ -383,26 +505,23 @@ class DockerSandbox(BaseSandbox):
             raise SandboxUnavailable(f"sandbox {self.id} died: container {why}"
                                      + (f" ({state['Error']})" if state.get("Error") else ""))
 
-    def _lost(self, what: str) -> SandboxError:
+    def _lost(self, chan: _Channel, what: str) -> SandboxError:
+        if chan.violation:
+            return self._break(chan.violation)
+        if self._broken:
+            return SandboxUnavailable(f"sandbox {self.id} is broken: {self._broken}")
         for _ in range(5):  # the engine may take a moment to notice a killed container
             self._unavailable_if_dead()
             time.sleep(0.1)
         return SandboxError(f"sandbox {self.id}: the exec server stopped during {what} "
-                            "(killed from inside the sandbox?); it restarts for the next command")
+                            "(killed by a root command or the OOM killer?); it restarts for the next command")
 
     # -- exec -----------------------------------------------------------------------------------
-
-    def _exec_meta(self, argv: list[str], cwd: str | None, env: dict[str, str], timeout: float | None) -> dict:
-        return {"argv": argv, "cwd": self._path(cwd) if cwd else None, "env": env, "timeout": timeout,
-                "cap": self.spec.output_cap}
 
     def _path(self, path: str) -> str:
         return str(PurePosixPath(self.spec.workdir) / path)
 
     def _exec(self, argv, input, cwd, env, user, timeout) -> ExecResult:
-        if self._fallback:
-            res = self._raw_exec(argv, input, cwd, env, user, timeout)
-            return make_result(res, res.pop("stdout"), res.pop("stderr"))
         out, err = bytearray(), bytearray()
         res = None
         for kind, payload in self._run(argv, input, cwd, env, user, timeout):
@@ -415,18 +534,22 @@ class DockerSandbox(BaseSandbox):
         return make_result(res, bytes(out), bytes(err))
 
     def _run(self, argv, input, cwd, env, user, timeout) -> Iterator[tuple[str, Any]]:
-        try:
-            chan = self._channel(user)
-        except _Dead as e:
-            self._unavailable_if_dead()
-            raise SandboxError(f"cannot run as user {user!r} in sandbox {self.id}: {e}") from None
-        rid, q = chan.request(b"X", self._exec_meta(argv, cwd, env, timeout), input)
+        chan = self._channel()
+        meta = {"argv": argv, "cwd": self._path(cwd) if cwd else None, "env": env, "timeout": timeout,
+                "cap": self.spec.output_cap, "user": user}
+        rid, q = chan.request(b"X", meta, input, budget=2 * self.spec.output_cap)
+        deadline = None if timeout is None else time.monotonic() + timeout + DEADLINE_GRACE
         finished = False
+        what = f"`{' '.join(argv)[:200]}`"
         try:
             while True:
-                item = q.get()
+                try:
+                    item = chan.get(q, deadline)
+                except _Late:
+                    raise self._break(f"no reply to {what} within its timeout of {timeout} s and "
+                                      f"{DEADLINE_GRACE} s of grace") from None
                 if item is None:
-                    raise self._lost(f"`{' '.join(argv)[:200]}`")
+                    raise self._lost(chan, what)
                 kind, meta, data = item
                 if kind == b"O":
                     yield "stdout", data
@@ -434,151 +557,157 @@ class DockerSandbox(BaseSandbox):
                     yield "stderr", data
                 elif kind == b"x":
                     finished = True
-                    yield "exit", meta
+                    yield "exit", self._exit_meta(meta, what)
                     return
-                else:
+                elif kind == b"!":
                     finished = True
-                    raise _os_error(meta or {}, cwd or "")
+                    raise _os_error(meta or {}, cwd or "", self.spec)
+                else:
+                    raise self._break(f"a {kind!r} frame in reply to {what}")
         finally:
             if not finished:
                 chan.kill(rid)  # interrupted (Ctrl-C) or the stream was abandoned
             chan.done(rid)
 
+    def _exit_meta(self, meta: Any, what: str) -> dict[str, Any]:
+        try:
+            return {"exit_code": int(meta["exit_code"]), "timed_out": bool(meta["timed_out"]),
+                    "truncated": bool(meta["truncated"]), "duration": float(meta["duration"])}
+        except (TypeError, KeyError, ValueError):
+            raise self._break(f"a malformed exit record for {what}") from None
+
     def _exec_stream(self, argv, cwd, env, timeout) -> Iterator[tuple[str, bytes]]:
-        if self._fallback:
-            res = self._raw_exec(argv, b"", cwd, env, None, timeout)
-            yield from (("stdout", res["stdout"]), ("stderr", res["stderr"]))
-            yield "exit", str(res["exit_code"]).encode()
-            return
         for kind, payload in self._run(argv, b"", cwd, env, None, timeout):
             if kind == "exit":
                 yield "exit", str(payload["exit_code"]).encode()
             else:
                 yield kind, payload
 
-    def _raw_exec(self, argv, input, cwd, env, user, timeout) -> dict[str, Any]:
-        """One plain exec (for images without python3): ``timeout`` runs the command in a killed group."""
-        api = self.client.api
-        cmd = ["timeout", "-s", "KILL", f"{timeout}", *argv] if timeout else argv
-        started = time.monotonic()
-        exec_id = api.exec_create(self.container.id, cmd, stdin=True, stdout=True, stderr=True,
-                                  user=user or "", workdir=self._path(cwd) if cwd else self.spec.workdir,
-                                  environment=env or None)["Id"]
-        raw = api.exec_start(exec_id, socket=True)
-        sock = getattr(raw, "_sock", raw)
-        out, err = bytearray(), bytearray()
-        truncated = False
-        try:
-            if input:
-                sock.sendall(input)
-            sock.shutdown(socket.SHUT_WR)
-            sock.settimeout(None if timeout is None else timeout + 5)
-            f = sock.makefile("rb")
-            while True:
-                head = f.read(_DOCKER_FRAME.size)
-                if len(head) < _DOCKER_FRAME.size:
-                    break
-                stream, length = _DOCKER_FRAME.unpack(head)
-                data = f.read(length)
-                buf = out if stream == 1 else err
-                room = self.spec.output_cap - len(buf)
-                if len(data) > room:
-                    truncated = True
-                buf += data[:max(room, 0)]
-        except TimeoutError:
-            pass
-        finally:
-            sock.close()
-        duration = time.monotonic() - started
-        code = api.exec_inspect(exec_id).get("ExitCode")
-        timed_out = bool(timeout) and (code in (137, None)) and duration >= timeout
-        if code is None and not timed_out:
-            self._unavailable_if_dead()
-        return {"exit_code": -1 if timed_out else code, "timed_out": timed_out, "truncated": truncated,
-                "duration": duration, "stdout": bytes(out), "stderr": bytes(err)}
-
     # -- files ----------------------------------------------------------------------------------
 
-    def _file_call(self, kind: bytes, meta: dict[str, Any], data: bytes, path: str) -> bytes:
+    def _file_call(self, kind: bytes, meta: dict[str, Any], data: bytes, path: str, budget: int = 0) -> bytes:
+        chan = self._channel()
+        rid, q = chan.request(kind, meta, data, budget=budget)
+        deadline = time.monotonic() + FILE_DEADLINE
+        out = bytearray()
         try:
-            chan = self._channel(None)
-            reply, rmeta, rdata = chan.call(kind, meta, data)
-        except _Dead:
-            raise self._lost(f"a file operation on {path}") from None
-        if reply == b"!":
-            raise _os_error(rmeta or {}, path)
-        return rdata
-
-    def _fallback_shell(self, script: str, args: list[str], input: bytes = b"") -> bytes:
-        res = self._raw_exec(["sh", "-c", script, "sh", *args], input, None, {}, None, 600)
-        if res["exit_code"] != 0:
-            msg = res["stderr"].decode("utf-8", "replace").strip()
-            path = args[0] if args else ""
-            if "No such file" in msg:
-                raise FileNotFoundError(f"{path}: {msg}")
-            if "Permission denied" in msg or "Read-only" in msg:
-                raise PermissionError(f"{path}: {msg}")
-            if "Is a directory" in msg:
-                raise IsADirectoryError(f"{path}: {msg}")
-            raise SandboxError(f"{path}: {msg or 'failed'}")
-        return res["stdout"]
+            while True:
+                try:
+                    item = chan.get(q, deadline)
+                except _Late:
+                    raise self._break(f"no reply to a file operation on {path} within {FILE_DEADLINE} s") from None
+                if item is None:
+                    raise self._lost(chan, f"a file operation on {path}")
+                reply, rmeta, rdata = item
+                if reply == b"d":
+                    out += rdata
+                elif reply == b"k":
+                    return bytes(out)
+                elif reply == b"!":
+                    raise _os_error(rmeta or {}, path, self.spec)
+                else:
+                    raise self._break(f"a {reply!r} frame in reply to a file operation on {path}")
+        finally:
+            chan.done(rid)
 
     def _read_file(self, path: str) -> bytes:
         full, cap = self._path(path), self.spec.read_file_cap
-        if self._fallback:
-            size = int(self._fallback_shell('stat -c %s "$1"', [full]) or 0)
-            if size > cap:
-                raise SandboxError(f"{full}: file is {size} bytes, over the read limit of {cap}")
-            return self._fallback_shell('cat "$1"', [full])
-        return self._file_call(b"r", {"path": full, "cap": cap}, b"", full)
+        return self._file_call(b"r", {"path": full, "cap": cap}, b"", full, budget=cap)
 
     def _write_file(self, path: str, data: bytes) -> None:
         full = self._path(path)
-        if self._fallback:
-            self._fallback_shell('mkdir -p "$(dirname "$1")" && cat > "$1"', [full], data)
-            return
         self._file_call(b"w", {"path": full}, data, full)
 
     def _copy_in(self, local_dir: Path, dest: str) -> None:
+        root = local_dir.resolve()
+        for link in (p for p in local_dir.rglob("*") if p.is_symlink()):
+            target = os.path.realpath(link)
+            if os.readlink(link).startswith("/") or not (target == str(root) or target.startswith(f"{root}/")):
+                raise SandboxError(f"copy_in: {link} is a link to {os.readlink(link)!r}, outside {local_dir}; "
+                                   "only links that stay inside the directory are copied")
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
             for child in sorted(local_dir.iterdir()):
                 tar.add(child, arcname=child.name)
         full = self._path(dest)
-        if self._fallback:
-            self._fallback_shell('mkdir -p "$1" && tar -x -o -C "$1"', [full], buf.getvalue())
-            return
         self._file_call(b"t", {"dest": full}, buf.getvalue(), full)
 
+    def _archive(self, path: str) -> Iterator[bytes]:
+        """The tar of ``path`` in the container, streamed from the engine 64 KiB at a time; closing the
+        iterator (or dropping it) closes the response, so a refused archive is never read to its end."""
+        import docker.errors
+
+        api = self.client.api  # get_archive's own stream cannot be closed early; same request, kept closable
+        res = api._get(api._url("/containers/{0}/archive", self.container.id), params={"path": path},
+                       stream=True, headers={"Accept-Encoding": "identity"})
+        try:
+            api._raise_for_status(res)
+        except docker.errors.NotFound:
+            res.close()
+            self._unavailable_if_dead()
+            raise FileNotFoundError(f"{path}: no such file or directory (in sandbox)") from None
+        except BaseException:
+            res.close()
+            raise
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from res.iter_content(1 << 16, False)
+            finally:
+                res.close()
+
+        return chunks()
+
     def _copy_out(self, src: str, local_dir: Path) -> None:
+        if self._broken:
+            raise SandboxUnavailable(f"sandbox {self.id} is broken: {self._broken}")
         full = self._path(src)
-        if self._fallback:
-            p = PurePosixPath(full)
-            data = self._fallback_shell('tar -c -C "$1" "$2"', [str(p.parent), p.name])
-        else:
-            data = self._file_call(b"T", {"path": full}, b"", full)
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
-            tar.extractall(local_dir, filter="data")
+        chunks = self._archive(full)
+        try:
+            archive.extract(chunks, local_dir, max_bytes=self.spec.archive_cap,
+                            what=f"copy_out of {full} (archive_cap={self.spec.archive_cap})")
+        finally:
+            chunks.close()
 
     # -- snapshots ------------------------------------------------------------------------------
 
     def _snapshot(self) -> SnapshotRef:
-        """Commit the container (root filesystem changes, when writable) and bake the workdir volume's
-        content into the image, in a stopped helper container that is committed as the snapshot."""
+        """Commit the container (root filesystem changes, when writable) and stream the workdir's content
+        (checked against ``archive_cap`` as it passes) into a stopped helper container that is committed as
+        the snapshot."""
         import docker.errors
 
+        if self._broken:
+            raise SandboxUnavailable(f"sandbox {self.id} is broken: {self._broken}")
         api = self.client.api
         labels = {**self.labels, SNAPSHOT: "1"}
         tag = f"{self.id}-{len(self._snapshots)}"
         try:
-            bits, _ = api.get_archive(self.container.id, self.spec.workdir)
-            archive = b"".join(bits)
             base = (api.inspect_container(self.container.id)["Image"] if self.spec.read_only_root
                     else api.commit(self.container.id)["Id"])
             tmp = api.create_container(base, command=["true"], labels=labels,
                                        host_config=api.create_host_config(network_mode="none"))["Id"]
             try:
-                api.put_archive(tmp, str(PurePosixPath(self.spec.workdir).parent), archive)
+                chunks = self._archive(self.spec.workdir)
+                stream = archive.checked(chunks, max_bytes=self.spec.archive_cap,
+                                         what=f"snapshot of {self.spec.workdir} (archive_cap={self.spec.archive_cap})")
+                try:
+                    api.put_archive(tmp, str(PurePosixPath(self.spec.workdir).parent), stream)
+                except docker.errors.APIError as e:
+                    raise SandboxError(f"snapshot of sandbox {self.id} failed: {e.explanation or e}") from None
+                except Exception as e:  # noqa: BLE001 - the checked stream's refusal surfaces wrapped
+                    cause = e
+                    while cause is not None and not isinstance(cause, archive.ArchiveRefused):
+                        cause = cause.__cause__ or cause.__context__
+                    if cause is not None:
+                        raise cause from None
+                    raise
+                finally:
+                    stream.close()
+                    try:
+                        chunks.close()
+                    except ValueError:  # still being read by the checker; dropped with it
+                        pass
                 api.commit(tmp, repository="expertlab/snapshot", tag=tag)
             finally:
                 self._remove_later(self.client.containers.prepare_model({"Id": tmp}))
@@ -592,11 +721,13 @@ class DockerSandbox(BaseSandbox):
     def _restore(self, ref: SnapshotRef) -> None:
         import docker.errors
 
+        if self._broken:
+            raise SandboxUnavailable(f"sandbox {self.id} is broken: {self._broken}")
         try:
             image = self.client.images.get(ref.ref)
         except docker.errors.ImageNotFound:
             raise SandboxError(f"snapshot {ref.ref} no longer exists (its sandbox was closed)") from None
         old = self.container
-        self._close_channels()
+        self._close_channel()
         self._start(image.id)
         self._remove_later(old)

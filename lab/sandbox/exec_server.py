@@ -1,27 +1,36 @@
 """The resident exec server that runs inside a sandbox, and the command runner it shares with the local backend.
 
-This module is standard-library only and runs under the sandbox image's own ``python3`` (3.8 or newer): the
-Docker backend starts it once per sandbox and user through one attached exec and then talks to it with
-frames on its stdin/stdout. Each frame is ``HEADER`` (request id, kind byte, meta length, data length),
-then a JSON ``meta`` object, then raw ``data`` bytes.
+This module is standard-library only and runs under the sandbox image's own ``python3`` (3.9 or newer): the
+Docker backend starts it once per sandbox through one attached exec and then talks to it with frames on its
+stdin/stdout. Each frame is ``HEADER`` (request id, kind byte, meta length, data length), then a JSON
+``meta`` object, then raw ``data`` bytes. Replies never carry more than ``MAX_META`` / ``MAX_DATA`` bytes.
+
+The server runs as root in the container holding only the capabilities it needs to switch users and to kill
+(SETUID, SETGID, KILL, SETPCAP). It makes itself non-dumpable, so no process of the sandbox can open its
+``/proc/<pid>/fd`` or memory, and empties the capability bounding set of everything it starts (but the
+spec's own ``cap_add``). Every command and file operation runs as the requested user (the sandbox's agent
+by default) in a process of its own; each command also carries a supplementary group of its own (a
+*marker*) that it cannot drop, so a timeout or a kill reaches every process it started, ``setsid`` or not.
+File operations open only regular files, so a fifo planted by the agent cannot make them block.
 
 Requests (client to server) and replies:
-    ``X`` exec     meta {argv, cwd, env, timeout, cap}, data = stdin  ->  ``O``/``E`` output chunks, then ``x``
-                   meta {exit_code, timed_out, truncated, duration}
-    ``K`` kill     meta {rid}: kill the process group of a running exec (no reply)
-    ``r`` read     meta {path, cap}                                  ->  ``d`` data
-    ``w`` write    meta {path}, data = content                       ->  ``k``
-    ``T`` tar out  meta {path}                                       ->  ``d`` a tar archive of path
-    ``t`` tar in   meta {dest}, data = a tar archive                 ->  ``k``
-Any request may instead get ``!`` meta {code, message}; ``code`` is ENOENT, EACCES, EISDIR, EFBIG or EIO.
-On start the server sends ``R`` (ready) with request id 0.
+    ``X`` exec     meta {argv, cwd, env, timeout, cap, user}, data = stdin  ->  ``O``/``E`` output chunks,
+                   then ``x`` meta {exit_code, timed_out, truncated, duration}
+    ``K`` kill     meta {rid}: kill everything a running exec started (no reply)
+    ``r`` read     meta {path, cap, user}                                  ->  ``d`` chunks, then ``k``
+    ``w`` write    meta {path, user}, data = content                       ->  ``k``
+    ``t`` tar in   meta {dest, user}, data = a tar archive                 ->  ``k``
+Any request may instead get ``!`` meta {code, message}; ``code`` is ENOENT, EACCES, EISDIR, EFBIG, ENOSPC,
+EUSER (unknown user) or EIO. On start the server sends ``R`` (ready) with request id 0.
 """
 
 import errno
 import json
 import os
+import random
 import selectors
 import signal
+import stat
 import struct
 import subprocess
 import sys
@@ -30,8 +39,12 @@ import time
 
 HEADER = struct.Struct(">IcII")
 CHUNK = 1 << 16
+MAX_META = 1 << 16  # largest meta of a reply (the client refuses larger ones)
+MAX_DATA = CHUNK  # largest data of a reply
 EXIT_GRACE = 0.1  # seconds to keep reading after the command exited while a background job holds its pipes
 KILL_DRAIN = 0.3  # seconds to keep reading after a timeout kill
+PR_SET_DUMPABLE, PR_CAPBSET_DROP = 4, 24
+MARKER_BASE = 1 << 30  # marker groups are MARKER_BASE + a per-server random offset + request id
 
 
 def kill_group(pgid, leader=None):
@@ -52,15 +65,49 @@ def kill_group(pgid, leader=None):
             time.sleep(0.002)
 
 
+def _marked(gid):
+    """Live (not zombie) processes whose supplementary groups hold ``gid``."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/status" % name) as f:
+                status = f.read()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields.get("State", "").split()[:1] != ["Z"] and str(gid) in fields.get("Groups", "").split():
+            found.append(int(name))
+    return found
+
+
+def kill_marked(gid, limit=2.0):
+    """SIGKILL every process carrying the marker group ``gid`` until none is left (or ``limit`` seconds)."""
+    end = time.monotonic() + limit
+    while True:
+        pids = _marked(gid)
+        if not pids or time.monotonic() > end:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.005)
+
+
 def _exit_code(code):
     return 128 - code if code < 0 else code
 
 
-def run_command(argv, emit, cwd=None, env=None, stdin=None, timeout=None, cap=10 << 20, on_start=None):
-    """Run ``argv`` in its own process group, streaming output to ``emit(stream, chunk)``.
+def run_command(argv, emit, cwd=None, env=None, stdin=None, timeout=None, cap=10 << 20, on_start=None,
+                kill=None, **popen):
+    """Run ``argv`` in its own session, streaming output to ``emit(stream, chunk)``.
 
     Output beyond ``cap`` bytes per stream is dropped (and reported as truncated). A command that runs
-    past ``timeout`` seconds has its whole process group killed.
+    past ``timeout`` seconds has its whole process group killed, then ``kill()`` runs (when given) to reach
+    the processes that left the group. ``popen`` goes to :class:`subprocess.Popen` (e.g. ``user``).
 
     Returns:
         dict with exit_code (-1 after a timeout), timed_out, truncated, duration.
@@ -71,7 +118,7 @@ def run_command(argv, emit, cwd=None, env=None, stdin=None, timeout=None, cap=10
     start = time.monotonic()
     try:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, **popen)
     except (FileNotFoundError, PermissionError, NotADirectoryError) as e:
         if cwd is not None and e.filename == cwd:
             raise FileNotFoundError(errno.ENOENT, "working directory does not exist", cwd)
@@ -80,6 +127,12 @@ def run_command(argv, emit, cwd=None, env=None, stdin=None, timeout=None, cap=10
         return {"exit_code": code, "timed_out": False, "truncated": False, "duration": time.monotonic() - start}
     if on_start is not None:
         on_start(proc.pid)
+
+    def kill_all():
+        kill_group(proc.pid, proc)
+        if kill is not None:
+            kill()
+
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ, "stdout")
     sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
@@ -95,7 +148,7 @@ def run_command(argv, emit, cwd=None, env=None, stdin=None, timeout=None, cap=10
         now = time.monotonic()
         if deadline is not None and now >= deadline and not timed_out:
             timed_out = True
-            kill_group(proc.pid, proc)
+            kill_all()
             stop_at = time.monotonic() + KILL_DRAIN
         if stop_at is not None and now >= stop_at:
             break
@@ -135,7 +188,7 @@ def run_command(argv, emit, cwd=None, env=None, stdin=None, timeout=None, cap=10
             proc.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             timed_out = True
-            kill_group(proc.pid, proc)
+            kill_all()
     return {"exit_code": -1 if timed_out else _exit_code(proc.returncode), "timed_out": timed_out,
             "truncated": truncated, "duration": time.monotonic() - start}
 
@@ -148,6 +201,8 @@ def error_code(exc):
         return "EACCES"
     if isinstance(exc, IsADirectoryError):
         return "EISDIR"
+    if getattr(exc, "errno", None) in (errno.EFBIG, errno.ENOSPC, errno.EDQUOT):
+        return "ENOSPC" if exc.errno != errno.EFBIG else "EFBIG"
     return "EIO"
 
 
@@ -169,52 +224,120 @@ def write_file(path, data):
         f.write(data)
 
 
-def tar_out(path):
-    """A tar archive of ``path`` (a file or a directory, stored under its base name)."""
-    import io
-    import tarfile
-
-    if not os.path.exists(path):
-        raise FileNotFoundError(errno.ENOENT, "no such file or directory", path)
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        tar.add(path, arcname=os.path.basename(os.path.normpath(path)) or ".")
-    return buf.getvalue()
+def open_regular(path, flags):
+    """Open ``path`` as a binary file object, refusing anything but a regular file without blocking on it
+    (a fifo or device planted where a file is expected)."""
+    fd = os.open(path, flags | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory", path)
+        raise OSError(errno.EINVAL, "not a regular file", path)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "wb" if flags & os.O_WRONLY else "rb")
 
 
 def tar_in(data, dest):
-    """Extract a tar archive into ``dest`` (created if missing); refuses members that escape ``dest``."""
+    """Extract a tar archive (made by the host from a checked directory) into ``dest`` (created if missing).
+
+    Runs as the sandbox's user, so it writes nothing that user could not; members with absolute or ``..``
+    names, links leaving ``dest``, hard links and devices are refused all the same.
+    """
     import io
     import tarfile
 
     os.makedirs(dest, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
-        if hasattr(tarfile, "data_filter"):
-            tar.extractall(dest, filter="data")
-            return
-        root = os.path.realpath(dest)
-        for m in tar.getmembers():
-            target = os.path.realpath(os.path.join(dest, m.name))
-            if not (target == root or target.startswith(root + os.sep)) or m.issym() or m.islnk() or m.isdev():
+        members = tar.getmembers()
+        for m in members:
+            parts = m.name.split("/")
+            bad = m.name.startswith("/") or ".." in parts or not (m.isfile() or m.isdir() or m.issym())
+            if m.issym():
+                target = os.path.normpath(os.path.join(os.path.dirname(m.name), m.linkname))
+                bad = bad or m.linkname.startswith("/") or target == ".." or target.startswith("../")
+            if bad:
                 raise PermissionError(errno.EACCES, "unsafe archive member", m.name)
-        tar.extractall(dest)
+            m.mode &= 0o777
+            target = os.path.join(dest, m.name)
+            if not m.isdir() and os.path.lexists(target) and not os.path.isdir(target):
+                os.unlink(target)  # never write into a fifo or through a link left there
+        tar.extractall(dest, members=members)
+
+
+def credentials(user):
+    """``(uid, gid, groups, home)`` of ``user``: a name, a uid, or ``uid:gid`` (as Docker reads ``--user``).
+
+    Raises:
+        LookupError: No such user or group.
+    """
+    import grp
+    import pwd
+
+    name, _, group = str(user).partition(":")
+    try:
+        pw = pwd.getpwuid(int(name)) if name.isdigit() else pwd.getpwnam(name)
+    except KeyError:
+        if not name.isdigit():
+            raise LookupError("unknown user %r" % name) from None
+        pw = None
+    uid = pw.pw_uid if pw else int(name)
+    gid = pw.pw_gid if pw else uid
+    if group:
+        try:
+            gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+        except KeyError:
+            raise LookupError("unknown group %r" % group) from None
+    groups = os.getgrouplist(pw.pw_name, gid) if pw else [gid]
+    return uid, gid, groups, (pw.pw_dir if pw else "/")
+
+
+def become(creds):
+    """Turn the calling (forked) process into ``creds`` for good: groups, gid, then uid."""
+    uid, gid, groups, _ = creds
+    os.setgroups(groups)
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+
+
+def harden(drop_caps):
+    """Make this process non-dumpable and drop ``drop_caps`` (numbers) from its capability bounding set, so
+    nothing it starts can regain them."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE) failed")
+    for cap in drop_caps:
+        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP, %d) failed" % cap)
+
+
+def _meta_of(exc):
+    if isinstance(exc, LookupError):
+        return {"code": "EUSER", "message": str(exc)}
+    if isinstance(exc, OSError):
+        return {"code": error_code(exc), "message": "%s: %s" % (exc.filename or "", exc.strerror or exc)}
+    return {"code": "EIO", "message": "%s: %s" % (type(exc).__name__, exc)}
 
 
 class Server:
     """Serves frames from ``inp`` and writes replies to ``out`` (both binary streams)."""
 
-    def __init__(self, inp, out):
+    def __init__(self, inp, out, user):
         self.inp, self.out = inp, out
+        self.creds = credentials(user)  # resolved once, before any command could change /etc/passwd
         self.lock = threading.Lock()
-        self.groups = {}
+        self.running = {}  # rid -> (pgid, marker)
+        self.marker_base = MARKER_BASE + random.randrange(1 << 29)
 
     def send(self, rid, kind, meta=None, data=b""):
         m = json.dumps(meta).encode() if meta is not None else b""
         with self.lock:
-            self.out.write(HEADER.pack(rid, kind, len(m), len(data)))
-            self.out.write(m)
-            if data:
-                self.out.write(data)
+            for i in range(0, max(len(data), 1), MAX_DATA):
+                self.out.write(HEADER.pack(rid, kind, len(m), len(data[i:i + MAX_DATA])))
+                self.out.write(m)
+                self.out.write(data[i:i + MAX_DATA])
             self.out.flush()
 
     def _read(self, n):
@@ -227,9 +350,7 @@ class Server:
         return buf
 
     def serve(self):
-        cwd = os.getcwd()
-        self.send(0, b"R", {"pid": os.getpid(), "uid": os.getuid(), "cwd": cwd,
-                            "writable": os.access(cwd, os.W_OK), "python": sys.version.split()[0]})
+        self.send(0, b"R", {"pid": os.getpid(), "uid": os.getuid(), "python": sys.version.split()[0]})
         while True:
             hdr = self._read(HEADER.size)
             if hdr is None:
@@ -238,50 +359,123 @@ class Server:
             meta = json.loads(self._read(mlen) or b"{}") if mlen else {}
             data = self._read(dlen) if dlen else b""
             if kind == b"K":
-                pgid = self.groups.get(meta.get("rid"))
-                if pgid is not None:
-                    kill_group(pgid)
+                self.kill(meta.get("rid"))
                 continue
             threading.Thread(target=self.handle, args=(rid, kind, meta, data), daemon=True).start()
-        for pgid in list(self.groups.values()):
-            kill_group(pgid)
+        for rid in list(self.running):
+            self.kill(rid)
+
+    def kill(self, rid):
+        found = self.running.get(rid)
+        if found is not None:
+            kill_group(found[0])
+            kill_marked(found[1])
 
     def handle(self, rid, kind, meta, data):
         try:
+            creds = credentials(meta["user"]) if meta.get("user") else self.creds
             if kind == b"X":
-                env = dict(os.environ)
-                env.update(meta.get("env") or {})
-
-                def on_start(pid):
-                    self.groups[rid] = pid
-
-                try:
-                    res = run_command(meta["argv"], lambda s, c: self.send(rid, b"O" if s == "stdout" else b"E",
-                                                                            None, c),
-                                      cwd=meta.get("cwd"), env=env, stdin=data, timeout=meta.get("timeout"),
-                                      cap=meta.get("cap", 10 << 20), on_start=on_start)
-                finally:
-                    self.groups.pop(rid, None)
-                self.send(rid, b"x", res)
+                self.exec(rid, meta, data, creds)
             elif kind == b"r":
-                self.send(rid, b"d", {}, read_file(meta["path"], meta["cap"]))
+                self.as_user(rid, creds, lambda put: self._read_file(put, meta["path"], meta["cap"]))
             elif kind == b"w":
-                write_file(meta["path"], data)
-                self.send(rid, b"k", {})
-            elif kind == b"T":
-                self.send(rid, b"d", {}, tar_out(meta["path"]))
+                self.as_user(rid, creds, lambda put: (self._write_file(meta["path"], data), put(b"k", {})))
             elif kind == b"t":
-                tar_in(data, meta["dest"])
-                self.send(rid, b"k", {})
+                self.as_user(rid, creds, lambda put: (tar_in(data, meta["dest"]), put(b"k", {})))
             else:
                 self.send(rid, b"!", {"code": "EIO", "message": "unknown request %r" % kind})
-        except OSError as e:
-            code = "EFBIG" if e.errno == errno.EFBIG else error_code(e)
-            self.send(rid, b"!", {"code": code, "message": "%s: %s" % (e.filename or "", e.strerror or e)})
         except Exception as e:  # noqa: BLE001 - every failure goes back to the client
-            self.send(rid, b"!", {"code": "EIO", "message": "%s: %s" % (type(e).__name__, e)})
+            self.send(rid, b"!", _meta_of(e))
+
+    def exec(self, rid, meta, data, creds):
+        marker = self.marker_base + rid % (1 << 29)
+        env = dict(os.environ)
+        env["HOME"] = creds[3]
+        env.update(meta.get("env") or {})
+
+        def on_start(pid):
+            self.running[rid] = (pid, marker)
+
+        try:
+            res = run_command(meta["argv"], lambda s, c: self.send(rid, b"O" if s == "stdout" else b"E", None, c),
+                              cwd=meta.get("cwd"), env=env, stdin=data, timeout=meta.get("timeout"),
+                              cap=meta.get("cap", 10 << 20), on_start=on_start, kill=lambda: kill_marked(marker),
+                              user=creds[0], group=creds[1], extra_groups=[*creds[2], marker])
+        finally:
+            self.running.pop(rid, None)
+        self.send(rid, b"x", res)
+
+    @staticmethod
+    def _read_file(put, path, cap):
+        with open_regular(path, os.O_RDONLY) as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > cap:
+                raise OSError(errno.EFBIG, "file is %d bytes, over the read limit of %d" % (size, cap), path)
+            while True:
+                chunk = f.read(CHUNK)
+                if not chunk:
+                    break
+                put(b"d", None, chunk)
+        put(b"k", {})
+
+    @staticmethod
+    def _write_file(path, data):
+        parent = os.path.dirname(path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        with open_regular(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC) as f:
+            f.write(data)
+
+    def as_user(self, rid, creds, op):
+        """Run ``op(put)`` in a child process that is ``creds`` and nothing more; what it ``put``s (kind,
+        meta, data records through a pipe) is relayed as replies to request ``rid``."""
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: drop to the user, do the operation, report through the pipe
+            status = 1
+            try:
+                os.close(r)
+                os.closerange(0, 2)  # the server's channel stays out of the child's reach
+                out = os.fdopen(w, "wb")
+
+                def put(kind, meta, data=b""):
+                    m = json.dumps(meta).encode() if meta is not None else b""
+                    out.write(HEADER.pack(0, kind, len(m), len(data)) + m + data)
+
+                try:
+                    become(creds)
+                    op(put)
+                except Exception as e:  # noqa: BLE001 - reported to the client
+                    put(b"!", _meta_of(e))
+                out.flush()
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(w)
+        final = None
+        with os.fdopen(r, "rb") as inp:
+            while True:
+                hdr = inp.read(HEADER.size)
+                if len(hdr) < HEADER.size:
+                    break
+                _, kind, mlen, dlen = HEADER.unpack(hdr)
+                if mlen > MAX_META or dlen > MAX_DATA:
+                    break
+                m = inp.read(mlen)
+                meta = json.loads(m) if m else None
+                data = inp.read(dlen)
+                if kind in (b"k", b"!"):
+                    final = (kind, meta)
+                    break
+                self.send(rid, kind, meta, data)
+        os.waitpid(pid, 0)
+        if final is None:
+            final = (b"!", {"code": "EIO", "message": "the file operation was interrupted"})
+        self.send(rid, final[0], final[1])
 
 
 if __name__ == "__main__":
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    Server(sys.stdin.buffer, sys.stdout.buffer).serve()
+    # argv: the default user, then the capability numbers to drop from the bounding set
+    harden([int(c) for c in sys.argv[2:]])
+    Server(sys.stdin.buffer, sys.stdout.buffer, sys.argv[1]).serve()

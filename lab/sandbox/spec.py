@@ -9,6 +9,24 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 MiB = 1 << 20
 
 
+def parse_size(size: str) -> int:
+    """Bytes in a size such as ``"4g"``, ``"512m"`` or ``"1073741824"`` (Docker's units, powers of 1024).
+
+    Raises:
+        ValueError: Not a positive size.
+    """
+    units = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    text = str(size).strip().lower()
+    num, unit = text.rstrip("kmgtb"), text[len(text.rstrip("kmgtb")):]
+    try:
+        value = int(float(num) * units[unit])
+    except (KeyError, ValueError):
+        raise ValueError(f"not a size: {size!r} (use e.g. '4g' or '512m')") from None
+    if value <= 0:
+        raise ValueError(f"size must be positive, got {size!r}")
+    return value
+
+
 class SandboxSpec(BaseModel):
     """How to open a sandbox. The defaults are the safe ones; a task overrides what it needs.
 
@@ -24,12 +42,16 @@ class SandboxSpec(BaseModel):
         gpus: ``None`` (no GPU), ``"all"`` or a number of GPUs (Docker, through device requests).
         read_only_root: Mount the root filesystem read-only (the workdir and ``/tmp`` stay writable).
         tmp_size: Size of the ``/tmp`` tmpfs (Docker).
+        work_size: Size of the workdir's own filesystem, e.g. ``"4g"`` (Docker; writes past it fail with "No
+            space left on device"; needs root on the Docker host). ``None``: an ordinary volume, no limit.
+        archive_cap: Largest archive (bytes of file content) a snapshot or ``copy_out`` moves out of the
+            sandbox (Docker); over it they fail with a clear error.
         output_cap: Bytes kept per output stream of one command; the rest is dropped and marked truncated.
         read_file_cap: Largest file ``read_file`` returns.
         env: Environment variables for every command.
         labels: Extra labels on the container (Docker).
-        cap_add: Linux capabilities given back after dropping all (Docker), e.g. ``["CHOWN", "DAC_OVERRIDE",
-            "FOWNER", "SETUID", "SETGID"]`` for a root user that installs packages.
+        cap_add: Linux capabilities commands run as root get back after dropping all (Docker), e.g.
+            ``["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID"]`` for a root user that installs packages.
         bwrap: Local backend only: ``None`` uses bubblewrap when installed, ``False`` never, ``True`` requires it.
     """
 
@@ -46,6 +68,8 @@ class SandboxSpec(BaseModel):
     gpus: Literal["all"] | int | None = None
     read_only_root: bool = True
     tmp_size: str = "512m"
+    work_size: str | None = "4g"
+    archive_cap: int = Field(1 << 30, gt=0)
     output_cap: int = Field(10 * MiB, gt=0)
     read_file_cap: int = Field(64 * MiB, gt=0)
     env: dict[str, str] = Field(default_factory=dict)
@@ -59,6 +83,13 @@ class SandboxSpec(BaseModel):
         if not v.startswith("/"):
             raise ValueError(f"workdir must be an absolute path, got {v!r}")
         return v.rstrip("/") or "/"
+
+    @field_validator("work_size")
+    @classmethod
+    def _size(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_size(v)
+        return v
 
     @field_validator("gpus")
     @classmethod
