@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -102,25 +103,64 @@ def export_runs(store: TraceStore, run_ids: Iterable[str], out: IO[str]) -> int:
     return n
 
 
-def export_file(store: TraceStore, run_ids: Iterable[str], path: str | os.PathLike[str]) -> int:
-    """:func:`export_runs` into a file (written to a temporary name, then renamed).
+def export_file(store: TraceStore, run_ids: Iterable[str], path: str | os.PathLike[str], *,
+                force: bool = False) -> int:
+    """:func:`export_runs` into a file, atomically: written under a temporary name, then moved into place.
+
+    Args:
+        store: Where the runs are.
+        run_ids: Runs to export.
+        path: The JSONL file to write.
+        force: Replace ``path`` if it exists (a trace store or any other SQLite database is never replaced).
 
     Raises:
-        StoreError: A run id is unknown, or the file cannot be written.
+        StoreError: A run id is unknown, ``path`` exists (without ``force``) or is a database, or the file
+            cannot be written. Nothing is left behind.
     """
     path = Path(path)
-    tmp = path.with_name(path.name + ".part")
+    refuse_overwrite(path, force=force)
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            n = export_runs(store, run_ids, f)
-        tmp.replace(path)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise StoreError(f"cannot write {path}: {e.strerror}") from e
-    except BaseException:
+    tmp = Path(tmp_name)
+    try:
+        with open(fd, "w", encoding="utf-8") as f:
+            n = export_runs(store, run_ids, f)
+        if force:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # fails if the file appeared meanwhile: never clobbers
+    except FileExistsError as e:
+        raise StoreError(f"{path} exists; pass --force to replace it") from e
+    except OSError as e:
+        raise StoreError(f"cannot write {path}: {e.strerror}") from e
+    finally:
         tmp.unlink(missing_ok=True)
-        raise
     return n
+
+
+def refuse_overwrite(path: Path, *, force: bool) -> None:
+    """Refuse to write over an existing file (unless ``force``), and over a database even with ``force``.
+
+    Raises:
+        StoreError: What is in the way and how to proceed.
+    """
+    if path.is_dir():
+        raise StoreError(f"{path} is a directory; give a file name to write")
+    if not path.exists():
+        return
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        head = b""
+    base = path.with_name(path.name.rsplit("-", 1)[0]) if path.name.endswith(("-wal", "-shm", "-journal")) else None
+    if head == b"SQLite format 3\0" or head[:4] in (b"\x37\x7f\x06\x82", b"\x37\x7f\x06\x83") or (
+            base is not None and base.is_file()):
+        raise StoreError(f"{path} is a trace store or other database; it is never overwritten (choose another file)")
+    if not force:
+        raise StoreError(f"{path} exists; pass --force to replace it")
 
 
 def read_runs(path: str | os.PathLike[str]) -> list[tuple[dict[str, Any], list[Event]]]:

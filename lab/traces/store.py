@@ -189,6 +189,9 @@ class TraceStore:
                 raise StoreError(f"cannot create store directory {self.path.parent}: {e.strerror}") from e
         elif not self.path.exists():
             raise StoreError(f"no trace store at {self.path}")
+        self._check_not_empty()
+        if not readonly and not self.path.exists():
+            self._create()
         conn = self._conn()
         if not readonly:
             try:
@@ -208,8 +211,57 @@ class TraceStore:
 
     # -- connections -------------------------------------------------------------------------
 
+    def _check_not_empty(self) -> None:
+        """A store file of 0 bytes is damage (new stores appear whole, see :meth:`_create`), never a new store."""
+        try:
+            empty = self.path.stat().st_size == 0
+        except OSError:
+            return
+        wal = Path(f"{self.path}-wal")
+        if empty and not (wal.exists() and wal.stat().st_size > 0):
+            raise StoreError(f"{self.path} is empty (0 bytes): the store was truncated or is not a trace store; "
+                             "it was left untouched (restore it from a backup, or remove it to start a new store)")
+
+    def _create(self) -> None:
+        """Create a new store whole: its schema is written under a temporary name, then linked into place,
+        so no process ever sees a half-made (empty) store file."""
+        tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.new")
+        try:
+            conn = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.executescript(f"BEGIN;{_DDL};INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');"
+                                   "COMMIT;")
+            finally:
+                conn.close()
+            try:
+                os.link(tmp, self.path)
+            except FileExistsError:
+                pass  # another process created it first: use theirs
+            except OSError:  # no hard links on this filesystem
+                if not self.path.exists():
+                    os.replace(tmp, self.path)
+        except sqlite3.DatabaseError as e:
+            raise StoreError(self._explain(e)) from e
+        except OSError as e:
+            raise StoreError(f"cannot create the trace store {self.path}: {e.strerror}") from e
+        finally:
+            for p in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+                p.unlink(missing_ok=True)
+
+    def _disk_full(self) -> bool:
+        try:
+            st = os.statvfs(self.path.parent)
+        except OSError:
+            return False
+        free = (st.f_bfree if os.geteuid() == 0 else st.f_bavail) * st.f_frsize
+        return free < 1 << 20
+
     def _explain(self, e: sqlite3.Error) -> str:
         msg = str(e)
+        if "full" in msg or ("disk I/O error" in msg and self._disk_full()):
+            return (f"cannot write the trace store {self.path}: the disk is full ({msg}); "
+                    "what this write held was not recorded, everything recorded before is kept")
         if "not a database" in msg or "malformed" in msg:
             return f"{self.path} is not a readable trace store ({msg}); it was left untouched"
         if "readonly" in msg or "read-only" in msg or "unable to open" in msg:
@@ -280,15 +332,28 @@ class TraceStore:
             raise StoreError(self._explain(e)) from e
         try:
             yield conn
+        except sqlite3.DatabaseError as e:
+            self._rollback(conn)
+            raise StoreError(self._explain(e)) from e
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._rollback(conn)
             raise
         else:
             try:
                 conn.execute("COMMIT")
             except sqlite3.DatabaseError as e:
-                conn.execute("ROLLBACK")
+                self._rollback(conn)
                 raise StoreError(self._explain(e)) from e
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        """Roll back what is left of a failed transaction; SQLite has already rolled back after some errors
+        (a full disk), and a second error must not hide the first."""
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.DatabaseError:
+                pass
 
     @contextmanager
     def transaction(self) -> Iterator[TraceStore]:
