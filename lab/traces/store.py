@@ -454,8 +454,9 @@ class TraceStore:
         if bad:
             raise StoreError(f"cannot set run fields {sorted(bad)}")
         sets = ",".join(f"{k}=?" for k in fields)
+        values = [redact(v) if isinstance(v, str) else v for v in fields.values()]
         with self._write() as conn:
-            conn.execute(f"UPDATE runs SET {sets} WHERE run_id=?", (*fields.values(), run_id))
+            conn.execute(f"UPDATE runs SET {sets} WHERE run_id=?", (*values, run_id))
 
     def restore_run(self, run: dict[str, Any], events: Iterable[Event]) -> str:
         """Insert a whole finished run as recorded elsewhere: its row and its events, verbatim.
@@ -478,6 +479,8 @@ class TraceStore:
             raise StoreError("a restored run needs a run_id")
         if row["status"] not in FINAL_STATUSES:
             raise StoreError(f"run {row['run_id']}: status {row['status']!r} is not a final run status")
+        for col in ("task", "agent", "model", "error", "batch_id"):
+            row[col] = _str(row[col])
         row["is_human"] = int(bool(row["is_human"]))
         row["created_at"] = row["created_at"] if row["created_at"] is not None else time.time()
         row["owner"] = None
@@ -672,7 +675,8 @@ def _score_row(ev: Event) -> tuple:
 
 
 def _str(v: Any) -> str | None:
-    return None if v is None else str(v)
+    """A descriptive run column as stored: text, secrets redacted (a model name may hold a URL with a key)."""
+    return None if v is None else redact(str(v))
 
 
 def _run_dict(row: tuple) -> dict[str, Any]:
