@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 from lab.errors import LabError
-from lab.secrets import redact
+from lab.secrets import redact, redact_all
 from lab.traces.schema import FINAL_STATUSES, Event, EventKind, RunStatus, Score
 
 SCHEMA_VERSION = 1
@@ -486,13 +486,14 @@ class TraceStore:
         row["owner"] = None
         row["config"] = redact(dumps(row["config"] or {}))
         rows, score_rows = [], []
-        for i, ev in enumerate(events):
+        events = list(events)
+        payloads = redact_all([dumps(ev.attrs) for ev in events])
+        for i, (ev, attrs) in enumerate(zip(events, payloads)):
             if ev.run_id != row["run_id"] or ev.seq != i:
                 raise StoreError(f"run {row['run_id']}: event {i} has run {ev.run_id!r} seq {ev.seq}; "
                                  f"expected run {row['run_id']!r} seq {i}")
             ev.kind = ev.kind.value if isinstance(ev.kind, EventKind) else ev.kind
-            rows.append((ev.run_id, ev.seq, ev.ts, ev.elapsed, ev.kind, ev.span_id, ev.parent_id, ev.agent,
-                         redact(dumps(ev.attrs))))
+            rows.append((ev.run_id, ev.seq, ev.ts, ev.elapsed, ev.kind, ev.span_id, ev.parent_id, ev.agent, attrs))
             if ev.kind == EventKind.SCORE.value:
                 score_rows.append(_score_row(ev))
         with self._write() as conn:
@@ -560,10 +561,11 @@ class TraceStore:
         if not events:
             return events
         now = time.time()
+        payloads = redact_all([dumps(ev.attrs) for ev in events])
         with self._write() as conn:
             next_seq: dict[str, int] = {}
             rows, score_rows = [], []
-            for ev in events:
+            for ev, attrs in zip(events, payloads):
                 seq = next_seq.get(ev.run_id)
                 if seq is None:
                     seq = conn.execute(
@@ -575,8 +577,7 @@ class TraceStore:
                     ev.ts = now
                 kind = ev.kind.value if isinstance(ev.kind, EventKind) else ev.kind
                 ev.kind = kind
-                rows.append((ev.run_id, seq, ev.ts, ev.elapsed, kind, ev.span_id, ev.parent_id,
-                             ev.agent, redact(dumps(ev.attrs))))
+                rows.append((ev.run_id, seq, ev.ts, ev.elapsed, kind, ev.span_id, ev.parent_id, ev.agent, attrs))
                 if kind == EventKind.SCORE.value:
                     score_rows.append(_score_row(ev))
             conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)", rows)
