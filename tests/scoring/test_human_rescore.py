@@ -39,7 +39,7 @@ def test_import_csv_and_jsonl_grades(store, tmp_path):
 def test_bad_grades_name_the_row_and_record_nothing(store, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("grader,item,value\nalice,q1,4\nalice,q2,excellent\n")
-    with pytest.raises(ScoringError, match=r"bad.csv: row 2: value 'excellent' is not a number"):
+    with pytest.raises(ScoringError, match=r"bad.csv:3: field 'value': 'excellent' is not a number"):
         import_grades(store, bad)
     (tmp_path / "headers.csv").write_text("who,what,value\nalice,q1,4\n")
     with pytest.raises(ScoringError, match=r"need columns grader, item .*missing \['grader', 'item'\]"):
