@@ -72,7 +72,9 @@ def read_grades(path: str | os.PathLike[str], *, columns: Mapping[str, str] | No
             df["_line"] = range(2, len(df) + 2)  # after the header; quoted line breaks would shift it
     except TraceImportError as e:
         raise ScoringError(str(e)) from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
+    except pd.errors.EmptyDataError:
+        raise ScoringError(f"{path}: no grades in the file") from None
+    except (pd.errors.ParserError, ValueError) as e:
         m = re.search(r"line (\d+)", str(e))
         where = f"{path}:{m.group(1)}" if m else str(path)
         raise ScoringError(f"{where}: cannot parse grades ({str(e).strip().splitlines()[-1]})") from None

@@ -83,6 +83,10 @@ def read_yaml(path: str | Path, *, what: str = "task file") -> tuple[object, yam
         raise TaskSpecError(f"{path}: cannot read {what}: {e.strerror or e}") from None
     if len(raw) > limit:
         raise TaskSpecError(f"{path}: {what} is over the {limit / (1 << 20):.0f} MiB limit for YAML files")
+    nul = raw.find(b"\0", 0, 8192)
+    if nul >= 0:
+        line = raw[:nul].count(b"\n") + 1
+        raise TaskSpecError(f"{path}:{line}: a binary file (NUL byte at offset {nul}), not YAML text")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:

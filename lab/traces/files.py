@@ -73,7 +73,7 @@ def parse_json(text: str, path: str | os.PathLike[str], line: int | None = None)
 
 
 def _decode(raw: bytes, path: Path, first_line: int = 1) -> str:
-    nul = raw.find(b"\0")
+    nul = raw.find(b"\0", 0, 8192)
     if nul >= 0:
         line = first_line + raw[:nul].count(b"\n")
         raise TraceImportError(f"{path}:{line}: a binary file (NUL byte at offset {nul}), not text")
@@ -120,6 +120,10 @@ def iter_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
     except OSError as e:
         raise TraceImportError(f"cannot read {path}: {e.strerror}") from e
     with f:
+        head = f.read(8192)
+        if b"\0" in head:  # a binary file: say so, not that its first line is not UTF-8
+            _decode(head, path)
+        f.seek(0)
         for lineno, raw in enumerate(iter(lambda: f.readline(max_line + 1), b""), 1):
             if len(raw) > max_line and not raw.endswith(b"\n"):
                 raise TraceImportError(f"{path}:{lineno}: line longer than {max_line:,} bytes "

@@ -246,5 +246,12 @@ def import_file(store: TraceStore, path: str | os.PathLike[str]) -> list[str]:
         StoreError: A run already exists in ``store``; nothing was written.
     """
     runs = read_runs(path)
-    with store.transaction():
-        return [store.restore_run(run, events) for run, events in runs]
+    try:
+        with store.transaction():
+            return [store.restore_run(run, events) for run, events in runs]
+    except TraceImportError:
+        raise
+    except StoreError as e:
+        if "already exists" not in str(e):
+            raise
+        raise TraceImportError(f"{path}: field 'run_id': {e}; nothing was imported") from None

@@ -25,7 +25,7 @@ from pydantic import (
 from lab.traces.files import iter_lines, parse_json
 from lab.traces.jsonl import validation_message
 from lab.traces.schema import Event, EventKind, RunStatus, Score
-from lab.traces.store import TraceImportError, TraceStore, score_event
+from lab.traces.store import StoreError, TraceImportError, TraceStore, score_event
 
 SOURCE = "metr"
 HUMAN_ALIAS = "human"
@@ -147,5 +147,10 @@ def import_metr(store: TraceStore, path: str | os.PathLike[str]) -> list[str]:
         StoreError: A run id exists already; nothing was written.
     """
     runs = [row_run(row) for row in read_rows(path)]
-    with store.transaction():
-        return [store.restore_run(run, events) for run, events in runs]
+    try:
+        with store.transaction():
+            return [store.restore_run(run, events) for run, events in runs]
+    except StoreError as e:
+        if "already exists" not in str(e):
+            raise
+        raise TraceImportError(f"{path}: field 'run_id': {e}; nothing was imported") from None
