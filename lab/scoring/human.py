@@ -66,7 +66,7 @@ def read_grades(path: str | os.PathLike[str], *, columns: Mapping[str, str] | No
                 lines.append(lineno)
             df = pd.DataFrame.from_records(records).assign(_line=lines)
         else:
-            text = read_text(path)
+            text = read_text(path).removeprefix("\ufeff")  # spreadsheets often start CSV files with a BOM
             df = pd.read_csv(io.StringIO(text), sep="\t" if path.suffix.lower() == ".tsv" else ",", dtype=str,
                              keep_default_na=False, na_values=[""])
             df["_line"] = range(2, len(df) + 2)  # after the header; quoted line breaks would shift it

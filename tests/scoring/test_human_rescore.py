@@ -73,3 +73,11 @@ def test_rescore_stored_runs_without_rerunning(store):
     assert runs.loc["t1", "score.normalized_match"] == 1.0
     with pytest.raises(ScoringError, match=r"re-scoring run \w+ \(task 't1'\)"):
         rescore(store, get_scorer("numeric"), target={"t1": "not a number"})
+
+
+def test_grades_csv_with_a_byte_order_mark(store, tmp_path):
+    """Spreadsheets save CSV with a BOM; the header still reads ``grader``."""
+    f = tmp_path / "excel.csv"
+    f.write_bytes("\ufeffgrader,item,value\nalice,q1,4\n".encode())
+    import_grades(store, f)
+    assert store.scores_frame().value.tolist() == [4.0]
