@@ -8,7 +8,8 @@ checkpointer to every checkpoint, and model backends to the error messages they 
   variables, passwords and tokens found in model URLs);
 - credentials written into URLs: ``scheme://user:password@host`` and query parameters such as ``key=``,
   ``api_key=``, ``token=``, ``access_token=``, ``sig=``;
-- credential headers: ``Authorization: Bearer/Basic ...``, ``api-key``, ``x-api-key``, as text or JSON;
+- credential headers: ``Authorization: Bearer/Basic ...``, ``api-key``, ``x-api-key``, as text or JSON, and
+  ``Bearer <token>`` anywhere;
 - strings shaped like well-known keys (``sk-...``, ``hf_...``).
 """
 
@@ -21,7 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 MASK = "***"
 
 _KEY_SHAPES = re.compile(r"sk-[A-Za-z0-9_\-]{16,}|hf_[A-Za-z0-9]{20,}")
-_BEARER = re.compile(r"(?i)\b((?:bearer|basic)\s+)[A-Za-z0-9_\-\.=+/~]{6,}")
+_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9_\-\.=+/~]{8,}")
 _URL_USERINFO = re.compile(r"://[^/?#@\s\"'<>\\]+@")
 _SECRET_PARAMS = (r"(?:api[_-]?key|apikey|key|token|access[_-]?token|auth|secret|client[_-]?secret|password|passwd"
                   r"|pwd|sig|signature)")
@@ -29,7 +30,7 @@ _URL_PARAM = re.compile(rf"(?i)([?&;]{_SECRET_PARAMS}=)[^&#\s\"'<>\\]+")
 _HEADER = re.compile(r"(?i)\b((?:x-)?api[_-]?key|authorization|proxy-authorization|x-auth-token)"
                      r"(\\?[\"']?\s*[:=]\s*\\?[\"']?)(?!\*\*\*)(?:(?:bearer|basic|token)\s+)?[^\s\"',;\\}]+")
 _PARAM_TRIGGERS = ("token=", "auth=", "secret=", "passw", "pwd=", "sig=", "signature=")
-_SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.I)
+_SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD)", re.I)
 _known: set[str] = set()
 
 

@@ -79,5 +79,6 @@ def test_redact_masks_credentials_and_is_idempotent(raw, secret):
 
 
 def test_redact_leaves_ordinary_text_alone():
-    text = 'see https://example.com/a?b=1 and {"key": "value", "tokens": 12} for x=1&y=2'
+    text = ('see https://example.com/a?b=1 and {"key": "value", "tokens": 12} for x=1&y=2; basic algebra is key, '
+            'the monkey passed the keyboard; mailto:a@b.org; {"gen_ai.usage.input_tokens": 3}')
     assert redact(text) == text
