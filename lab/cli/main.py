@@ -8,6 +8,7 @@ import sys
 import typer
 
 from lab.errors import LabError
+from lab.secrets import redact
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Expert Lab: agents vs human experts.")
 _state = {"debug": False}
@@ -32,7 +33,7 @@ def main() -> None:
     except LabError as e:
         if _state["debug"] or "--debug" in sys.argv:
             raise
-        typer.secho(f"error: {e}", fg="red", err=True)
+        typer.secho(f"error: {redact(str(e))}", fg="red", err=True)
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         typer.secho("aborted", fg="red", err=True)
@@ -47,7 +48,8 @@ def main() -> None:
             sys.exit(e.exit_code)
         if _state["debug"] or "--debug" in sys.argv:
             raise
-        typer.secho(f"error: {type(e).__name__}: {e} (rerun with --debug for the traceback)", fg="red", err=True)
+        typer.secho(f"error: {type(e).__name__}: {redact(str(e))} (rerun with --debug for the traceback)", fg="red",
+                    err=True)
         sys.exit(1)
 
 

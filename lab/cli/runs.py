@@ -70,11 +70,14 @@ def export_runs(
     run_ids: list[str] = typer.Argument(None, help="Runs to export (default: every finished run)."),
     out: Path = typer.Option(None, "-o", "--output", help="JSONL file to write (default: standard output)."),
     otlp: str = typer.Option(None, "--otlp", help="Send as OpenTelemetry spans to this OTLP/HTTP endpoint."),
+    force: bool = typer.Option(False, "--force", help="Replace the output file if it exists (never a store)."),
     store: Path = StoreOption,
 ) -> None:
     """Export whole runs as JSONL (or as OTLP spans with --otlp)."""
     from lab.traces import jsonl
 
+    if out is not None:
+        jsonl.refuse_overwrite(out, force=force)  # before any work
     st = open_store(store)
     ids = run_ids or [r["run_id"] for r in st.list_runs() if r["status"] != RunStatus.RUNNING.value]
     if otlp:
@@ -85,7 +88,7 @@ def export_runs(
     elif out is None:
         jsonl.export_runs(st, ids, sys.stdout)
     else:
-        n = jsonl.export_file(st, ids, out)
+        n = jsonl.export_file(st, ids, out, force=force)
         typer.echo(f"wrote {n} runs to {out}", err=True)
 
 

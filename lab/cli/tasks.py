@@ -52,13 +52,17 @@ def validate_cmd(
     targets: list[str] = typer.Argument(None, help="Suite names or paths (files, suite or family dirs); "
                                                    "default: every suite."),
     dirs: list[Path] = DirOption,
+    allow: list[Path] = typer.Option(None, "--allow-path", help="A host directory task files may copy from besides "
+                                     "their own (repeatable; also: $LAB_TASK_ALLOW_PATHS)."),
 ) -> None:
     """Load and check tasks (schema, scorer, sandbox image, files); exit 1 when anything is wrong."""
     names = targets or [s.name for s in list_suites(dirs)]
     problems, count = [], 0
+    allow = allow or []
     for target in names:
         try:
-            tasks = load_tasks(target) if Path(target).exists() else load_suite(target, extra_dirs=dirs)
+            tasks = (load_tasks(target, allow_paths=allow) if Path(target).exists()
+                     else load_suite(target, extra_dirs=dirs, allow_paths=allow))
         except TaskError as e:
             problems.append(str(e))
             continue

@@ -23,7 +23,7 @@ from lab.models.base import ChatResponse, Message, Sampling, ToolCall, ToolSpec,
 from lab.models.constrained import instructions, parse_reply, reply_schema, validate_arguments
 from lab.models.errors import ModelError, ModelOutputError
 from lab.models.recording import call_attrs, record_call
-from lab.secrets import redact, register_secret
+from lab.secrets import redact, register_secret, register_url_secrets
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -64,6 +64,8 @@ class OpenAIModel:
         self.base_urls = urls
         key = api_key or os.environ.get("LAB_OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY")
         register_secret(key)
+        for u in urls:
+            register_url_secrets(u)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._client = httpx.Client(headers=headers, timeout=timeout)
         self.retries = retries
@@ -165,8 +167,8 @@ class OpenAIModel:
             choice = data["choices"][0]
             out = choice["message"]
         except (ValueError, KeyError, IndexError, TypeError) as e:
-            raise ModelOutputError(f"{where}: malformed response (no choices[0].message): {r.text[:200]!r}",
-                                   raw=r.text) from e
+            raise ModelOutputError(f"{where}: malformed response (no choices[0].message): {redact(r.text[:200])!r}",
+                                   raw=redact(r.text)) from e
         usage = data.get("usage") or {}
         usage = Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
         finish = choice.get("finish_reason") or "stop"
@@ -187,7 +189,8 @@ class OpenAIModel:
                 args = json.loads(args) if isinstance(args, str) else args
                 call = ToolCall(c.get("id") or f"call_{len(calls)}", fn["name"], args)
             except (ValueError, KeyError, TypeError) as e:
-                raise ModelOutputError(f"{where}: malformed tool call {json.dumps(c)[:200]}", raw=json.dumps(c)) from e
+                raise ModelOutputError(f"{where}: malformed tool call {redact(json.dumps(c)[:200])}",
+                                       raw=redact(json.dumps(c))) from e
             validate_arguments(call, tools or [], where=where)
             calls.append(call)
         return ChatResponse(Message("assistant", content, tool_calls=calls), finish_reason=finish, usage=usage,

@@ -89,17 +89,38 @@ def gc_docker(client, *, everything: bool = False, dry_run: bool = False) -> GcR
     return report
 
 
+def local_labels(d: Path) -> dict[str, str] | None:
+    """The owner labels of a local sandbox directory, or ``None`` when the lab did not create it.
+
+    A directory counts as the lab's only when it is a real directory (not a link) holding a regular
+    :data:`OWNER_FILE` whose sandbox id is the directory name's prefix (``<sandbox id>-...``), as the local
+    backend writes it at creation.
+    """
+    marker = d / OWNER_FILE
+    if d.is_symlink() or not d.is_dir() or marker.is_symlink() or not marker.is_file():
+        return None
+    try:
+        labels = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    sid = labels.get(LABEL) if isinstance(labels, dict) else None
+    if not isinstance(sid, str) or not sid or not d.name.startswith(f"{sid}-"):
+        return None
+    return labels
+
+
 def gc_local(root: Path, *, everything: bool = False, dry_run: bool = False) -> GcReport:
-    """Remove local sandbox directories under ``root`` whose owning process is gone."""
+    """Remove local sandbox directories under ``root`` whose owning process is gone.
+
+    Only directories the local backend created and marked (see :func:`local_labels`) are ever removed,
+    with or without ``everything``; anything else under ``root`` is left alone.
+    """
     report = GcReport()
     if not root.is_dir():
         return report
-    for d in root.iterdir():
-        try:
-            labels = json.loads((d / OWNER_FILE).read_text())
-        except (OSError, ValueError):
-            labels = {}
-        if d.is_dir() and _dead(labels, everything):
+    for d in sorted(root.iterdir()):
+        labels = local_labels(d)
+        if labels is not None and _dead(labels, everything):
             report.local_dirs.append(str(d))
             if not dry_run:
                 shutil.rmtree(d, ignore_errors=True)

@@ -25,8 +25,10 @@ PandaLM (annotators and judges, ties and unparseable verdicts as ties) is worked
 
 from __future__ import annotations
 
+import io
 import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -35,27 +37,49 @@ import pandas as pd
 
 from lab.scoring.base import ScoringError
 from lab.traces.schema import Provenance, RunStatus, Score
-from lab.traces.store import TraceStore, score_event
+from lab.traces.store import StoreError, TraceStore, score_event
 
 def read_grades(path: str | os.PathLike[str], *, columns: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """Read a grades file: CSV, TSV (by extension) or JSONL.
+    """Read a grades file: CSV, TSV (by extension) or JSONL, checked as text first (UTF-8, no NUL bytes).
+
+    Each row gets a ``_line`` column: its line in the file, for error messages.
 
     Args:
         path: The file.
         columns: Our column name → the file's (e.g. ``{"grader": "annotator_id", "item": "text_id"}``).
 
     Raises:
-        ScoringError: The file cannot be read.
+        ScoringError: The file cannot be read or parsed (the message names the file, and the line where known).
     """
+    from lab.traces.files import iter_lines, parse_json, read_text
+    from lab.traces.store import TraceImportError
+
     path = Path(path)
     try:
         if path.suffix.lower() in (".jsonl", ".ndjson"):
-            df = pd.read_json(path, lines=True, dtype=False)
+            records, lines = [], []
+            for lineno, line in iter_lines(path):
+                obj = parse_json(line, path, lineno)
+                if not isinstance(obj, dict):
+                    raise ScoringError(f"{path}:{lineno}: expected a JSON object (one grade per line)")
+                records.append(obj)
+                lines.append(lineno)
+            df = pd.DataFrame.from_records(records).assign(_line=lines)
         else:
-            df = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", dtype=str,
+            text = read_text(path).removeprefix("\ufeff")  # spreadsheets often start CSV files with a BOM
+            df = pd.read_csv(io.StringIO(text), sep="\t" if path.suffix.lower() == ".tsv" else ",", dtype=str,
                              keep_default_na=False, na_values=[""])
-    except (OSError, ValueError) as e:
-        raise ScoringError(f"cannot read grades from {path}: {e}") from e
+            df["_line"] = range(2, len(df) + 2)  # after the header; quoted line breaks would shift it
+    except TraceImportError as e:
+        raise ScoringError(str(e)) from None
+    except pd.errors.EmptyDataError:
+        raise ScoringError(f"{path}: no grades in the file") from None
+    except (pd.errors.ParserError, ValueError) as e:
+        m = re.search(r"line (\d+)", str(e))
+        where = f"{path}:{m.group(1)}" if m else str(path)
+        raise ScoringError(f"{where}: cannot parse grades ({str(e).strip().splitlines()[-1]})") from None
+    if df.empty:
+        raise ScoringError(f"{path}: no grades in the file")
     return df.rename(columns={v: k for k, v in (columns or {}).items()})
 
 
@@ -97,8 +121,9 @@ def import_grades(
         dataset = dataset or Path(grades).stem
     missing = {"grader", "item"} - set(df.columns)
     if missing or not ({"value", "label"} & set(df.columns)):
-        raise ScoringError(f"{where}: grades need columns grader, item and value (or label); missing "
-                           f"{sorted(missing) or ['value']} among {list(df.columns)}")
+        head = f"{where}:1" if "_line" in df.columns else where
+        raise ScoringError(f"{head}: grades need columns grader, item and value (or label); missing "
+                           f"{sorted(missing) or ['value']} among {[c for c in df.columns if c != '_line']}")
     rows = [_row(r, i, where) for i, r in enumerate(df.to_dict("records"))]
     sessions: dict[str, str] = {}  # grader -> grading-session run
     graded: dict[str, None] = {}  # stored runs graded directly, in order
@@ -106,7 +131,10 @@ def import_grades(
     with store.transaction():
         for r in rows:
             if r["run_id"] is not None:
-                run_id = store.get_run(r["run_id"])["run_id"]
+                try:
+                    run_id = store.get_run(r["run_id"])["run_id"]
+                except StoreError as e:
+                    raise ScoringError(f"{r['at']}: field 'run_id': {e}") from None
                 graded[run_id] = None
             elif r["grader"] not in sessions:
                 run_id = sessions[r["grader"]] = store.create_run(
@@ -128,19 +156,23 @@ def _blank(v: Any) -> bool:
 
 
 def _row(r: dict[str, Any], i: int, where: str) -> dict[str, Any]:
-    at = f"{where}: row {i + 1}"
+    at = f"{where}:{r['_line']}" if "_line" in r else f"{where}: row {i + 1}"
     if _blank(r.get("grader")) or _blank(r.get("item")):
         raise ScoringError(f"{at}: needs a grader and an item (got {r.get('grader')!r}, {r.get('item')!r})")
     raw, label = r.get("value"), r.get("label")
     value: float | None = None
     if not _blank(raw):
         try:
-            value = float(raw)
+            value = float(raw) if not isinstance(raw, bool) else None
         except (TypeError, ValueError):
-            raise ScoringError(f"{at}: value {raw!r} is not a number (put categories in a label column)") from None
+            value = None
+        if value is None:
+            raise ScoringError(f"{at}: field 'value': {raw!r} is not a number (put categories in a label column)")
+        if not math.isfinite(value):
+            raise ScoringError(f"{at}: field 'value': {raw!r} is not a finite number")
     if value is None and _blank(label):
         raise ScoringError(f"{at}: has neither a value nor a label")
-    return {"grader": str(r["grader"]), "item": str(r["item"]),
+    return {"at": at, "grader": str(r["grader"]), "item": str(r["item"]),
             "dimension": "overall" if _blank(r.get("dimension")) else str(r["dimension"]),
             "value": value, "label": None if _blank(label) else str(label),
             "run_id": None if _blank(r.get("run_id")) else str(r["run_id"])}

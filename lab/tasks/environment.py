@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lab.tasks.errors import TaskError
+from lab.tasks.errors import TaskError, TaskPathError
 from lab.tasks.metr import MetrSession
 from lab.tasks.model import Task
 from lab.tasks.validate import unavailable_reason
@@ -83,8 +83,11 @@ class TaskEnvironment:
 
     def _prepare(self) -> None:
         task, sb = self.task, self.sandbox
-        for c in task.sandbox.copy_in:
-            src = task.host_path(c.src)
+        for i, c in enumerate(task.sandbox.copy_in):
+            try:
+                src = task.host_path(c.src)  # checked again here: the file system may have changed since loading
+            except TaskPathError as e:
+                raise TaskPathError(f"{task.source}: task '{task.key}': field 'sandbox.copy_in.{i}.src': {e}") from None
             if src.is_dir():
                 sb.copy_in(src, c.dest)
             elif src.is_file():

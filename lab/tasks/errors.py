@@ -15,3 +15,7 @@ class TaskSpecError(TaskError):
 
 class TaskScoringError(TaskError):
     """Scoring a task failed (the scorer raised, hung, or returned nothing usable)."""
+
+
+class TaskPathError(TaskSpecError):
+    """A task file names a host path outside its own directory (and outside any allowed directory)."""

@@ -14,11 +14,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lab.tasks.errors import TaskError, TaskSpecError
 from lab.tasks.model import Task
+from lab.tasks.yaml_loader import read_yaml
 
 __all__ = ["ExpertSolution", "expert_model", "expert_solution", "run_expert"]
 
@@ -45,14 +45,12 @@ def expert_solution(task: Task) -> ExpertSolution:
         TaskSpecError: There is no such file or entry, or the entry is malformed.
     """
     path = Path(task.source or ".").parent / "expert_solutions.yaml"
-    try:
-        entry = (yaml.safe_load(path.read_text()) or {})[task.id]
-    except FileNotFoundError:
-        raise TaskSpecError(f"task '{task.key}': no expert solutions at {path}") from None
-    except yaml.YAMLError as e:
-        raise TaskSpecError(f"{path}: invalid YAML: {e}") from None
-    except KeyError:
-        raise TaskSpecError(f"{path}: no expert solution for task '{task.id}'") from None
+    if not path.is_file():
+        raise TaskSpecError(f"task '{task.key}': no expert solutions at {path}")
+    data, _ = read_yaml(path, what="expert solutions file")
+    if not isinstance(data, dict) or task.id not in data:
+        raise TaskSpecError(f"{path}: no expert solution for task '{task.id}'")
+    entry = data[task.id]
     try:
         return ExpertSolution.model_validate(entry)
     except ValidationError as e:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from lab.tasks.errors import TaskSpecError
+from lab.traces.files import iter_lines, parse_json
+from lab.traces.store import TraceImportError
 
 
 def iter_jsonl(path: str | Path, required: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -18,24 +19,17 @@ def iter_jsonl(path: str | Path, required: tuple[str, ...] = ()) -> Iterator[tup
         required: Keys every record must have.
 
     Raises:
-        TaskSpecError: The file cannot be read, a line is not a JSON object, or lacks a required key.
+        TaskSpecError: The file cannot be read, is binary or not UTF-8, a line is not a JSON object, or lacks a
+            required key (file and line named).
     """
-    path = Path(path)
     try:
-        fh = path.open(encoding="utf-8")
-    except OSError as e:
-        raise TaskSpecError(f"{path}: cannot read: {e.strerror or e}") from None
-    with fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise TaskSpecError(f"{path}:{n}: invalid JSON: {e.msg} (column {e.colno})") from None
+        for n, line in iter_lines(path):
+            rec = parse_json(line, path, n)
             if not isinstance(rec, dict):
                 raise TaskSpecError(f"{path}:{n}: expected a JSON object, got {type(rec).__name__}")
             missing = [k for k in required if k not in rec]
             if missing:
                 raise TaskSpecError(f"{path}:{n}: missing field(s) {missing}")
             yield n, rec
+    except TraceImportError as e:  # unreadable, binary, not UTF-8, not JSON, nested too deeply: file and line named
+        raise TaskSpecError(str(e)) from None

@@ -45,13 +45,9 @@ def manifest_schema() -> dict[str, Any]:
 def _load_manifest(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
-    try:
-        node = yaml.compose(path.read_text(), Loader=yaml.SafeLoader)
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise TaskSpecError(f"{path}{f':{mark.line + 1}' if mark else ''}: invalid YAML: "
-                            f"{getattr(e, 'problem', None) or e}") from None
+    from lab.tasks.yaml_loader import read_yaml
+
+    data, node = read_yaml(path, what="METR manifest")
     import jsonschema  # imported here: it is slow to import and only manifests need it
 
     err = jsonschema.exceptions.best_match(jsonschema.Draft7Validator(manifest_schema()).iter_errors(data))

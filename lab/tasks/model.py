@@ -5,10 +5,27 @@ Every loader (own YAML, METR Task Standard, SUPER JSONL, DERA MedQA-open JSONL) 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, PrivateAttr, model_validator
+
+from lab.tasks.errors import TaskPathError
+
+ALLOW_PATHS_ENV = "LAB_TASK_ALLOW_PATHS"
+"""Host directories (separated by ``os.pathsep``) that every task file may reach besides its own directory."""
+
+
+def allowed_roots(extra: tuple[str | os.PathLike[str], ...] | list = ()) -> list[Path]:
+    """Directories task files may reach besides their own: ``extra`` (e.g. ``--allow-path``) and
+    ``$LAB_TASK_ALLOW_PATHS``, resolved."""
+    env = [p for p in os.environ.get(ALLOW_PATHS_ENV, "").split(os.pathsep) if p]
+    return [Path(p).expanduser().resolve() for p in (*extra, *env)]
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
 
 
 class _Strict(BaseModel):
@@ -220,7 +237,30 @@ class Task(_Strict):
         """``suite/id`` (or just ``id`` for a loose task): the name the CLI and runner use."""
         return f"{self.suite}/{self.id}" if self.suite else self.id
 
+    _allow: tuple[str, ...] = PrivateAttr(default=())
+
+    def allow_paths(self, dirs: tuple[str | os.PathLike[str], ...] | list) -> Task:
+        """Let this task reach host files under ``dirs`` too (what ``--allow-path`` does); returns the task."""
+        self._allow = (*self._allow, *map(str, dirs))
+        return self
+
     def host_path(self, rel: str) -> Path:
-        """Resolve a path given relative to the file this task was defined in."""
-        base = Path(self.source).parent if self.source else Path.cwd()
-        return (base / rel).resolve()
+        """Resolve a host path given relative to the file this task was defined in (links followed).
+
+        A task loaded from a file reaches only files under that file's directory, or under directories
+        allowed with :meth:`allow_paths` or ``$LAB_TASK_ALLOW_PATHS``. A task built in Python (no ``source``)
+        resolves against the current directory, unconfined.
+
+        Raises:
+            TaskPathError: The path leads outside every allowed directory (the message names the file).
+        """
+        if not self.source:
+            return (Path.cwd() / rel).resolve()
+        base = Path(self.source).parent.resolve()
+        path = (base / rel).resolve()
+        roots = [base, *allowed_roots(self._allow)]
+        if not any(_inside(path, r) for r in roots):
+            raise TaskPathError(
+                f"{rel!r} resolves to {path}, outside the task file's directory {base}; a task file reaches only "
+                f"files under its own directory unless allowed (--allow-path DIR or ${ALLOW_PATHS_ENV})")
+        return path

@@ -20,16 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lab.tasks.errors import TaskError, TaskSpecError
+from lab.tasks.errors import TaskError, TaskPathError, TaskSpecError
 from lab.tasks.jsonl import iter_jsonl
 from lab.tasks.medqa import load_medqa_open
 from lab.tasks.metr import load_metr_family
-from lab.tasks.model import Budgets, Resources, SandboxSpec, ScorerRef, Task
+from lab.tasks.model import ALLOW_PATHS_ENV, Budgets, Resources, SandboxSpec, ScorerRef, Task, allowed_roots
 from lab.tasks.super_jsonl import load_super_jsonl
-from lab.tasks.yaml_loader import load_task_file
+from lab.tasks.yaml_loader import load_task_file, read_yaml
 
 __all__ = ["BUNDLED", "Suite", "get_task", "list_suites", "load_suite", "load_tasks"]
 
@@ -76,21 +75,29 @@ class Suite:
         p = self.path / "README.md"
         return p if p.exists() else None
 
-    def load(self, *, subset: Literal["all", "ci"] = "all") -> list[Task]:
+    def load(self, *, subset: Literal["all", "ci"] = "all",
+             allow_paths: tuple[str | os.PathLike[str], ...] | list = ()) -> list[Task]:
         """Load the suite's tasks.
 
         Args:
             subset: ``ci`` loads only the tasks listed under ``ci`` (all when the list is empty).
+            allow_paths: Host directories its files may reach besides the suite's own directory.
 
         Raises:
-            TaskSpecError: A task file is invalid, or a ``ci`` id names no task.
+            TaskSpecError: A task file is invalid or lies outside the suite's directory, or a ``ci`` id names
+                no task.
         """
         tasks: list[Task] = []
         opts = self.options
-        for rel in self.files:
+        roots = [self.path.resolve(), *allowed_roots(allow_paths)]
+        for i, rel in enumerate(self.files):
             p = self.path / rel
+            if not any(p.resolve() == r or r in p.resolve().parents for r in roots):
+                raise TaskPathError(f"{self.path / 'suite.yaml'}: field 'files.{i}': {rel!r} resolves to "
+                                    f"{p.resolve()}, outside the suite's directory {roots[0]}; allow it with "
+                                    f"--allow-path DIR or ${ALLOW_PATHS_ENV}")
             if self.format == "yaml":
-                tasks += load_task_file(p, suite=self.name)
+                tasks += load_task_file(p, suite=self.name, allow_paths=allow_paths)
             elif self.format == "medqa-open":
                 judge = ScorerRef.model_validate(opts["judge"]) if opts.get("judge") else None
                 tasks += load_medqa_open(p, suite=self.name, judge=judge)
@@ -119,11 +126,9 @@ class Suite:
 
 def _read_suite(path: Path, *, bundled: bool) -> Suite:
     f = path / "suite.yaml"
+    raw, _ = read_yaml(f, what="suite file")
     try:
-        raw = yaml.safe_load(f.read_text())
         spec = _SuiteFile.model_validate(raw)
-    except yaml.YAMLError as e:
-        raise TaskSpecError(f"{f}: invalid YAML: {e}") from None
     except ValidationError as e:
         err = e.errors()[0]
         raise TaskSpecError(f"{f}: field '{'.'.join(map(str, err['loc']))}': {err['msg']}") from None
@@ -164,14 +169,14 @@ def _suite(name: str, extra_dirs: list[str | Path] | None = None) -> Suite:
     return suites[name]
 
 
-def load_suite(name: str, *, subset: Literal["all", "ci"] = "all",
-               extra_dirs: list[str | Path] | None = None) -> list[Task]:
-    """Load a suite's tasks by name.
+def load_suite(name: str, *, subset: Literal["all", "ci"] = "all", extra_dirs: list[str | Path] | None = None,
+               allow_paths: tuple[str | os.PathLike[str], ...] | list = ()) -> list[Task]:
+    """Load a suite's tasks by name (``allow_paths``: host directories its files may reach besides its own).
 
     Raises:
         TaskError: No such suite; TaskSpecError for an invalid task in it.
     """
-    return _suite(name, extra_dirs).load(subset=subset)
+    return _suite(name, extra_dirs).load(subset=subset, allow_paths=allow_paths)
 
 
 def get_task(key: str, *, extra_dirs: list[str | Path] | None = None) -> Task:
@@ -189,12 +194,13 @@ def get_task(key: str, *, extra_dirs: list[str | Path] | None = None) -> Task:
     raise TaskError(f"no task '{tid}' in suite '{suite}'")
 
 
-def load_tasks(path: str | Path) -> list[Task]:
+def load_tasks(path: str | Path, *, allow_paths: tuple[str | os.PathLike[str], ...] | list = ()) -> list[Task]:
     """Load tasks from any supported source, chosen by what ``path`` is.
 
     A directory with ``suite.yaml`` is a suite; a directory with ``<dir>.py`` a METR family; a ``.yaml`` /
     ``.yml`` file our YAML format; a ``.jsonl`` file SUPER problems or DERA MedQA-open questions (told apart
-    by the fields of its first record).
+    by the fields of its first record). Task files reach host files only under their own directory and
+    ``allow_paths`` (and ``$LAB_TASK_ALLOW_PATHS``).
 
     Raises:
         TaskSpecError: The path is none of these, or its content is invalid.
@@ -202,12 +208,12 @@ def load_tasks(path: str | Path) -> list[Task]:
     p = Path(path)
     if p.is_dir():
         if (p / "suite.yaml").exists():
-            return _read_suite(p.resolve(), bundled=False).load()
+            return _read_suite(p.resolve(), bundled=False).load(allow_paths=allow_paths)
         if (p / f"{p.resolve().name}.py").exists():
             return load_metr_family(p)
         raise TaskSpecError(f"{p}: a task directory needs suite.yaml or {p.resolve().name}.py (METR family)")
     if p.suffix in (".yaml", ".yml"):
-        return load_task_file(p)
+        return load_task_file(p, allow_paths=allow_paths)
     if p.suffix == ".jsonl":
         first = next(iter_jsonl(p), None)
         if first is None:

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from functools import cache
 
+from lab.tasks.errors import TaskPathError
 from lab.tasks.model import Task
 
 __all__ = ["check_task", "gpu_count", "image_names", "unavailable_reason"]
@@ -22,13 +23,13 @@ def check_task(task: Task) -> list[str]:
     """Problems that would stop the task from running, each naming the task (empty when it is fine).
 
     Checks: the scorer is registered in ``lab.scoring`` and accepts its arguments, the fallback scorer is
-    registered;
-    the sandbox image is defined; files to copy in exist; landmark patterns compile.
+    registered; the sandbox image is defined; files to copy in exist and lie under the task file's directory
+    (or an allowed one); landmark patterns compile. Problems of tasks loaded from a file name the file.
     """
     from lab.scoring import ScoringError, get_scorer, scorer_names
 
     out: list[str] = []
-    name = f"task '{task.key}'"
+    name = f"{task.source}: task '{task.key}'" if task.source else f"task '{task.key}'"
     if task.scoring.scorer:
         try:
             get_scorer(task.scoring.scorer, **task.scoring.args)
@@ -43,9 +44,14 @@ def check_task(task: Task) -> list[str]:
 
             out.append(f"{name}: sandbox image '{task.sandbox.image}' is not defined under {sandboxes_dir()} "
                        f"(known: {', '.join(sorted(image_names())) or 'none'})")
-        for c in task.sandbox.copy_in:
-            if not task.host_path(c.src).exists():
-                out.append(f"{name}: file to copy in does not exist: {task.host_path(c.src)}")
+        for i, c in enumerate(task.sandbox.copy_in):
+            try:
+                src = task.host_path(c.src)
+            except TaskPathError as e:
+                out.append(f"{name}: field 'sandbox.copy_in.{i}.src': {e}")
+                continue
+            if not src.exists():
+                out.append(f"{name}: field 'sandbox.copy_in.{i}.src': file to copy in does not exist: {src}")
     elif task.kind in ("repo", "rd") or task.scoring.script is not None:
         out.append(f"{name}: needs a sandbox (kind '{task.kind}'"
                    f"{', scored by a script' if task.scoring.script else ''}) but names none")

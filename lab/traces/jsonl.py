@@ -8,15 +8,17 @@ out and comes back in has byte-identical event payloads.
 
 from __future__ import annotations
 
-import json
+import math
 import os
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 
-from lab.traces.schema import FINAL_STATUSES, Event
+from lab.traces.files import iter_lines, parse_json
+from lab.traces.schema import FINAL_STATUSES, Event, EventKind
 from lab.traces.store import StoreError, TraceImportError, TraceStore, dumps
 
 _Number = StrictInt | StrictFloat
@@ -25,7 +27,7 @@ _Number = StrictInt | StrictFloat
 class RunRecord(BaseModel):
     """A run line of the JSONL format."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     type: Literal["run"]
     run_id: StrictStr
     task: StrictStr | None = None
@@ -48,7 +50,7 @@ class RunRecord(BaseModel):
 class EventRecord(BaseModel):
     """An event line of the JSONL format."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     type: Literal["event"]
     run_id: StrictStr
     seq: StrictInt
@@ -66,7 +68,9 @@ def validation_message(error: ValidationError) -> str:
     errs = error.errors()
     loc = errs[0]["loc"]
     if not loc:
-        return "expected a JSON object"
+        if errs[0]["type"] in ("model_type", "dict_type"):
+            return "expected a JSON object"
+        return errs[0]["msg"].removeprefix("Value error, ")
     same = [e for e in errs if e["loc"][:1] == loc[:1]]
     if same[0]["type"] == "missing":
         return f"{loc[0]}: field required"
@@ -102,25 +106,80 @@ def export_runs(store: TraceStore, run_ids: Iterable[str], out: IO[str]) -> int:
     return n
 
 
-def export_file(store: TraceStore, run_ids: Iterable[str], path: str | os.PathLike[str]) -> int:
-    """:func:`export_runs` into a file (written to a temporary name, then renamed).
+def export_file(store: TraceStore, run_ids: Iterable[str], path: str | os.PathLike[str], *,
+                force: bool = False) -> int:
+    """:func:`export_runs` into a file, atomically: written under a temporary name, then moved into place.
+
+    Args:
+        store: Where the runs are.
+        run_ids: Runs to export.
+        path: The JSONL file to write.
+        force: Replace ``path`` if it exists (a trace store or any other SQLite database is never replaced).
 
     Raises:
-        StoreError: A run id is unknown, or the file cannot be written.
+        StoreError: A run id is unknown, ``path`` exists (without ``force``) or is a database, or the file
+            cannot be written. Nothing is left behind.
     """
     path = Path(path)
-    tmp = path.with_name(path.name + ".part")
+    refuse_overwrite(path, force=force)
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            n = export_runs(store, run_ids, f)
-        tmp.replace(path)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise StoreError(f"cannot write {path}: {e.strerror}") from e
-    except BaseException:
+    tmp = Path(tmp_name)
+    try:
+        with open(fd, "w", encoding="utf-8") as f:
+            n = export_runs(store, run_ids, f)
+        if force:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # fails if the file appeared meanwhile: never clobbers
+    except FileExistsError as e:
+        raise StoreError(f"{path} exists; pass --force to replace it") from e
+    except OSError as e:
+        raise StoreError(f"cannot write {path}: {e.strerror}") from e
+    finally:
         tmp.unlink(missing_ok=True)
-        raise
     return n
+
+
+def refuse_overwrite(path: Path, *, force: bool) -> None:
+    """Refuse to write over an existing file (unless ``force``), and over a database even with ``force``.
+
+    Raises:
+        StoreError: What is in the way and how to proceed.
+    """
+    if path.is_dir():
+        raise StoreError(f"{path} is a directory; give a file name to write")
+    if not path.exists():
+        return
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        head = b""
+    base = path.with_name(path.name.rsplit("-", 1)[0]) if path.name.endswith(("-wal", "-shm", "-journal")) else None
+    if head == b"SQLite format 3\0" or head[:4] in (b"\x37\x7f\x06\x82", b"\x37\x7f\x06\x83") or (
+            base is not None and base.is_file()):
+        raise StoreError(f"{path} is a trace store or other database; it is never overwritten (choose another file)")
+    if not force:
+        raise StoreError(f"{path} exists; pass --force to replace it")
+
+
+def score_problem(attrs: dict[str, Any]) -> str | None:
+    """What is wrong with a ``score`` event's attributes, or ``None`` (a name, a finite number or null)."""
+    name = attrs.get("gen_ai.evaluation.name")
+    if not isinstance(name, str) or not name:
+        return "score event without a scorer name (gen_ai.evaluation.name)"
+    value = attrs.get("gen_ai.evaluation.score.value")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                              or not math.isfinite(value)):
+        return f"score {name!r} has value {value!r}, not a finite number or null"
+    for key in ("lab.score.dimension", "lab.score.item_id", "lab.score.provenance", "lab.score.source",
+                "gen_ai.evaluation.score.label"):
+        if attrs.get(key) is not None and not isinstance(attrs[key], str):
+            return f"score {name!r}: {key} is {attrs[key]!r}, not text"
+    return None
 
 
 def read_runs(path: str | os.PathLike[str]) -> list[tuple[dict[str, Any], list[Event]]]:
@@ -130,52 +189,45 @@ def read_runs(path: str | os.PathLike[str]) -> list[tuple[dict[str, Any], list[E
         ``(run fields, events)`` per run, in file order.
 
     Raises:
-        TraceImportError: The file is missing or a line is malformed (message names file and line).
+        TraceImportError: The file is missing, binary or not UTF-8, or a line is malformed (message names file
+            and line).
     """
     path = Path(path)
-    try:
-        f = open(path, encoding="utf-8")
-    except OSError as e:
-        raise TraceImportError(f"cannot read {path}: {e.strerror}") from e
     runs: list[tuple[dict[str, Any], list[Event]]] = []
     seen: set[str] = set()
-    with f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise TraceImportError(f"{where}: not JSON ({e.msg} at column {e.colno})") from e
-            except UnicodeDecodeError as e:
-                raise TraceImportError(f"{where}: not UTF-8 text") from e
-            kind = obj.get("type") if isinstance(obj, dict) else None
-            try:
-                if kind == "run":
-                    rec = RunRecord.model_validate(obj)
-                elif kind == "event":
-                    ev = EventRecord.model_validate(obj)
-                else:
-                    raise TraceImportError(f"{where}: expected an object with \"type\": \"run\" or \"event\"")
-            except ValidationError as e:
-                raise TraceImportError(f"{where}: {validation_message(e)}") from e
+    for lineno, line in iter_lines(path):
+        where = f"{path}:{lineno}"
+        obj = parse_json(line, path, lineno)
+        kind = obj.get("type") if isinstance(obj, dict) else None
+        try:
             if kind == "run":
-                if rec.status not in FINAL_STATUSES:
-                    raise TraceImportError(f"{where}: run {rec.run_id} has status {rec.status!r}; only finished"
-                                           f" runs ({', '.join(sorted(FINAL_STATUSES))}) can be imported")
-                if rec.run_id in seen:
-                    raise TraceImportError(f"{where}: run {rec.run_id} appears twice")
-                seen.add(rec.run_id)
-                runs.append((rec.model_dump(exclude={"type"}), []))
-                continue
-            if not runs or runs[-1][0]["run_id"] != ev.run_id:
-                raise TraceImportError(f"{where}: event of run {ev.run_id} does not follow that run's line")
-            events = runs[-1][1]
-            if ev.seq != len(events):
-                raise TraceImportError(f"{where}: run {ev.run_id} event seq {ev.seq}, expected {len(events)}")
-            events.append(Event(ev.run_id, ev.kind, ev.attrs, ev.seq, ev.ts, ev.elapsed, ev.span_id,
-                                ev.parent_id, ev.agent))
+                rec = RunRecord.model_validate(obj)
+            elif kind == "event":
+                ev = EventRecord.model_validate(obj)
+            else:
+                raise TraceImportError(f"{where}: expected an object with \"type\": \"run\" or \"event\"")
+        except ValidationError as e:
+            raise TraceImportError(f"{where}: {validation_message(e)}") from None
+        if kind == "run":
+            if rec.status not in FINAL_STATUSES:
+                raise TraceImportError(f"{where}: run {rec.run_id} has status {rec.status!r}; only finished"
+                                       f" runs ({', '.join(sorted(FINAL_STATUSES))}) can be imported")
+            if rec.run_id in seen:
+                raise TraceImportError(f"{where}: run {rec.run_id} appears twice")
+            seen.add(rec.run_id)
+            runs.append((rec.model_dump(exclude={"type"}), []))
+            continue
+        if not runs or runs[-1][0]["run_id"] != ev.run_id:
+            raise TraceImportError(f"{where}: event of run {ev.run_id} does not follow that run's line")
+        events = runs[-1][1]
+        if ev.seq != len(events):
+            raise TraceImportError(f"{where}: run {ev.run_id} event seq {ev.seq}, expected {len(events)}")
+        if ev.kind == EventKind.SCORE.value and (problem := score_problem(ev.attrs)):
+            raise TraceImportError(f"{where}: field 'attrs': {problem}")
+        events.append(Event(ev.run_id, ev.kind, ev.attrs, ev.seq, ev.ts, ev.elapsed, ev.span_id,
+                            ev.parent_id, ev.agent))
+    if not runs:
+        raise TraceImportError(f"{path}: no runs in the file")
     return runs
 
 
@@ -194,5 +246,12 @@ def import_file(store: TraceStore, path: str | os.PathLike[str]) -> list[str]:
         StoreError: A run already exists in ``store``; nothing was written.
     """
     runs = read_runs(path)
-    with store.transaction():
-        return [store.restore_run(run, events) for run, events in runs]
+    try:
+        with store.transaction():
+            return [store.restore_run(run, events) for run, events in runs]
+    except TraceImportError:
+        raise
+    except StoreError as e:
+        if "already exists" not in str(e):
+            raise
+        raise TraceImportError(f"{path}: field 'run_id': {e}; nothing was imported") from None

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 from lab.errors import LabError
-from lab.secrets import redact
+from lab.secrets import redact, redact_all
 from lab.traces.schema import FINAL_STATUSES, Event, EventKind, RunStatus, Score
 
 SCHEMA_VERSION = 1
@@ -189,6 +189,9 @@ class TraceStore:
                 raise StoreError(f"cannot create store directory {self.path.parent}: {e.strerror}") from e
         elif not self.path.exists():
             raise StoreError(f"no trace store at {self.path}")
+        self._check_not_empty()
+        if not readonly and not self.path.exists():
+            self._create()
         conn = self._conn()
         if not readonly:
             try:
@@ -208,8 +211,57 @@ class TraceStore:
 
     # -- connections -------------------------------------------------------------------------
 
+    def _check_not_empty(self) -> None:
+        """A store file of 0 bytes is damage (new stores appear whole, see :meth:`_create`), never a new store."""
+        try:
+            empty = self.path.stat().st_size == 0
+        except OSError:
+            return
+        wal = Path(f"{self.path}-wal")
+        if empty and not (wal.exists() and wal.stat().st_size > 0):
+            raise StoreError(f"{self.path} is empty (0 bytes): the store was truncated or is not a trace store; "
+                             "it was left untouched (restore it from a backup, or remove it to start a new store)")
+
+    def _create(self) -> None:
+        """Create a new store whole: its schema is written under a temporary name, then linked into place,
+        so no process ever sees a half-made (empty) store file."""
+        tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.new")
+        try:
+            conn = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.executescript(f"BEGIN;{_DDL};INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');"
+                                   "COMMIT;")
+            finally:
+                conn.close()
+            try:
+                os.link(tmp, self.path)
+            except FileExistsError:
+                pass  # another process created it first: use theirs
+            except OSError:  # no hard links on this filesystem
+                if not self.path.exists():
+                    os.replace(tmp, self.path)
+        except sqlite3.DatabaseError as e:
+            raise StoreError(self._explain(e)) from e
+        except OSError as e:
+            raise StoreError(f"cannot create the trace store {self.path}: {e.strerror}") from e
+        finally:
+            for p in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+                p.unlink(missing_ok=True)
+
+    def _disk_full(self) -> bool:
+        try:
+            st = os.statvfs(self.path.parent)
+        except OSError:
+            return False
+        free = (st.f_bfree if os.geteuid() == 0 else st.f_bavail) * st.f_frsize
+        return free < 1 << 20
+
     def _explain(self, e: sqlite3.Error) -> str:
         msg = str(e)
+        if "full" in msg or ("disk I/O error" in msg and self._disk_full()):
+            return (f"cannot write the trace store {self.path}: the disk is full ({msg}); "
+                    "what this write held was not recorded, everything recorded before is kept")
         if "not a database" in msg or "malformed" in msg:
             return f"{self.path} is not a readable trace store ({msg}); it was left untouched"
         if "readonly" in msg or "read-only" in msg or "unable to open" in msg:
@@ -280,15 +332,28 @@ class TraceStore:
             raise StoreError(self._explain(e)) from e
         try:
             yield conn
+        except sqlite3.DatabaseError as e:
+            self._rollback(conn)
+            raise StoreError(self._explain(e)) from e
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._rollback(conn)
             raise
         else:
             try:
                 conn.execute("COMMIT")
             except sqlite3.DatabaseError as e:
-                conn.execute("ROLLBACK")
+                self._rollback(conn)
                 raise StoreError(self._explain(e)) from e
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        """Roll back what is left of a failed transaction; SQLite has already rolled back after some errors
+        (a full disk), and a second error must not hide the first."""
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.DatabaseError:
+                pass
 
     @contextmanager
     def transaction(self) -> Iterator[TraceStore]:
@@ -389,8 +454,9 @@ class TraceStore:
         if bad:
             raise StoreError(f"cannot set run fields {sorted(bad)}")
         sets = ",".join(f"{k}=?" for k in fields)
+        values = [redact(v) if isinstance(v, str) else v for v in fields.values()]
         with self._write() as conn:
-            conn.execute(f"UPDATE runs SET {sets} WHERE run_id=?", (*fields.values(), run_id))
+            conn.execute(f"UPDATE runs SET {sets} WHERE run_id=?", (*values, run_id))
 
     def restore_run(self, run: dict[str, Any], events: Iterable[Event]) -> str:
         """Insert a whole finished run as recorded elsewhere: its row and its events, verbatim.
@@ -413,18 +479,21 @@ class TraceStore:
             raise StoreError("a restored run needs a run_id")
         if row["status"] not in FINAL_STATUSES:
             raise StoreError(f"run {row['run_id']}: status {row['status']!r} is not a final run status")
+        for col in ("task", "agent", "model", "error", "batch_id"):
+            row[col] = _str(row[col])
         row["is_human"] = int(bool(row["is_human"]))
         row["created_at"] = row["created_at"] if row["created_at"] is not None else time.time()
         row["owner"] = None
         row["config"] = redact(dumps(row["config"] or {}))
         rows, score_rows = [], []
-        for i, ev in enumerate(events):
+        events = list(events)
+        payloads = redact_all([dumps(ev.attrs) for ev in events])
+        for i, (ev, attrs) in enumerate(zip(events, payloads)):
             if ev.run_id != row["run_id"] or ev.seq != i:
                 raise StoreError(f"run {row['run_id']}: event {i} has run {ev.run_id!r} seq {ev.seq}; "
                                  f"expected run {row['run_id']!r} seq {i}")
             ev.kind = ev.kind.value if isinstance(ev.kind, EventKind) else ev.kind
-            rows.append((ev.run_id, ev.seq, ev.ts, ev.elapsed, ev.kind, ev.span_id, ev.parent_id, ev.agent,
-                         redact(dumps(ev.attrs))))
+            rows.append((ev.run_id, ev.seq, ev.ts, ev.elapsed, ev.kind, ev.span_id, ev.parent_id, ev.agent, attrs))
             if ev.kind == EventKind.SCORE.value:
                 score_rows.append(_score_row(ev))
         with self._write() as conn:
@@ -492,10 +561,11 @@ class TraceStore:
         if not events:
             return events
         now = time.time()
+        payloads = redact_all([dumps(ev.attrs) for ev in events])
         with self._write() as conn:
             next_seq: dict[str, int] = {}
             rows, score_rows = [], []
-            for ev in events:
+            for ev, attrs in zip(events, payloads):
                 seq = next_seq.get(ev.run_id)
                 if seq is None:
                     seq = conn.execute(
@@ -507,8 +577,7 @@ class TraceStore:
                     ev.ts = now
                 kind = ev.kind.value if isinstance(ev.kind, EventKind) else ev.kind
                 ev.kind = kind
-                rows.append((ev.run_id, seq, ev.ts, ev.elapsed, kind, ev.span_id, ev.parent_id,
-                             ev.agent, redact(dumps(ev.attrs))))
+                rows.append((ev.run_id, seq, ev.ts, ev.elapsed, kind, ev.span_id, ev.parent_id, ev.agent, attrs))
                 if kind == EventKind.SCORE.value:
                     score_rows.append(_score_row(ev))
             conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)", rows)
@@ -607,7 +676,8 @@ def _score_row(ev: Event) -> tuple:
 
 
 def _str(v: Any) -> str | None:
-    return None if v is None else str(v)
+    """A descriptive run column as stored: text, secrets redacted (a model name may hold a URL with a key)."""
+    return None if v is None else redact(str(v))
 
 
 def _run_dict(row: tuple) -> dict[str, Any]:

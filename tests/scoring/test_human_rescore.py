@@ -39,7 +39,7 @@ def test_import_csv_and_jsonl_grades(store, tmp_path):
 def test_bad_grades_name_the_row_and_record_nothing(store, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("grader,item,value\nalice,q1,4\nalice,q2,excellent\n")
-    with pytest.raises(ScoringError, match=r"bad.csv: row 2: value 'excellent' is not a number"):
+    with pytest.raises(ScoringError, match=r"bad.csv:3: field 'value': 'excellent' is not a number"):
         import_grades(store, bad)
     (tmp_path / "headers.csv").write_text("who,what,value\nalice,q1,4\n")
     with pytest.raises(ScoringError, match=r"need columns grader, item .*missing \['grader', 'item'\]"):
@@ -73,3 +73,11 @@ def test_rescore_stored_runs_without_rerunning(store):
     assert runs.loc["t1", "score.normalized_match"] == 1.0
     with pytest.raises(ScoringError, match=r"re-scoring run \w+ \(task 't1'\)"):
         rescore(store, get_scorer("numeric"), target={"t1": "not a number"})
+
+
+def test_grades_csv_with_a_byte_order_mark(store, tmp_path):
+    """Spreadsheets save CSV with a BOM; the header still reads ``grader``."""
+    f = tmp_path / "excel.csv"
+    f.write_bytes("\ufeffgrader,item,value\nalice,q1,4\n".encode())
+    import_grades(store, f)
+    assert store.scores_frame().value.tolist() == [4.0]

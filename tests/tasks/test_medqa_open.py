@@ -66,7 +66,7 @@ def test_bad_lines_name_file_and_line(tmp_path):
     with pytest.raises(TaskSpecError, match=r"medqa_open_dev.jsonl:2: .*non-empty"):
         load_medqa_open(p)
     p.write_text(json.dumps(good) + "\n{oops\n")
-    with pytest.raises(TaskSpecError, match=r":2: invalid JSON"):
+    with pytest.raises(TaskSpecError, match=r":2: not JSON"):
         load_tasks(p)
     p.write_text(json.dumps({k: v for k, v in good.items() if k != "meta_info"}) + "\n")
     with pytest.raises(TaskSpecError, match=r":1: missing field\(s\) \['meta_info'\]"):

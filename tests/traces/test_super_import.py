@@ -113,7 +113,7 @@ def test_bad_metrics_file_names_it_and_imports_nothing(tmp_path, trajectories):
     with pytest.raises(TraceImportError, match=r"cet/metrics.json: metric 'output_match' is 'yes'"):
         import_super(store, config)
     bad.write_text("{")
-    with pytest.raises(TraceImportError, match=r"cet/metrics.json: not JSON"):
+    with pytest.raises(TraceImportError, match=r"cet/metrics.json:1: not JSON"):
         import_super(store, config)
     assert store.list_runs() == [] and store.count_events() == 0
     (tmp_path / "empty" / "sub").mkdir(parents=True)

@@ -12,18 +12,20 @@ kept in the config, not used as elapsed time.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt, StrictStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError, field_validator, model_validator,
+)
 
+from lab.traces.files import iter_lines, parse_json
 from lab.traces.jsonl import validation_message
 from lab.traces.schema import Event, EventKind, RunStatus, Score
-from lab.traces.store import TraceImportError, TraceStore, score_event
+from lab.traces.store import StoreError, TraceImportError, TraceStore, score_event
 
 SOURCE = "metr"
 HUMAN_ALIAS = "human"
@@ -31,20 +33,24 @@ _Number = StrictInt | StrictFloat
 
 
 class MetrRow(BaseModel):
-    """One row of a METR-style run table (extra columns are allowed and kept)."""
+    """One row of a METR-style run table (extra columns are allowed and kept).
 
-    model_config = ConfigDict(extra="allow")
+    Numbers must be finite; ``human_minutes`` and ``time_limit`` not negative; ``score_binarized`` 0 or 1; a
+    run may not complete before it started.
+    """
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     run_id: StrictStr | StrictInt
-    task_id: StrictStr
+    task_id: StrictStr = Field(min_length=1)
     task_family: StrictStr | None = None
     alias: StrictStr | None = None
     model: StrictStr | None = None
     score: _Number | None
-    score_binarized: _Number | None = None
-    time_limit: _Number | None = None
+    score_binarized: Literal[0, 1] | None = None
+    time_limit: Annotated[_Number, Field(ge=0)] | None = None
     started_at: _Number | StrictStr | None = None
     completed_at: _Number | StrictStr | None = None
-    human_minutes: _Number | None = None
+    human_minutes: Annotated[_Number, Field(ge=0)] | None = None
 
     @field_validator("started_at", "completed_at")
     @classmethod
@@ -57,6 +63,12 @@ class MetrRow(BaseModel):
             except ValueError as e:
                 raise ValueError(f"{v!r} is not an ISO 8601 time") from e
         return v / 1000.0 if v > 1e11 else float(v)  # METR tables hold milliseconds
+
+    @model_validator(mode="after")
+    def _in_order(self) -> MetrRow:
+        if self.started_at is not None and self.completed_at is not None and self.completed_at < self.started_at:
+            raise ValueError(f"completed_at is {self.started_at - self.completed_at:.0f} s before started_at")
+        return self
 
 
 def _elapsed(row: MetrRow, is_human: bool) -> float | None:
@@ -100,23 +112,16 @@ def read_rows(path: str | os.PathLike[str]) -> list[MetrRow]:
         TraceImportError: The file is missing or a row is malformed (message names file and line).
     """
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise TraceImportError(f"cannot read {path}: {e.strerror}") from e
-    except UnicodeDecodeError as e:
-        raise TraceImportError(f"{path}: not UTF-8 text") from e
     rows, seen = [], {}
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+    for lineno, line in iter_lines(path):
         where = f"{path}:{lineno}"
+        obj = parse_json(line, path, lineno)
+        if not isinstance(obj, dict):
+            raise TraceImportError(f"{where}: expected a JSON object (one run per line), got {type(obj).__name__}")
         try:
-            row = MetrRow.model_validate(json.loads(line))
-        except json.JSONDecodeError as e:
-            raise TraceImportError(f"{where}: not JSON ({e.msg} at column {e.colno})") from e
+            row = MetrRow.model_validate(obj)
         except ValidationError as e:
-            raise TraceImportError(f"{where}: {validation_message(e)}") from e
+            raise TraceImportError(f"{where}: {validation_message(e)}") from None
         rid = str(row.run_id)
         if rid in seen:
             raise TraceImportError(f"{where}: run_id {rid} repeats line {seen[rid]}")
@@ -142,5 +147,10 @@ def import_metr(store: TraceStore, path: str | os.PathLike[str]) -> list[str]:
         StoreError: A run id exists already; nothing was written.
     """
     runs = [row_run(row) for row in read_rows(path)]
-    with store.transaction():
-        return [store.restore_run(run, events) for run, events in runs]
+    try:
+        with store.transaction():
+            return [store.restore_run(run, events) for run, events in runs]
+    except StoreError as e:
+        if "already exists" not in str(e):
+            raise
+        raise TraceImportError(f"{path}: field 'run_id': {e}; nothing was imported") from None

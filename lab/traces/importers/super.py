@@ -14,7 +14,6 @@ offset from the first step, and ``elapsed`` is the offset of the step's end.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import re
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab.traces.files import read_json
 from lab.traces.schema import DURATION, TOOL_NAME, Event, EventKind, Score
 from lab.traces.store import TraceImportError, TraceStore, score_event
 
@@ -58,19 +58,20 @@ class Trajectory:
     steps: list[Step] = field(default_factory=list)
 
 
-def _text(source: str | list[str]) -> str:
-    return "".join(source) if isinstance(source, list) else source
+def _text(source: Any) -> str:
+    return "".join(map(str, source)) if isinstance(source, list) else str(source)
 
 
 def _outputs(outputs: list[dict[str, Any]]) -> str:
     parts = []
     for out in outputs:
+        data = out.get("data")
         if "text" in out:
             parts.append(_text(out["text"]))
-        elif "data" in out and "text/plain" in out["data"]:
-            parts.append(_text(out["data"]["text/plain"]))
-        elif "traceback" in out:
-            parts.append("\n".join(out["traceback"]))
+        elif isinstance(data, dict) and "text/plain" in data:
+            parts.append(_text(data["text/plain"]))
+        elif isinstance(out.get("traceback"), list):
+            parts.append("\n".join(map(str, out["traceback"])))
     return "".join(parts)
 
 
@@ -81,16 +82,20 @@ def parse_history(path: str | os.PathLike[str]) -> Trajectory:
         TraceImportError: The file is not a notebook (message names it).
     """
     path = Path(path)
-    try:
-        nb = json.loads(path.read_text(encoding="utf-8"))
-        cells = nb["cells"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise TraceImportError(f"{path}: not a readable notebook ({e})") from e
+    nb = read_json(path)
+    cells = nb.get("cells") if isinstance(nb, dict) else None
+    if not isinstance(cells, list):
+        raise TraceImportError(f"{path}: not a notebook (no list of 'cells')")
     traj = Trajectory()
     step: Step | None = None
     for i, cell in enumerate(cells):
-        if not isinstance(cell, dict) or "source" not in cell:
-            raise TraceImportError(f"{path}: cell {i} has no source")
+        if not isinstance(cell, dict) or not isinstance(cell.get("source"), (str, list)):
+            raise TraceImportError(f"{path}: field 'cells.{i}.source': missing or not text")
+        if isinstance(cell["source"], list) and not all(isinstance(x, str) for x in cell["source"]):
+            raise TraceImportError(f"{path}: field 'cells.{i}.source': not a list of text lines")
+        outputs = cell.get("outputs") or []
+        if not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs):
+            raise TraceImportError(f"{path}: field 'cells.{i}.outputs': not a list of objects")
         src = _text(cell["source"])
         if cell.get("cell_type") == "code":
             if step is None:
@@ -117,17 +122,12 @@ def parse_history(path: str | os.PathLike[str]) -> Trajectory:
 
 
 def _metrics(path: Path) -> dict[str, float | None]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise TraceImportError(f"cannot read {path}: {e.strerror}") from e
-    except ValueError as e:
-        raise TraceImportError(f"{path}: not JSON ({e})") from e
+    data = read_json(path)
     if not isinstance(data, dict):
         raise TraceImportError(f"{path}: expected an object of metric name to number")
     for k, v in data.items():
         if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v)):
-            raise TraceImportError(f"{path}: metric {k!r} is {v!r}, not a number or null")
+            raise TraceImportError(f"{path}: metric {k!r} is {v!r}, not a finite number or null")
     return data
 
 
