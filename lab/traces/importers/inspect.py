@@ -145,7 +145,8 @@ def _human_expert(log: Any, sample: Any) -> tuple[bool, str | None]:
     steps = log.plan.steps if log.plan else []
     solvers = {s.solver for s in steps} | {str(log.eval.solver or "")}
     store = sample.store or {}
-    human = bool(solvers & HUMAN_SOLVERS) or any(k.startswith(_HUMAN_STATE) for k in store)
+    human = (bool(solvers & HUMAN_SOLVERS) or any(k.startswith(_HUMAN_STATE) for k in store)
+             or (sample.metadata or {}).get("is_human") is True)  # a lab run exported as an Inspect log
     if not human:
         return False, None
     for meta in (sample.metadata or {}, log.eval.metadata or {}):
@@ -296,6 +297,9 @@ def sample_run(path: Path, log: Any, sample: Any) -> tuple[dict[str, Any], list[
     end_ts = end_ts or start + elapsed
     agent = "human" if human else f"{SOURCE}:{_solver(log)}"
     model = (f"human:{expert}" if expert else "human") if human else spec.model
+    meta = sample.metadata or {}
+    if (spec.metadata or {}).get("exported_by") == "expertlab":  # lab runs coming back: same task, agent, model
+        task, agent, model = str(sample.id), meta.get("agent") or agent, meta.get("model") or model
     prompt = sample.input if isinstance(sample.input, str) else "\n".join(
         _text(m.content) for m in sample.input if m.role == "user")
     limits = {k: getattr(spec.config, k, None) for k in ("working_limit", "time_limit", "message_limit",
