@@ -80,6 +80,8 @@ def test_json_logs_and_human_agent_samples(store, logs):
         final = scores[scores["final"]]
         assert list(final["value"]) == [1.0 if s.scores["match"].value == "C" else 0.0]
         assert (~scores["final"]).sum() == 1  # the `task score` check while working
+        (session,) = store.events(run["run_id"], kinds=["human_action"])
+        assert session.attrs["content"] == s.store["HumanAgentState:logs"]["bash.log"]
     assert {r["model"] for r in runs.values() if r["is_human"]} == {"human:alice", "human:bob"}
 
 
@@ -128,3 +130,16 @@ def test_bad_files_are_one_line_and_import_nothing(store, logs, tmp_path, lab):
     with pytest.raises(StoreError, match="already exists"):
         import_inspect(store, [logs["json"], logs["agent"]])  # all or nothing: the json log's runs neither
     assert len(store.list_runs()) == 6
+
+
+def test_a_sample_that_errored_is_a_failed_run(store, logs, tmp_path):
+    from inspect_ai.log import EvalError, write_eval_log
+
+    log = read_eval_log(str(logs["json"]))
+    log.eval.eval_id = "errored"
+    log.samples[1].error = EvalError(message="RuntimeError: sandbox died", traceback="tb", traceback_ansi="tb")
+    write_eval_log(log, str(tmp_path / "errored.eval"))
+    import_inspect(store, tmp_path / "errored.eval")
+    status = {r["task"]: (r["status"], r["error"]) for r in store.list_runs()}
+    assert status[f"arith/{log.samples[1].id}"] == ("failed", "RuntimeError: sandbox died")
+    assert sum(s == "done" for s, _ in status.values()) == 2

@@ -12,7 +12,7 @@ Timing: events' ``elapsed`` is Inspect's ``working_start`` (working time, waits 
 sandboxes excluded); a run's ``elapsed`` is the sample's ``working_time``, else its ``total_time``. A sample
 solved by ``human_agent``/``human_cli`` is a human run (``agent="human"``, ``model="human:<expert>"``)
 timed by the human agent's own clock (``HumanAgentState`` time, pauses excluded), its ``task score``
-checks as intermediate scores; the expert's name comes from the sample's or eval's metadata
+checks as intermediate scores and its recorded terminal sessions as ``human_action`` events; the expert's name comes from the sample's or eval's metadata
 (``expert``, ``human``, ``annotator``, ``user``), else from the agent's ``user`` parameter.
 
 Needs the ``inspect`` extra (``pip install 'expertlab[inspect]'``).
@@ -323,6 +323,9 @@ def sample_run(path: Path, log: Any, sample: Any) -> tuple[dict[str, Any], list[
     for ev in sample.events or []:
         _add_event(r, ev)
     if human:
+        for file, text in (store.get(f"{_HUMAN_STATE}logs") or {}).items():  # the recorded terminal session
+            r.add(EventKind.HUMAN_ACTION, {"lab.action": "session_log", "file.path": file, "content": _clip(text)},
+                  ts=end_ts, elapsed=elapsed)
         names = list(sample.scores or {}) or ["task_score"]
         for sc in store.get(f"{_HUMAN_STATE}scorings") or []:  # `task score` checks while working
             t = min(float(sc.get("time", 0.0)), elapsed)

@@ -53,7 +53,8 @@ def human_log(src: str, dst: str) -> None:
                     {"time": round(secs * 0.6, 1), "scores": [{"value": "I", "answer": "?"}]}],
                 "HumanAgentState:logs": {"bash.log": f"$ python3 -c 'print({s.target})'\n{s.target}\n"},
             }
-            h.events = [e for e in h.events if e.event in ("span_begin", "span_end", "sample_init")]
+            init = {e.id for e in h.events if e.event == "span_begin" and e.name == "init"}
+            h.events = [e for e in h.events if getattr(e, "id", None) in init or e.span_id in init]  # no agent steps
             h.model_usage, h.total_time, h.working_time = {}, secs + 5.0, secs
             if h.started_at:
                 h.completed_at = (datetime.fromisoformat(str(h.started_at)) + timedelta(seconds=secs + 5.0)).isoformat()
