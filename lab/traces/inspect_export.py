@@ -68,7 +68,7 @@ def run_sample(store: TraceStore, run: dict[str, Any], epoch: int) -> Any:
     prompt = str(cfg.get("prompt") or cfg.get("question") or run["task"] or "")
     events = store.events(run["run_id"])
     t0 = run["created_at"]
-    answer, last_call, samples_events = None, None, []
+    answer, last_call, sample_events = None, None, []
     usage: dict[str, ModelUsage] = {}
     results = {e.attrs.get(schema.TOOL_CALL_ID): e for e in events if e.kind == EventKind.TOOL_RESULT.value}
     for ev in events:
@@ -87,18 +87,18 @@ def run_sample(store: TraceStore, run: dict[str, Any], epoch: int) -> Any:
             output = ModelOutput.from_content(model, out_msg.text)
             output.choices[0].message = out_msg
             output.usage = u
-            samples_events.append(ModelEvent(model=model, input=_messages(a.get("gen_ai.input.messages") or []),
+            sample_events.append(ModelEvent(model=model, input=_messages(a.get("gen_ai.input.messages") or []),
                                              tools=[], tool_choice="auto", config=GenerateConfig(), output=output,
                                              working_time=a.get(schema.LATENCY), **when))
         elif ev.kind == EventKind.TOOL_CALL.value:
             res = results.get(a.get(schema.TOOL_CALL_ID))
-            samples_events.append(ToolEvent(
+            sample_events.append(ToolEvent(
                 id=str(a.get(schema.TOOL_CALL_ID) or f"call_{ev.seq}"), function=str(a.get(schema.TOOL_NAME)),
                 arguments=a.get("lab.arguments") if isinstance(a.get("lab.arguments"), dict) else {},
                 result=str(res.attrs.get("content", "")) if res is not None else "",
                 working_time=res.attrs.get(schema.DURATION) if res is not None else None, **when))
         elif ev.kind == EventKind.SCORE.value:
-            samples_events.append(ScoreEvent(
+            sample_events.append(ScoreEvent(
                 score=IScore(value=a.get(schema.EVAL_SCORE) if a.get(schema.EVAL_SCORE) is not None
                              else (a.get(schema.EVAL_LABEL) or 0)),
                 scorer=a.get(schema.EVAL_NAME), intermediate=not a.get("lab.score.final", True), **when))
@@ -126,7 +126,7 @@ def run_sample(store: TraceStore, run: dict[str, Any], epoch: int) -> Any:
     output = ModelOutput.from_content(str(run["model"] or "unknown"), "" if answer is None else str(answer))
     return EvalSample(
         id=str(run["task"] or run["run_id"]), epoch=epoch, input=prompt, target=str(cfg.get("target") or ""),
-        messages=messages, output=output, scores=scores, metadata=meta, events=samples_events,
+        messages=messages, output=output, scores=scores, metadata=meta, events=sample_events,
         model_usage=usage, started_at=_iso(t0), completed_at=_iso(end), total_time=round(end - t0, 3),
         working_time=None if run["elapsed"] is None else round(run["elapsed"], 3),
     )
