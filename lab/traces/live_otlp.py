@@ -16,6 +16,7 @@ after-the-fact export stretches it to its last child).
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import sys
 import threading
@@ -150,6 +151,12 @@ class LiveOTLP:
         self._closed = LiveReport(self.endpoint, self._queued, e.sent, self._queued - e.sent, e.last_error)
         return self._closed
 
+
+def _quiet_queue_full(record: logging.LogRecord) -> bool:
+    return "Queue full" not in record.getMessage()  # such drops are counted and reported instead
+
+
+logging.getLogger("opentelemetry.sdk._shared_internal").addFilter(_quiet_queue_full)
 
 _live: LiveOTLP | None = None
 _live_lock = threading.Lock()
