@@ -3,7 +3,9 @@
 One table maps each provider to its OpenAI-compatible Chat Completions endpoint and the environment
 variables its API key is read from. Every provider here has such an endpoint (Anthropic's and Google's
 are their OpenAI-compatibility layers), so all of them go through :class:`~lab.models.OpenAIModel`, which
-keeps retries, endpoint failover, tool-call validation and recording the same for every provider.
+keeps retries, endpoint failover, tool-call validation and recording the same for every provider. (The
+official ``openai`` client was weighed and not used: its retries happen inside one call, so failed attempts
+could not be recorded or sent to another endpoint, and the lab's agents do not stream.)
 
 The base URL is, first to last: ``<provider>:<model>@<url>[,<url>...]``, the ``base_url=`` option,
 ``$LAB_PROVIDER_BASE_URL_<PROVIDER>`` (``openai`` also reads ``$LAB_OPENAI_BASE_URL`` and
