@@ -1,4 +1,4 @@
-"""``lab import super|metr PATH``: runs recorded by other harnesses, as finished runs in the store."""
+"""``lab import super|metr|inspect PATH``: runs recorded by other harnesses, as finished runs in the store."""
 
 from __future__ import annotations
 
@@ -33,6 +33,18 @@ def import_metr(
 
     ids = run_import(open_store(store, create=True), file)
     typer.echo(f"imported {len(ids)} METR runs from {file}")
+
+
+@import_app.command("inspect")
+def import_inspect(
+    logs: list[Path] = typer.Argument(..., help="Inspect eval logs (.eval or .json)."),
+    store: Path = StoreOption,
+) -> None:
+    """Inspect AI eval logs: one run per sample and epoch; human_agent samples as human expert runs."""
+    from lab.traces.importers.inspect import import_inspect as run_import
+
+    ids = run_import(open_store(store, create=True), logs)
+    typer.echo(f"imported {len(ids)} Inspect runs from {len(logs)} log{'s' if len(logs) != 1 else ''}")
 
 
 def register(app: typer.Typer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -17,12 +18,17 @@ def run_experiment(
     executor: str = typer.Option("local", "--executor", help="Where runs execute: local (threads here) or ray."),
     address: str = typer.Option(None, "--address", help="Ray cluster address HOST:PORT (default: $RAY_ADDRESS "
                                 "or the cluster running on this machine)."),
+    otlp: str = typer.Option(None, "--otlp", help="Stream spans live to this OTLP/HTTP collector "
+                             "(default: $LAB_OTLP_ENDPOINT)."),
 ) -> None:
     """Run an experiment; a rerun skips finished combinations and resumes interrupted ones."""
     from lab.executors import get_executor
     from lab.experiment import Experiment
     from lab.runner import Runner
+    from lab.traces import live_otlp
 
+    if otlp:
+        os.environ["LAB_OTLP_ENDPOINT"] = otlp  # read by every run recorder (lab.traces.live_otlp)
     exp = Experiment.from_yaml(experiment)
     st = open_store(store, create=True)
     runner = Runner(st, concurrency=concurrency, progress=progress, executor=get_executor(executor, address=address))
@@ -34,6 +40,8 @@ def run_experiment(
                    f"{o.stop_reason or o.error or ''}  answer={answer!r}  {scores}")
     counts = {s: batch.count(s) for s in ("done", "skipped", "failed", "interrupted", "unavailable")}
     typer.echo(" ".join(f"{k}={v}" for k, v in counts.items() if v) + f"  store={st.path}")
+    if (report := live_otlp.finish()) is not None:
+        typer.echo(report.line(), err=True)
     if counts["failed"]:
         raise typer.Exit(1)
 

@@ -71,6 +71,7 @@ def export_runs(
     out: Path = typer.Option(None, "-o", "--output", help="JSONL file to write (default: standard output)."),
     otlp: str = typer.Option(None, "--otlp", help="Send as OpenTelemetry spans to this OTLP/HTTP endpoint."),
     force: bool = typer.Option(False, "--force", help="Replace the output file if it exists (never a store)."),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl, or inspect: one Inspect eval log (-o FILE.eval)."),
     store: Path = StoreOption,
 ) -> None:
     """Export whole runs as JSONL (or as OTLP spans with --otlp)."""
@@ -80,7 +81,16 @@ def export_runs(
         jsonl.refuse_overwrite(out, force=force)  # before any work
     st = open_store(store)
     ids = run_ids or [r["run_id"] for r in st.list_runs() if r["status"] != RunStatus.RUNNING.value]
-    if otlp:
+    if fmt == "inspect":
+        from lab.traces import inspect_export
+
+        if out is None:
+            raise typer.BadParameter("--format inspect needs -o FILE.eval (or FILE.json)")
+        n = inspect_export.export_file(st, ids, out)
+        typer.echo(f"wrote {n} runs to {out} (an Inspect eval log)", err=True)
+    elif fmt != "jsonl":
+        raise typer.BadParameter(f"--format is jsonl or inspect, not {fmt!r}")
+    elif otlp:
         from lab.traces import otlp as otlp_export
 
         n = otlp_export.export_runs(st, ids, otlp_export.otlp_http_exporter(otlp))

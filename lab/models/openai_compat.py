@@ -35,7 +35,7 @@ class OpenAIModel:
     Args:
         model: The server's model name.
         base_urls: Endpoints (``.../v1``); default ``$LAB_OPENAI_BASE_URL``, ``$OPENAI_BASE_URL`` or OpenAI's.
-        api_key: Bearer key; default ``$LAB_OPENAI_API_KEY`` or ``$OPENAI_API_KEY`` (none for local servers).
+        api_key: Bearer key; default ``$LAB_OPENAI_API_KEY`` or ``$OPENAI_API_KEY``; ``""`` sends none.
             It is registered as a secret, so it never reaches events or logs.
         timeout: Seconds per request.
         retries: Further attempts after a retryable failure (429, 5xx, connection error, timeout,
@@ -62,7 +62,8 @@ class OpenAIModel:
         self.model = model
         self.name = name or f"openai:{model}"
         self.base_urls = urls
-        key = api_key or os.environ.get("LAB_OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY")
+        key = api_key if api_key is not None else (
+            os.environ.get("LAB_OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY"))  # "": send no key
         register_secret(key)
         for u in urls:
             register_url_secrets(u)

@@ -8,11 +8,13 @@ from typing import Any
 
 from lab.models.base import ChatModel
 from lab.models.errors import ModelNotFound
+from lab.models.providers import PROVIDERS, provider_model
 
 _cache: dict[tuple, ChatModel] = {}
 _lock = threading.Lock()
 
-FORMS = ("smollm2", "hf:<local dir or .gguf file>", "openai:<model>@<base_url>", "scripted:<file.json|yaml>",
+FORMS = ("smollm2", "hf:<local dir or .gguf file>", "<provider>:<model>[@<base_url>] (provider: "
+         + "|".join(PROVIDERS) + ")", "scripted:<file.json|yaml>",
          "scripted:<traces.db>#<run_id>")
 
 
@@ -22,8 +24,9 @@ def load_model(name: str, **options: Any) -> ChatModel:
     Local models are loaded once per process and shared (so concurrent agents batch together).
 
     Args:
-        name: ``smollm2`` (the embedded default), ``hf:<dir or .gguf>``, ``openai:<model>@<base_url>``
-            (several URLs separated by ``,`` spread the load), ``scripted:<file>`` (JSON/YAML script) or
+        name: ``smollm2`` (the embedded default), ``hf:<dir or .gguf>``, ``<provider>:<model>[@<base_url>]``
+            for ``openai``, ``anthropic``, ``google``, ``ollama`` ... (:mod:`lab.models.providers`; several
+            URLs separated by ``,`` spread the load), ``scripted:<file>`` (JSON/YAML script) or
             ``scripted:<traces.db>#<run_id>`` (exact replay of a recorded run).
         **options: Passed to the backend's constructor (e.g. ``api_key=``, ``timeout=``, ``max_batch=``).
 
@@ -45,13 +48,8 @@ def load_model(name: str, **options: Any) -> ChatModel:
         if not path.exists():
             raise ModelNotFound(f"model {name!r}: no such file or directory {path}")
         return _shared(("hf", str(path.resolve()), _key(options)), lambda: _hf(path, name=name, **options))
-    if kind == "openai" and rest:
-        from lab.models.openai_compat import OpenAIModel
-
-        model, at, urls = rest.partition("@")
-        if not model:
-            raise ModelNotFound(f"model {name!r}: expected openai:<model>@<base_url>")
-        return OpenAIModel(model, base_urls=urls.split(",") if at else None, **options)
+    if kind in PROVIDERS and rest:  # openai:, anthropic:, google:, ollama: ... (lab.models.providers)
+        return provider_model(kind, rest, **options)
     if kind == "scripted" and rest:
         from lab.models.scripted import ScriptedModel
 

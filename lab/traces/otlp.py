@@ -101,23 +101,22 @@ def run_spans(store: TraceStore, run_id: str) -> list[ReadableSpan]:
     run = store.get_run(run_id)
     run_id = run["run_id"]
     events = store.events(run_id)
-    tid = trace_id(run_id)
-    root_id = _hash_id(f"lab-root:{run_id}", 64)
+    root = root_id(run_id)
 
     # span ids: the recorded 16-hex id where it is one and unique, else one derived from run and seq
     ids: dict[str, int] = {}
     ev_ids: list[int] = []
-    used = {root_id}
+    used = {root}
     for ev in events:
-        sid = _span_int(ev.span_id)
-        if sid is None or sid in used:
+        sid = event_span_id(run_id, ev)
+        if sid in used:
             sid = _hash_id(f"lab-span:{run_id}:{ev.seq}", 64)
         used.add(sid)
         ev_ids.append(sid)
         if ev.span_id and ev.span_id not in ids:
             ids[ev.span_id] = sid
-    parents = [ids.get(ev.parent_id, root_id) if ev.parent_id else root_id for ev in events]
-    parents = [root_id if p == s else p for p, s in zip(parents, ev_ids)]
+    parents = [ids.get(ev.parent_id, root) if ev.parent_id else root for ev in events]
+    parents = [root if p == s else p for p, s in zip(parents, ev_ids)]
 
     starts = [int(ev.ts * _NS) for ev in events]
     ends = {sid: start + int(_duration(ev.attrs) * _NS) for sid, start, ev in zip(ev_ids, starts, events)}
@@ -126,41 +125,64 @@ def run_spans(store: TraceStore, run_id: str) -> list[ReadableSpan]:
     root_start = int(run["created_at"] * _NS)
     if starts:
         root_start = min(root_start, min(starts))
-    root_end = max(ends.get(root_id, 0), int((run["finished_at"] or 0) * _NS), root_start)
+    root_end = max(ends.get(root, 0), int((run["finished_at"] or 0) * _NS), root_start)
 
-    def ctx(sid: int) -> SpanContext:
-        return SpanContext(tid, sid, is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    spans = [root_span(run, root_start, root_end)]
+    for ev, sid, parent, start in zip(events, ev_ids, parents, starts):
+        spans.append(event_span(run_id, ev, sid, parent, max(ends[sid], start)))
+    return spans
 
+
+def _ctx(run_id: str, sid: int) -> SpanContext:
+    return SpanContext(trace_id(run_id), sid, is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+
+
+def root_id(run_id: str) -> int:
+    """The span id of a run's root span."""
+    return _hash_id(f"lab-root:{run_id}", 64)
+
+
+def event_span_id(run_id: str, ev: Event) -> int:
+    """An event's span id: its recorded 16-hex id where it is one, else one derived from run and seq."""
+    return _span_int(ev.span_id) or _hash_id(f"lab-span:{run_id}:{ev.seq}", 64)
+
+
+def root_span(run: dict[str, Any], start_ns: int, end_ns: int) -> ReadableSpan:
+    """The root span of a run (its row as ``TraceStore.get_run`` returns it)."""
     root_attrs = {
-        "lab.run_id": run_id, "lab.task": run["task"], "gen_ai.agent.name": run["agent"],
+        "lab.run_id": run["run_id"], "lab.task": run["task"], "gen_ai.agent.name": run["agent"],
         schema.MODEL: run["model"], "lab.status": run["status"], "lab.is_human": run["is_human"],
         "lab.elapsed_s": run["elapsed"], "lab.seed": run["seed"], "lab.batch_id": run["batch_id"],
         "lab.config": dumps(run["config"]),
     }
     failed = run["status"] == "failed"
-    spans = [ReadableSpan(
-        name=f"run {run['task'] or run_id}", context=ctx(root_id), parent=None, resource=_RESOURCE,
-        attributes={k: _attr(v) for k, v in root_attrs.items() if v is not None},
+    return ReadableSpan(
+        name=f"run {run['task'] or run['run_id']}", context=_ctx(run["run_id"], root_id(run["run_id"])), parent=None,
+        resource=_RESOURCE, attributes={k: _attr(v) for k, v in root_attrs.items() if v is not None},
         kind=SpanKind.INTERNAL, instrumentation_scope=_SCOPE,
         status=Status(StatusCode.ERROR, run["error"] or "failed") if failed else Status(StatusCode.OK),
-        start_time=root_start, end_time=root_end,
-    )]
-    for ev, sid, parent, start in zip(events, ev_ids, parents, starts):
-        name, extra = _span_name(ev)
-        attrs = {k: _attr(v) for k, v in ev.attrs.items() if v is not None}
-        attrs.update({"lab.run_id": run_id, "lab.seq": ev.seq, "lab.kind": ev.kind,
-                      "lab.elapsed_s": ev.elapsed, **extra})
-        if ev.agent:
-            attrs.setdefault(schema.AGENT_NAME, ev.agent)
-        is_error = ev.kind == EventKind.ERROR.value
-        spans.append(ReadableSpan(
-            name=name, context=ctx(sid), parent=ctx(parent), resource=_RESOURCE, attributes=attrs,
-            kind=SpanKind.CLIENT if ev.kind == EventKind.MODEL_CALL.value else SpanKind.INTERNAL,
-            instrumentation_scope=_SCOPE,
-            status=Status(StatusCode.ERROR, str(ev.attrs.get("error.message", ""))) if is_error else Status(),
-            start_time=start, end_time=max(ends[sid], start),
-        ))
-    return spans
+        start_time=start_ns, end_time=end_ns,
+    )
+
+
+def event_span(run_id: str, ev: Event, sid: int, parent: int, end_ns: int | None = None) -> ReadableSpan:
+    """The span of one event (``end_ns`` defaults to its start plus its recorded duration)."""
+    name, extra = _span_name(ev)
+    attrs = {k: _attr(v) for k, v in ev.attrs.items() if v is not None}
+    attrs.update({"lab.run_id": run_id, "lab.seq": ev.seq, "lab.kind": ev.kind,
+                  "lab.elapsed_s": ev.elapsed, **extra})
+    if ev.agent:
+        attrs.setdefault(schema.AGENT_NAME, ev.agent)
+    is_error = ev.kind == EventKind.ERROR.value
+    start = int(ev.ts * _NS)
+    end = end_ns if end_ns is not None else start + int(_duration(ev.attrs) * _NS)
+    return ReadableSpan(
+        name=name, context=_ctx(run_id, sid), parent=_ctx(run_id, parent), resource=_RESOURCE, attributes=attrs,
+        kind=SpanKind.CLIENT if ev.kind == EventKind.MODEL_CALL.value else SpanKind.INTERNAL,
+        instrumentation_scope=_SCOPE,
+        status=Status(StatusCode.ERROR, str(ev.attrs.get("error.message", ""))) if is_error else Status(),
+        start_time=start, end_time=max(end, start),
+    )
 
 
 def otlp_http_exporter(endpoint: str, *, timeout: float = 10.0) -> SpanExporter:

@@ -5,6 +5,7 @@ It keeps the pause-free working clock and the current span, so nested work rende
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import traceback
@@ -66,6 +67,10 @@ class RunRecorder:
         self._local = threading.local()
         self._root_span = root_span
         self._finished = False
+        if os.environ.get("LAB_OTLP_ENDPOINT"):  # stream spans live to an OTLP collector
+            from lab.traces import live_otlp
+
+            live_otlp.attach(store)
 
     @classmethod
     def start(cls, store: TraceStore, config: dict[str, Any] | None = None, **run_fields: Any) -> RunRecorder:

@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from json.encoder import c_make_encoder, encode_basestring
 from pathlib import Path
@@ -182,6 +182,7 @@ class TraceStore:
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._listeners: list[Callable[[TraceStore, list[Event]], None]] = []
         if not readonly:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -583,7 +584,24 @@ class TraceStore:
             conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)", rows)
             if score_rows:
                 conn.executemany("INSERT INTO scores VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", score_rows)
+        for listener in self._listeners:
+            try:
+                listener(self, events)
+            except Exception:  # noqa: BLE001 - a listener (live telemetry) never fails a write
+                pass
         return events
+
+    def add_listener(self, listener: Callable[[TraceStore, list[Event]], None]) -> None:
+        """Call ``listener(store, events)`` after each append commits (once per listener; exceptions ignored)."""
+        with self._lock:
+            if listener not in self._listeners:
+                self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[TraceStore, list[Event]], None]) -> None:
+        """Stop calling ``listener``."""
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
 
     def add_score(self, run_id: str, score: Score, *, elapsed: float = 0.0, ts: float | None = None,
                   span_id: str | None = None, parent_id: str | None = None, agent: str | None = None) -> Event:

@@ -20,12 +20,13 @@ def completion(content: str = "", tool_calls: list[dict[str, Any]] | None = None
 
 
 class FakeServer:
-    """Serves ``replies`` in order (the last one repeats); records each request body and headers."""
+    """Serves ``replies`` in order (the last one repeats); records each request's body, headers and path."""
 
     def __init__(self, replies: list[tuple[int, Any, dict[str, str]]]) -> None:
         self.replies = list(replies)
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.paths: list[str] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -33,6 +34,7 @@ class FakeServer:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 outer.requests.append(json.loads(body))
                 outer.headers.append(dict(self.headers))
+                outer.paths.append(self.path)
                 status, payload, headers = outer.replies.pop(0) if len(outer.replies) > 1 else outer.replies[0]
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
