@@ -18,14 +18,18 @@ def run_experiment(
     address: str = typer.Option(None, "--address", help="Ray cluster address HOST:PORT (default: $RAY_ADDRESS "
                                 "or the cluster running on this machine)."),
 ) -> None:
-    """Run an experiment; a rerun skips finished combinations and resumes interrupted ones."""
+    """Run an experiment; a rerun skips finished combinations and resumes interrupted ones. Exits 1 when a run
+    failed or a scorer raised."""
     from lab.executors import get_executor
     from lab.experiment import Experiment
+    from lab.preflight import check_experiment
     from lab.runner import Runner
 
     exp = Experiment.from_yaml(experiment)
+    check_experiment(exp)  # before the store is opened: a bad experiment writes nothing
+    runner_executor = get_executor(executor, address=address)
     st = open_store(store, create=True)
-    runner = Runner(st, concurrency=concurrency, progress=progress, executor=get_executor(executor, address=address))
+    runner = Runner(st, concurrency=concurrency, progress=progress, executor=runner_executor)
     batch = runner.run(exp)
     for o in batch.outcomes:
         scores = " ".join(f"{k}={v:.3g}" if isinstance(v, (int, float)) else f"{k}=-" for k, v in o.scores.items())
@@ -34,7 +38,11 @@ def run_experiment(
                    f"{o.stop_reason or o.error or ''}  answer={answer!r}  {scores}")
     counts = {s: batch.count(s) for s in ("done", "skipped", "failed", "interrupted", "unavailable")}
     typer.echo(" ".join(f"{k}={v}" for k, v in counts.items() if v) + f"  store={st.path}")
-    if counts["failed"]:
+    bad = batch.errored
+    if bad:
+        scoring = sum(o.status != "failed" for o in bad)
+        typer.secho(f"error: {len(bad)} of {len(batch.outcomes)} runs failed or errored ({len(bad) - scoring} "
+                    f"failed, {scoring} with a scorer error); see `lab runs show RUN_ID`", fg="red", err=True)
         raise typer.Exit(1)
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from lab.sandbox import exec_server
 from lab.sandbox.base import ExecResult, SandboxError, SnapshotRef
 from lab.sandbox.common import BaseSandbox, make_result
+from lab.sandbox.factory import SANDBOX_BACKENDS
 from lab.sandbox.gc import OWNER_FILE, owner_labels
 from lab.sandbox.spec import SandboxSpec
 from lab.traces.recorder import RunRecorder
@@ -61,6 +62,7 @@ def _within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
+@SANDBOX_BACKENDS.register("local")
 class LocalSandbox(BaseSandbox):
     """A sandbox in a private local directory. Open it with :func:`lab.sandbox.open_sandbox`.
 
