@@ -225,7 +225,9 @@ class Experiment(_Strict):
         except FileNotFoundError:
             raise ExperimentError(f"no experiment file {p}") from None
         except UnicodeDecodeError as e:
-            raise ExperimentError(f"{p}: not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r})") from None
+            line = e.object[:e.start].count(b"\n") + 1
+            raise ExperimentError(f"{p}:{line}: not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r})") \
+                from None
         except OSError as e:
             raise ExperimentError(f"{p}: cannot read: {e.strerror or e}") from None
         try:
