@@ -74,6 +74,11 @@ class Registry(Generic[T]):
 
         return add if obj is None else add(obj)
 
+    def remove(self, name: str) -> None:
+        """Take ``name`` out (a plugin being reloaded, a test's temporary entry)."""
+        with self._lock:
+            self._entries.pop(name, None)
+
     def get(self, name: str) -> T:
         """The entry registered as ``name``.
 
