@@ -94,6 +94,9 @@ class Runner:
         The experiment is checked first (:func:`lab.preflight.check_experiment`): a bad task, loop, model,
         tool or scorer raises before anything runs.
 
+        Raises:
+            ExperimentError: The experiment's check failed (nothing was run or recorded).
+
         Ctrl-C pauses the running combinations at their next step (recorded as ``interrupted``, resumable
         by running the experiment again) and re-raises.
         """

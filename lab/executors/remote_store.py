@@ -77,6 +77,9 @@ class RemoteStore:
         self.path = Path(path)
         self.checkpointer = RemoteCheckpointer(sink)
 
+    def __reduce__(self) -> tuple:
+        return (RemoteStore, (self.sink, str(self.path)))  # the checkpointer is rebuilt where it lands
+
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         import ray
 
