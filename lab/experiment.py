@@ -212,6 +212,16 @@ class Experiment(_Strict):
     def batch_id(self) -> str:
         return f"exp:{self.name}"
 
+    @property
+    def source(self) -> str:
+        """Where the experiment came from (its file), for messages."""
+        return self._source
+
+    @property
+    def base_dir(self) -> Path:
+        """The directory task paths are relative to (the experiment file's)."""
+        return self._base_dir
+
     @classmethod
     def from_yaml(cls, path: str | Path) -> Experiment:
         """Read an experiment file.

@@ -32,7 +32,7 @@ def check_experiment(experiment: Experiment, *, models: bool = True) -> list[Tas
     Raises:
         ExperimentError: The first problem found, naming the experiment (its file) and the field.
     """
-    src = experiment._source
+    src = experiment.source
 
     def fail(field: str, e: Exception | str) -> ExperimentError:
         return ExperimentError(f"{src}: field '{field}': {e}")
@@ -40,7 +40,7 @@ def check_experiment(experiment: Experiment, *, models: bool = True) -> list[Tas
     tasks_by_selector: list[list[Task]] = []
     for i, sel in enumerate(experiment.tasks):
         try:
-            tasks = sel.load(experiment._base_dir)
+            tasks = sel.load(experiment.base_dir)
         except LabError as e:
             raise fail(f"tasks.{i}", e) from None
         if not tasks:
