@@ -236,7 +236,7 @@ class Experiment(_Strict):
             raise ExperimentError(f"no experiment file {p}") from None
         except UnicodeDecodeError as e:
             line = e.object[:e.start].count(b"\n") + 1
-            raise ExperimentError(f"{p}:{line}: not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r})") \
+            raise ExperimentError(f"{p}:{line}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start})") \
                 from None
         except OSError as e:
             raise ExperimentError(f"{p}: cannot read: {e.strerror or e}") from None

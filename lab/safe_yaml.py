@@ -36,7 +36,7 @@ def load_yaml(text: str, source: str) -> Any:
         line = f":{mark.line + 1}" if mark is not None else ""
         raise YamlInputError(f"{source}{line}: invalid YAML: {getattr(e, 'problem', None) or e}") from None
     except RecursionError:
-        raise YamlInputError(f"{source}: nesting deeper than {MAX_DEPTH} levels") from None
+        raise YamlInputError(f"{source}: nested too deeply to read") from None
     if node is None:
         return None
     _check(node, source)
@@ -50,7 +50,7 @@ def _check(root: yaml.Node, source: str) -> None:
     while stack:
         node, depth, children_done = stack.pop()
         if depth > MAX_DEPTH:
-            raise YamlInputError(f"{source}:{node.start_mark.line + 1}: nesting deeper than {MAX_DEPTH} levels")
+            raise YamlInputError(f"{source}:{node.start_mark.line + 1}: nested more than {MAX_DEPTH} levels deep")
         if id(node) in sizes:
             continue
         kids = _children(node)

@@ -38,12 +38,12 @@ EXPECTED = {
     "unknown_task_id.yaml": ["field 'tasks.0'", "['no-such-task'] not found in chem-tools"],
     "task_without_suite_or_path.yaml": ["field 'tasks.0'", "exactly one of 'suite' or 'path'"],
     "missing_task_file.yaml": ["field 'tasks.0'", "no_such_tasks.yaml"],
-    "latin1_not_utf8.yaml": [":1: not UTF-8 text (byte 9"],
+    "latin1_not_utf8.yaml": [":1: not UTF-8 text (byte 0xe9 at offset 9)"],
     "empty.yaml": ["empty experiment file"],
     "list_not_mapping.yaml": ["an experiment is a mapping"],
     "invalid_yaml.yaml": [":3: invalid YAML"],
     "alias_bomb.yaml": ["aliases are expanded (an alias bomb?)"],
-    "deep_nesting.yaml": ["nesting deeper than 64 levels"],
+    "deep_nesting.yaml": ["nested more than 64 levels deep"],
 }
 
 
