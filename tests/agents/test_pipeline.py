@@ -72,3 +72,33 @@ def test_lab_run_exits_1_when_a_scorer_raises(exploding_scorer, tmp_path, capsys
     assert out.startswith("done ") and "done=1" in out
     assert err.strip() == ("error: 1 of 1 runs failed or errored (0 failed, 1 with a scorer error); "
                            "see `lab runs show RUN_ID`")
+
+
+@pytest.mark.parametrize("budgets", [None, {"steps": 2}, {"tokens": 500, "working_time_s": 60.0}])
+def test_combination_keys_are_those_of_earlier_versions(budgets):
+    """Stores written before budgets became :class:`Limits` keep their keys, so a rerun still skips done runs."""
+    import hashlib
+    import json
+
+    exp = Experiment.from_dict({**EXP, **({"budgets": budgets} if budgets else {})})
+    (combo,) = exp.combos()
+    old_budgets = {"steps": None, "tokens": None, "wall_time_s": None, "working_time_s": None, **(budgets or {})}
+    payload = {"experiment": exp.name, "task": combo.task.key, "loop": combo.loop.model_dump(), "model": "m",
+               "seed": 0, "budgets": old_budgets, "sampling": exp.sampling.model_dump()}
+    assert combo.key(exp) == hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def test_loop_limits_are_defaults_then_task_then_experiment():
+    from lab.limits import Limits
+    from lab.pipeline import build_agent
+
+    exp = Experiment.from_dict({**EXP, "budgets": {"tokens": 900}})
+    (combo,) = exp.combos()
+    task = combo.task.model_copy(update={"budgets": Limits(steps=7, tokens=100, working_time_s=5.0)})
+    react = build_agent(combo.loop, answer("m"), task, budgets=exp.budgets)
+    assert (react.limits.steps, react.limits.tokens, react.limits.working_time_s) == (7, 900, 5.0)
+    assert build_agent(combo.loop, answer("m"), combo.task.model_copy(update={"budgets": Limits()})).limits.steps == 30
+    dera = Experiment.from_dict({**EXP, "loops": [{"loop": "dera", "options": {"rounds": 2}}]})
+    assert build_agent(dera.loops[0], answer("m"), task).limits.steps == 2  # rounds, not the task's steps
+    over = Experiment.from_dict({**EXP, "budgets": {"steps": 4}})
+    assert build_agent(dera.loops[0], answer("m"), task, budgets=over.budgets).limits.steps == 4
