@@ -28,13 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, NonNegativeInt, PrivateAttr, ValidationError, field_validator, model_validator,
+)
 
 from lab.errors import LabError
-from lab.tasks.model import Budgets, ScorerRef, Task
-
-LoopName = Literal["dera", "react", "repo_setup"]
+from lab.limits import Limits
+from lab.tasks.errors import TaskSpecError
+from lab.tasks.model import ScorerRef, Task
+from lab.tasks.yaml_loader import read_yaml
 
 
 class ExperimentError(LabError):
@@ -104,13 +106,13 @@ class LoopSpec(_Strict):
     """One loop and its options.
 
     Attributes:
-        loop: ``dera``, ``react`` or ``repo_setup``.
+        loop: A registered loop (:data:`lab.agents.run.LOOPS`): ``dera``, ``react``, ``repo_setup`` ...
         label: Name of this configuration in results (default: the loop name).
         options: Loop options: DERA ``kind``, ``researcher_model``; ReAct ``tools`` (names, added to the
             task's), ``approval``; any loop ``system_prompt``, ``snapshot_steps``, ``tool_timeout``.
     """
 
-    loop: LoopName
+    loop: str
     label: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
 
@@ -118,6 +120,15 @@ class LoopSpec(_Strict):
     @classmethod
     def _shorthand(cls, v: Any) -> Any:
         return {"loop": v} if isinstance(v, str) else v
+
+    @field_validator("loop")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        from lab.agents.run import LOOPS
+
+        if v not in LOOPS:
+            raise ValueError(f"unknown loop {v!r}; known: {', '.join(LOOPS.names())}")
+        return v
 
     @property
     def name(self) -> str:
@@ -144,7 +155,7 @@ class Combo:
     def key(self, experiment: Experiment) -> str:
         """A stable id of what this combination runs (changes when anything affecting the run does)."""
         payload = {"experiment": experiment.name, "task": self.task.key, "loop": self.loop.model_dump(),
-                   "model": self.model, "seed": self.seed, "budgets": experiment.budgets.model_dump(),
+                   "model": self.model, "seed": self.seed, "budgets": experiment.budgets.key(),
                    "sampling": experiment.sampling.model_dump()}
         return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -164,26 +175,53 @@ class Experiment(_Strict):
         task_scoring: Score with each task's own scoring.
         judge_fallback: Let the task's fallback scorer (an LLM judge) grade answers its rule did not accept.
         concurrency: Combinations run at once.
-        sandbox_backend: ``docker`` or ``local`` for tasks with a sandbox.
+        sandbox_backend: ``docker``, ``local`` (or another registered backend) for tasks with a sandbox.
     """
 
     name: str = Field(min_length=1)
     tasks: list[TaskSelector] = Field(min_length=1)
     loops: list[LoopSpec] = Field(min_length=1)
     models: list[str] = Field(min_length=1)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    budgets: Budgets = Field(default_factory=Budgets)
+    seeds: list[NonNegativeInt] = Field(default_factory=lambda: [0], min_length=1)
+    budgets: Limits = Field(default_factory=Limits)
     sampling: SamplingSpec = Field(default_factory=SamplingSpec)
     scorers: list[ScorerRef] = Field(default_factory=list)
     task_scoring: bool = True
     judge_fallback: bool = True
     concurrency: int = Field(1, gt=0)
-    sandbox_backend: Literal["docker", "local"] = "docker"
+    sandbox_backend: str = "docker"
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+    _source: str = PrivateAttr(default="experiment")
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"seeds repeat: {v}")
+        return v
+
+    @field_validator("sandbox_backend")
+    @classmethod
+    def _backend(cls, v: str) -> str:
+        from lab.sandbox.factory import SANDBOX_BACKENDS
+
+        if v not in SANDBOX_BACKENDS:
+            raise ValueError(f"unknown sandbox backend {v!r}; known: {', '.join(SANDBOX_BACKENDS.names())}")
+        return v
 
     @property
     def batch_id(self) -> str:
         return f"exp:{self.name}"
+
+    @property
+    def source(self) -> str:
+        """Where the experiment came from (its file), for messages."""
+        return self._source
+
+    @property
+    def base_dir(self) -> Path:
+        """The directory task paths are relative to (the experiment file's)."""
+        return self._base_dir
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Experiment:
@@ -193,12 +231,14 @@ class Experiment(_Strict):
             ExperimentError: The file is missing, not YAML, or a field is invalid (named with its path).
         """
         p = Path(path)
+        if not p.exists():
+            raise ExperimentError(f"no experiment file {p}")
         try:
-            raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ExperimentError(f"no experiment file {p}") from None
-        except yaml.YAMLError as e:
-            raise ExperimentError(f"{p}: invalid YAML: {e}") from None
+            raw, _ = read_yaml(p, what="experiment file")
+        except TaskSpecError as e:
+            raise ExperimentError(str(e)) from None
+        if raw is None:
+            raise ExperimentError(f"{p}: empty experiment file (give name, tasks, loops, models ...)")
         exp = cls.from_dict(raw, source=str(p))
         exp._base_dir = p.resolve().parent
         return exp
@@ -213,15 +253,16 @@ class Experiment(_Strict):
         if not isinstance(data, dict):
             raise ExperimentError(f"{source}: an experiment is a mapping (name, tasks, loops, models ...)")
         try:
-            return cls.model_validate(data)
+            exp = cls.model_validate(data)
         except ValidationError as e:
             err = e.errors()[0]
             where = ".".join(str(x) for x in err["loc"]) or "(top level)"
             raise ExperimentError(f"{source}: field '{where}': {err['msg']}") from None
+        exp._source = source
+        return exp
 
-    def combos(self) -> list[Combo]:
-        """Every combination, task-major (tasks load here; their errors propagate)."""
-        tasks: list[Task] = []
-        for sel in self.tasks:
-            tasks += sel.load(self._base_dir)
+    def combos(self, tasks: list[Task] | None = None) -> list[Combo]:
+        """Every combination, task-major (tasks load here unless given; their errors propagate)."""
+        if tasks is None:
+            tasks = [t for sel in self.tasks for t in sel.load(self._base_dir)]
         return [Combo(t, lp, m, s) for t in tasks for lp in self.loops for m in self.models for s in self.seeds]

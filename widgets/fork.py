@@ -1,6 +1,6 @@
 """Fork a stored agent run from a step with another model or prompt (the trace viewer's *fork* button).
 
-The loop is rebuilt the way the runner built it (``lab.runner.build_agent`` from the run's task and loop
+The loop is rebuilt the way the runner built it (``lab.pipeline.build_agent`` from the run's task and loop
 settings), attached to the stored run, and forked with ``AgentRun.fork``; the fork runs in the background
 while the trace viewer follows it live.
 """
@@ -11,14 +11,13 @@ import dataclasses
 import threading
 
 from lab.agents import PROMPTS, AgentRun
+from lab.agents.run import LOOPS
 from lab.errors import LabError
 from lab.experiment import LoopSpec
 from lab.models import load_model
-from lab.runner import build_agent
+from lab.pipeline import build_agent
 from lab.tasks import get_task
 from lab.traces import TraceStore
-
-_LOOPS = ("dera", "react", "repo_setup")
 
 
 def fork_run(store: TraceStore, run_id: str, step: int, *, model: str | None = None, prompt: str | None = None,
@@ -43,9 +42,9 @@ def fork_run(store: TraceStore, run_id: str, step: int, *, model: str | None = N
     run = store.get_run(run_id)
     desc = run["config"].get("loop") or {}
     loop = desc.get("loop") if isinstance(desc, dict) else None
-    if loop not in _LOOPS:
+    if loop not in LOOPS:
         raise LabError(f"run {run['run_id']} was not made by an agent loop ({loop or run['agent']}); "
-                       "only dera, react and repo_setup runs can be forked")
+                       f"only runs of {', '.join(LOOPS.names())} can be forked")
     if not run["task"]:
         raise LabError(f"run {run['run_id']} records no task, so its loop cannot be rebuilt")
     task = get_task(run["task"])

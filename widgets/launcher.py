@@ -14,14 +14,14 @@ import pandas as pd
 import panel as pn
 import param
 
+from lab.agents.run import LOOPS
 from lab.errors import LabError
 from lab.executors import EXECUTORS, get_executor
 from lab.experiment import Experiment, ExperimentError
 from lab.runner import Runner
+from lab.sandbox.factory import SANDBOX_BACKENDS
 from lab.traces import TraceStore
 from widgets.notice import notice
-
-LOOPS = ["dera", "react", "repo_setup"]
 
 
 def _suites() -> list[str]:
@@ -42,12 +42,12 @@ class RunConfig(param.Parameterized):
     experiment = param.String(default="notebook", doc="Experiment name (its runs form the batch exp:<name>).")
     suite = param.Selector(default=None, objects=[], doc="Task suite.")
     tasks = param.ListSelector(default=[], objects=[], doc="Tasks of the suite (none: the suite's CI subset).")
-    loop = param.Selector(default="dera", objects=LOOPS, doc="Agent loop.")
+    loop = param.Selector(default="dera", objects=LOOPS.names(), doc="Agent loop.")
     models = param.List(default=["smollm2"], item_type=str, doc="Models (each task runs on each).")
-    sandbox = param.Selector(default="docker", objects=["docker", "local"], doc="Sandbox backend.")
+    sandbox = param.Selector(default="docker", objects=SANDBOX_BACKENDS.names(), doc="Sandbox backend.")
     seeds = param.Integer(default=1, bounds=(1, 100), doc="Runs per task and model (seeds 0..n-1).")
     concurrency = param.Integer(default=2, bounds=(1, 64), doc="Runs at once.")
-    executor = param.Selector(default="local", objects=list(EXECUTORS), doc="Where runs execute (here or Ray).")
+    executor = param.Selector(default="local", objects=EXECUTORS.names(), doc="Where runs execute (here or Ray).")
     address = param.String(default="", doc="Ray cluster address HOST:PORT (empty: $RAY_ADDRESS or this machine's).")
     max_steps = param.Integer(default=10, bounds=(1, 10000), doc="Step budget per run.")
     time_limit = param.Number(default=600.0, bounds=(1, None), doc="Working-time budget per run (seconds).")

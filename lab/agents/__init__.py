@@ -13,10 +13,10 @@ from lab.agents.dera import PROMPTS, DeraAgent, DeraPrompts
 from lab.agents.limits import Limits
 from lab.agents.react import REACT_SYSTEM, ReActAgent
 from lab.agents.repo_setup import REPO_SETUP_SYSTEM, RepoSetupAgent, SuperObservations
-from lab.agents.run import AWAITING_APPROVAL, Agent, AgentError, AgentRun, Approver, RunResult
+from lab.agents.run import AWAITING_APPROVAL, LOOPS, Agent, AgentError, AgentRun, Approver, RunResult
 
 __all__ = [
-    "AWAITING_APPROVAL", "Agent", "AgentError", "AgentRun", "Approver", "DeraAgent", "DeraPrompts", "Limits",
+    "AWAITING_APPROVAL", "LOOPS", "Agent", "AgentError", "AgentRun", "Approver", "DeraAgent", "DeraPrompts", "Limits",
     "PROMPTS", "REACT_SYSTEM", "REPO_SETUP_SYSTEM", "ReActAgent", "RepoSetupAgent", "RunResult",
     "SuperObservations",
 ]

@@ -14,15 +14,18 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from langgraph.graph import END, START, StateGraph
 
 from lab.agents.limits import Limits, record_limit
-from lab.agents.run import Agent, AgentError, AgentRun, LoopState
+from lab.agents.run import LOOPS, Agent, AgentError, AgentRun, LoopState, ModelLoader
 from lab.models.base import ChatModel, Message, Sampling
 from lab.models.errors import ModelOutputError
 from lab.traces.schema import EventKind
+
+if TYPE_CHECKING:
+    from lab.tasks.model import Task
 
 DeraKind = Literal["qa", "summary", "care_plan"]
 DECIDER, RESEARCHER = "decider", "researcher"
@@ -94,6 +97,7 @@ class DeraState(LoopState, total=False):
     researcher_done: bool
 
 
+@LOOPS.register("dera")
 class DeraAgent(Agent):
     """The Researcher–Decider loop.
 
@@ -125,6 +129,22 @@ class DeraAgent(Agent):
         self.draft_schema = _schema({"answer": _text(a), "explanation": _text(n)})
         self.researcher_schema = _schema({"message": _text(n), "done": {"type": "boolean"}})
         self.decider_schema = _schema({"message": _text(n), "answer": _text(a), "final": {"type": "boolean"}})
+
+    @classmethod
+    def from_options(cls, model: ChatModel, task: Task, options: dict[str, Any], *, budgets: Limits | None = None,
+                     sampling: Sampling | None = None, model_loader: ModelLoader | None = None) -> DeraAgent:
+        """A DERA dialog for ``task``: ``model`` decides; options ``kind``, ``prompts``, ``message_max_chars``,
+        ``researcher_model`` (a model name) and ``rounds`` (default 3; ``budgets.steps`` wins)."""
+        opts = dict(options)
+        rounds = opts.pop("rounds", 3)
+        rounds = (budgets.steps if budgets is not None and "steps" in budgets.model_fields_set else None) or rounds
+        limits = Limits().over(task.budgets, budgets, {"steps": rounds})
+        researcher = opts.pop("researcher_model", None)
+        if researcher is not None:
+            from lab.models import load_model
+
+            researcher = (model_loader or load_model)(researcher)
+        return cls(model, researcher, limits=limits, sampling=sampling, **opts)
 
     def describe(self) -> dict[str, Any]:
         return {"loop": self.name, "kind": self.kind, "decider": self.decider.name,

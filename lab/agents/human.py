@@ -42,7 +42,7 @@ class HumanSession:
         task: The task (a :class:`lab.tasks.Task`).
         expert: Who is working (recorded as ``human:<expert>``).
         sandbox: The task's sandbox, or a function of the run's recorder opening it (``None``: no shell).
-        limits: Budgets (default: the task's working time, or its wall time taken as working time).
+        limits: Limits (default: the task's working time, or its wall time taken as working time).
         scorer: Scores a submission: ``scorer(answer, final, sandbox, transcript) -> list[Score]``
             (default: :func:`lab.tasks.score_task`).
         stdin: Where commands are read from.

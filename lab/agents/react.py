@@ -11,19 +11,23 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 
 from lab.agents.limits import Limits, record_limit
-from lab.agents.run import Agent, AgentRun, LoopState
+from lab.agents.run import LOOPS, Agent, AgentRun, LoopState, ModelLoader
 from lab.models.base import ChatModel, Message, Sampling, ToolCall
 from lab.models.errors import ModelOutputError
 from lab.sandbox.base import SandboxUnavailable
 from lab.tools.base import Tool, ToolArgumentError, ToolContext, ToolError
+from lab.tools.registry import get_tools
 from lab.tools.submit import SUBMIT, submit
 from lab.traces.schema import TOOL_CALL_ID, TOOL_NAME, EventKind
+
+if TYPE_CHECKING:
+    from lab.tasks.model import Task
 
 REACT_SYSTEM = (
     "You are an expert assistant solving a task with tools. Think about what to do next, then call exactly "
@@ -49,6 +53,7 @@ def to_message(d: dict[str, Any]) -> Message:
                    name=d.get("name"))
 
 
+@LOOPS.register("react")
 class ReActAgent(Agent):
     """A ReAct tool agent.
 
@@ -92,6 +97,21 @@ class ReActAgent(Agent):
         self.parse_answer = answer
         if name:
             self.name = name
+
+    @classmethod
+    def from_options(cls, model: ChatModel, task: Task, options: dict[str, Any], *, budgets: Limits | None = None,
+                     sampling: Sampling | None = None, model_loader: ModelLoader | None = None) -> ReActAgent:
+        """The loop for ``task``, with the task's tools plus the option ``tools`` (names); other options are
+        keyword arguments of the class."""
+        opts = dict(options)
+        tools = get_tools(list(task.tools) + list(opts.pop("tools", [])))
+        return cls(model, cls.own_tools(tools), limits=Limits().over(task.budgets, budgets), sampling=sampling,
+                   **opts)
+
+    @classmethod
+    def own_tools(cls, tools: list[Tool]) -> list[Tool]:
+        """Of the tools a task and options name, the ones this loop takes as extra tools."""
+        return tools
 
     # -- description -----------------------------------------------------------------------------
 

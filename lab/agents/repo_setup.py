@@ -12,6 +12,7 @@ from typing import Any
 
 from lab.agents.limits import Limits
 from lab.agents.react import ReActAgent
+from lab.agents.run import LOOPS
 from lab.models.base import ChatModel, Sampling
 from lab.tools.base import Tool
 from lab.tools.shell import edit_file, python, shell
@@ -60,6 +61,7 @@ class SuperObservations:
         return {"last_cap": self.last_cap, "older_cap": self.older_cap}
 
 
+@LOOPS.register("repo_setup")
 class RepoSetupAgent(ReActAgent):
     """A SUPER-style repository set-up agent (a :class:`ReActAgent` with SUPER's tools and policy).
 
@@ -67,7 +69,7 @@ class RepoSetupAgent(ReActAgent):
         model: The chat model.
         tools: Extra tools besides ``shell``, ``python``, ``edit_file`` and ``submit`` (JSON).
         system_prompt: The instructions before the task.
-        limits: Budgets on steps, tokens and time.
+        limits: Limits on steps, tokens and time.
         observation: The observation policy (default: :class:`SuperObservations`).
         **kwargs: Passed to :class:`ReActAgent` (``approval``, ``sampling``, ``snapshot_steps`` ...).
     """
@@ -80,6 +82,11 @@ class RepoSetupAgent(ReActAgent):
         super().__init__(model, [shell, python, edit_file, *tools, submit_json], system_prompt=system_prompt,
                          limits=limits, observation=observation or SuperObservations(), sampling=sampling,
                          answer=parse_answer, **kwargs)
+
+    @classmethod
+    def own_tools(cls, tools: list[Tool]) -> list[Tool]:
+        """The named tools besides the ones this loop always has."""
+        return [t for t in tools if t.name not in (shell.name, python.name, edit_file.name)]
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "observation": self.observation.describe()}

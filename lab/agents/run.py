@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from langgraph.graph import StateGraph
 from langgraph.types import Command
@@ -33,10 +33,14 @@ from lab.agents.checkpointing import checkpointer_for
 from lab.agents.limits import Limits, record_limit
 from lab.errors import LabError
 from lab.models.base import ChatModel, ChatResponse, Message, Sampling
+from lab.registry import Registry
 from lab.sandbox.base import SandboxUnavailable, SnapshotRef
+from lab.traces.protocol import Store
 from lab.traces.recorder import RunRecorder, WorkClock
 from lab.traces.schema import EventKind, RunStatus
-from lab.traces.store import TraceStore
+
+if TYPE_CHECKING:
+    from lab.tasks.model import Task
 
 AWAITING_APPROVAL = "awaiting_approval"
 
@@ -92,11 +96,19 @@ class LoopState(TypedDict, total=False):
     spans: dict[str, str]
 
 
+ModelLoader = Callable[[str], ChatModel]
+"""Turns a model name into a model (:func:`lab.models.load_model` by default)."""
+
+LOOPS: Registry[type[Agent]] = Registry("loop", modules=("lab.agents",))
+"""Agent loops by name (``dera``, ``react``, ``repo_setup``; every module of ``lab.agents`` may add one)."""
+
+
 class Agent:
     """Base of the loops: a LangGraph graph over a small, JSON-only state.
 
-    Subclasses set ``name`` and ``entry`` (the node that begins a step), and implement
-    :meth:`initial_state`, :meth:`build` and :meth:`describe`. The state extends :class:`LoopState`:
+    Subclasses set ``name`` and ``entry`` (the node that begins a step), and implement :meth:`from_options`,
+    :meth:`initial_state`, :meth:`build` and :meth:`describe`; ``@LOOPS.register(name)`` makes a loop
+    available to experiments, the runner and the launcher by name. The state extends :class:`LoopState`:
     ``step``, ``tokens``, ``done``, ``stop_reason``, ``answer``, ``invalid`` (consecutive invalid replies),
     ``snapshots`` (sandbox snapshot per step) and ``spans`` (span ids of roles).
     """
@@ -105,6 +117,25 @@ class Agent:
     entry: str = "agent"
     limits: Limits = Limits()
     snapshot_steps: bool = False
+
+    @classmethod
+    def from_options(cls, model: ChatModel, task: Task, options: dict[str, Any], *, budgets: Limits | None = None,
+                     sampling: Sampling | None = None, model_loader: ModelLoader | None = None) -> Agent:
+        """The loop for one task and model, built from an experiment's loop ``options``.
+
+        Args:
+            model: The model (the main role's, for loops with several).
+            task: The task; its budgets and tools apply.
+            options: The loop's options as an experiment file gives them.
+            budgets: Limits overriding the task's (the experiment's ``budgets``).
+            sampling: Sampling for every model call.
+            model_loader: Turns model names in ``options`` into models.
+
+        Raises:
+            TypeError: An option the loop does not take.
+            ToolError: A tool named by the task or the options does not exist.
+        """
+        raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
         """The loop's settings as JSON (stored as the run's config; enough to rebuild the agent)."""
@@ -126,7 +157,7 @@ class Agent:
         """The TypedDict of the loop's state."""
         raise NotImplementedError
 
-    def start(self, store: TraceStore, prompt: str, *, inputs: dict[str, Any] | None = None,
+    def start(self, store: Store, prompt: str, *, inputs: dict[str, Any] | None = None,
               sandbox: Any = None, task: str | None = None, seed: int | None = None,
               batch_id: str | None = None, approver: Approver | None = None,
               config: dict[str, Any] | None = None) -> AgentRun:
@@ -160,6 +191,22 @@ class Agent:
         return run
 
 
+def restore_snapshot(sandbox: Any, snapshots: dict[str, dict[str, str]], step: int | None = None) -> bool:
+    """Restore into ``sandbox`` the snapshot a loop's state took at ``step`` (default: its latest one).
+
+    Returns:
+        Whether there was a snapshot to restore.
+
+    Raises:
+        SandboxError: The snapshot is gone.
+    """
+    key = str(step) if step is not None else max(snapshots, key=int, default=None)
+    snap = snapshots.get(key) if key is not None else None
+    if snap:
+        sandbox.restore(SnapshotRef(**snap))
+    return bool(snap)
+
+
 def _common_state() -> dict[str, Any]:
     return {"step": 0, "tokens": 0, "done": False, "stop_reason": None, "answer": None, "invalid": 0,
             "snapshots": {}, "spans": {}}
@@ -177,7 +224,7 @@ class AgentRun:
         seed: Passed to the model as ``Sampling.seed``.
     """
 
-    def __init__(self, agent: Agent, store: TraceStore, recorder: RunRecorder, *, sandbox: Any = None,
+    def __init__(self, agent: Agent, store: Store, recorder: RunRecorder, *, sandbox: Any = None,
                  approver: Approver | None = None, seed: int | None = None) -> None:
         self.agent = agent
         self.store = store
@@ -199,7 +246,7 @@ class AgentRun:
     # -- attaching to an existing run ----------------------------------------------------------
 
     @classmethod
-    def attach(cls, store: TraceStore, run_id: str, agent: Agent, *, sandbox: Any = None,
+    def attach(cls, store: Store, run_id: str, agent: Agent, *, sandbox: Any = None,
                approver: Approver | None = None, restore_sandbox: bool = True) -> AgentRun:
         """Reconnect to a stored run (e.g. after a kernel restart) to :meth:`resume` it.
 
@@ -220,12 +267,20 @@ class AgentRun:
         run = cls(agent, store, rec, sandbox=sandbox, approver=approver, seed=row.get("seed"))
         if not run.graph.get_state(run.thread).values:
             raise AgentError(f"run {run_id} has no checkpoint to resume from")
-        if sandbox is not None and restore_sandbox:
-            snaps = run.state.get("snapshots") or {}
-            if snaps:
-                latest = max(snaps, key=int)
-                sandbox.restore(SnapshotRef(**snaps[latest]))
+        if sandbox is not None:
+            run.use_sandbox(sandbox, restore=restore_sandbox)
         return run
+
+    def use_sandbox(self, sandbox: Any, *, restore: bool = True) -> None:
+        """Give the run ``sandbox`` for its remaining steps; with ``restore``, first put back the files as the
+        latest step's snapshot has them.
+
+        Raises:
+            SandboxError: The snapshot is gone (snapshots go with the sandbox and process that took them).
+        """
+        self.sandbox = sandbox
+        if restore:
+            restore_snapshot(sandbox, self.state.get("snapshots") or {})
 
     # -- driving ---------------------------------------------------------------------------------
 
@@ -383,9 +438,8 @@ class AgentRun:
         rec = RunRecorder.start(self.store, cfg, parent_run_id=self.run_id, fork_step=step,
                                 batch_id=parent["batch_id"])
         sandbox = sandbox if sandbox is not None else self.sandbox
-        snap = (state.get("snapshots") or {}).get(str(step))
-        if sandbox is not None and snap:
-            sandbox.restore(SnapshotRef(**snap))
+        if sandbox is not None:
+            restore_snapshot(sandbox, state.get("snapshots") or {}, step)
         state["snapshots"] = {k: v for k, v in (state.get("snapshots") or {}).items() if int(k) <= step}
         rec.emit(EventKind.AGENT_MESSAGE, {"lab.action": "fork", "lab.fork.parent_run_id": self.run_id,
                                            "lab.fork.step": step}, agent=agent.name)

@@ -22,8 +22,10 @@ def human(
     from lab.tasks.environment import open_task_sandbox
     from lab.tasks import get_task, load_tasks
 
-    if backend not in ("docker", "local"):
-        raise LabError(f"--backend must be docker or local, not {backend!r}")
+    from lab.sandbox.factory import SANDBOX_BACKENDS
+
+    if backend not in SANDBOX_BACKENDS:
+        raise LabError(f"--backend must be one of {', '.join(SANDBOX_BACKENDS.names())}, not {backend!r}")
     path, _, tid = task.partition("#")
     if Path(path).exists():
         tasks = load_tasks(path)

@@ -29,7 +29,9 @@ for _name in _COMMAND_MODULES:
 def main() -> None:
     """Run the CLI; lab errors print one line (``--debug`` shows the traceback)."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # a command's typer.Exit(n) comes back as n here
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except LabError as e:
         if _state["debug"] or "--debug" in sys.argv:
             raise

@@ -14,13 +14,6 @@ from lab.traces.schema import RunStatus
 runs_app = typer.Typer(no_args_is_help=True, help="Stored runs.")
 
 
-def _final_scores(store, run_id: str) -> dict[str, float | None]:
-    rows = store.query(
-        "SELECT scorer, dimension, value FROM scores WHERE run_id=? AND final=1 ORDER BY seq", (run_id,)
-    )
-    return {(s if d == "overall" else f"{s}.{d}"): v for s, d, v in rows}
-
-
 def run_summary(store, run: dict) -> dict:
     """The stable one-object-per-run shape printed by ``lab runs list --json``."""
     return {
@@ -31,7 +24,7 @@ def run_summary(store, run: dict) -> dict:
         "status": run["status"],
         "human": run["is_human"],
         "elapsed": run["elapsed"],
-        "scores": _final_scores(store, run["run_id"]),
+        "scores": store.final_scores(run["run_id"]),
     }
 
 

@@ -1,29 +1,13 @@
-"""Executors: where a batch's runs execute. ``local`` (threads here, the default) or ``ray`` (a Ray cluster).
+"""Executors: where a batch's runs execute. ``local`` (threads here, the default) or ``ray`` (a Ray cluster);
+more register in :data:`EXECUTORS`.
 
 ```python
 Runner(store, executor=RayExecutor("10.0.0.5:6379")).run(experiment)
 ```
 """
 
-from lab.executors.local import Batch, Executor, LocalExecutor
-from lab.executors.ray_executor import ExecutorError, RayExecutor
-
-EXECUTORS = ("local", "ray")
-
-
-def get_executor(name: str = "local", *, address: str | None = None) -> Executor:
-    """The executor called ``name`` (``local`` or ``ray``; ``address`` is the Ray cluster's).
-
-    Raises:
-        ExecutorError: Unknown name, or an address given for the local executor.
-    """
-    if name == "local":
-        if address:
-            raise ExecutorError("--address is for the ray executor (use --executor ray)")
-        return LocalExecutor()
-    if name == "ray":
-        return RayExecutor(address)
-    raise ExecutorError(f"unknown executor {name!r}; expected one of: {', '.join(EXECUTORS)}")
-
+from lab.executors.base import EXECUTORS, Batch, Executor, ExecutorError, get_executor
+from lab.executors.local import LocalExecutor
+from lab.executors.ray_executor import RayExecutor
 
 __all__ = ["EXECUTORS", "Batch", "Executor", "ExecutorError", "LocalExecutor", "RayExecutor", "get_executor"]

@@ -10,24 +10,19 @@ running the batch again resumes just those runs (from their last checkpoint, on 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import socket
 import threading
-import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from lab.errors import LabError
-from lab.executors.local import Batch
-from lab.traces.schema import Event, EventKind, RunStatus
+from lab.executors.base import EXECUTORS, Batch, ExecutorError
+from lab.pipeline import Outcome, RunContext, abandon_run, run_combo
+from lab.traces.schema import RunStatus
 
 if TYPE_CHECKING:
-    from lab.experiment import Combo, Experiment
-    from lab.runner import Outcome, Runner
+    from lab.experiment import Combo
     from lab.tasks.model import Task
-
-
-class ExecutorError(LabError):
-    """An executor cannot start (no Ray installed, no cluster at the address ...)."""
 
 
 def connect(address: str | None = None) -> None:
@@ -58,6 +53,7 @@ def connect(address: str | None = None) -> None:
         raise ExecutorError(f"no Ray cluster reachable at {where} ({type(e).__name__}: {e}); {hint}") from None
 
 
+@EXECUTORS.register("ray")
 class RayExecutor:
     """Runs each combination as a Ray task on a cluster (the cluster's free resources decide how many run at
     once; ``concurrency`` is not used).
@@ -71,13 +67,13 @@ class RayExecutor:
     def __init__(self, address: str | None = None) -> None:
         self.address = address
 
-    def start(self, runner: Runner, experiment: Experiment, workers: int) -> Batch:
+    def start(self, context: RunContext, workers: int) -> Batch:
         connect(self.address)
-        return _RayBatch(runner, experiment)
+        return _RayBatch(context)
 
 
-_contexts: dict[str, tuple[Any, Runner, Experiment]] = {}
-"""In a worker process: the latest batch's sink, runner (over a remote store) and experiment."""
+_contexts: dict[str, RunContext] = {}
+"""In a worker process: the latest batch's run context (over a remote store)."""
 STOP_POLL_S = 0.5
 
 
@@ -86,29 +82,26 @@ def _run_remote(token: str, context: list[Any], combo: Combo, key: str, resume_i
     batch (Ctrl-C), the run pauses at its next step as it would locally."""
     import ray
 
-    from lab.executors.remote_store import RemoteStore
-    from lab.runner import Runner
-
     if token not in _contexts:
-        sink, path, options, experiment = ray.get(context[0])
         _contexts.clear()
-        _contexts[token] = (sink, Runner(RemoteStore(sink, path), progress=False, **options), experiment)
-    sink, runner, experiment = _contexts[token]
+        _contexts[token] = ray.get(context[0])
+    ctx = _contexts[token]
+    sink = ctx.store.sink
     finished = threading.Event()
 
     def watch() -> None:  # again after the stop: a run registers as active only once its sandbox is up
         while not finished.wait(STOP_POLL_S):
             try:
                 if ray.get(sink.stopped.remote()):
-                    runner.stop()
+                    ctx.stop.set()
             except Exception:  # noqa: BLE001 - the batch is over
                 return
 
     if ray.get(sink.stopped.remote()):
-        runner.stop()
+        ctx.stop.set()
     threading.Thread(target=watch, name="lab-stop-watch", daemon=True).start()
     try:
-        return runner.run_one(experiment, combo, key, resume_id)
+        return run_combo(ctx, combo, key, resume_id)
     finally:
         finished.set()
 
@@ -134,21 +127,21 @@ def unfit_reason(task: Task, nodes: list[dict[str, float]]) -> str | None:
 
 
 class _RayBatch:
-    def __init__(self, runner: Runner, experiment: Experiment) -> None:
+    def __init__(self, context: RunContext) -> None:
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        from lab.executors.remote_store import StoreSink
+        from lab.executors.remote_store import RemoteStore, StoreSink
 
-        self.runner, self.experiment = runner, experiment
+        self.context = context
+        path = str(context.store.path.resolve())
         here = ray.get_runtime_context().get_node_id()
         self.sink = ray.remote(StoreSink).options(
             num_cpus=0, max_concurrency=64, scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
-        ).remote(str(runner.store.path.resolve()))
+        ).remote(path)
         ray.get(self.sink.ping.remote())
-        options = {"model_loader": runner.model_loader, "sandbox_opener": runner.sandbox_opener,
-                   "approver": runner.approver}
-        self.context = [ray.put((self.sink, str(runner.store.path.resolve()), options, experiment))]
+        remote = dataclasses.replace(context, store=RemoteStore(self.sink, path))
+        self.context_ref = [ray.put(remote)]
         self.token = uuid.uuid4().hex
         self.task = ray.remote(_run_remote)
         self.nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
@@ -160,54 +153,37 @@ class _RayBatch:
         self.futures.append(out)
         reason = unfit_reason(combo.task, self.nodes)
         if reason:
-            out.set_result(self._outcome(combo, key, "unavailable", error=reason))
+            out.set_result(Outcome.of(combo, key, "unavailable", error=reason))
             return out
         res = combo.task.resources
         ref = self.task.options(num_cpus=res.cpus, memory=int(res.memory_gb * 2**30), num_gpus=res.gpus,
                                 max_retries=0, retry_exceptions=False, scheduling_strategy="SPREAD",
                                 name=f"lab:{combo.task.key}").remote(
-            self.token, self.context, combo, key, resume_id)
+            self.token, self.context_ref, combo, key, resume_id)
         ref.future().add_done_callback(lambda done: self._settle(out, done, combo, key))
         return out
-
-    def _outcome(self, combo: Combo, key: str, status: str, run_id: str | None = None, **kw: Any) -> Outcome:
-        from lab.runner import Outcome
-
-        return Outcome(key, combo.task.key, combo.loop.name, combo.model, combo.seed, status, run_id, **kw)
 
     def _settle(self, out: cf.Future, done: cf.Future, combo: Combo, key: str) -> None:
         from ray import exceptions as rex
 
+        store, exp = self.context.store, self.context.experiment
         try:
             out.set_result(done.result())
             return
         except rex.TaskCancelledError:
             reason = "cancelled"
-        except rex.RayTaskError as e:  # run_one records its own failures; this is what escaped it
+        except rex.RayTaskError as e:  # run_combo records its own failures; this is what escaped it
             cause = e.cause if e.cause is not None else e
-            out.set_result(self._outcome(combo, key, "failed", self._lose(key, f"{type(cause).__name__}: {cause}",
-                                                                          RunStatus.FAILED),
-                                         error=f"{type(cause).__name__}: {cause}"))
+            error = f"{type(cause).__name__}: {cause}"
+            out.set_result(Outcome.of(combo, key, "failed", abandon_run(store, exp, key, error, RunStatus.FAILED),
+                                      error=error))
             return
         except rex.RayError as e:  # the node or the worker process died
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
             reason = f"the Ray node or worker running it was lost ({type(e).__name__}: {first[:300]})"
         except BaseException as e:  # noqa: BLE001 - whatever happened, the batch gets an outcome
             reason = f"{type(e).__name__}: {e}"
-        out.set_result(self._outcome(combo, key, "interrupted", self._lose(key, reason), error=reason))
-
-    def _lose(self, key: str, reason: str, status: RunStatus = RunStatus.INTERRUPTED) -> str | None:
-        """Finish the combination's run that was still running remotely (an error event and the status)."""
-        store = self.runner.store
-        for run in store.list_runs(batch_id=self.experiment.batch_id, status=RunStatus.RUNNING.value):
-            if run["config"].get("combo") == key and run["parent_run_id"] is None:
-                rid = run["run_id"]
-                elapsed = store.query("SELECT COALESCE(MAX(elapsed), 0) FROM events WHERE run_id=?", (rid,))[0][0]
-                store.append(Event(rid, EventKind.ERROR.value, {"error.message": reason, "error.where": "executor"},
-                                   ts=time.time(), elapsed=elapsed))
-                store.finish_run(rid, status.value, error=reason, elapsed=elapsed)
-                return rid
-        return None
+        out.set_result(Outcome.of(combo, key, "interrupted", abandon_run(store, exp, key, reason), error=reason))
 
     def shutdown(self, *, cancel: bool = False) -> None:
         import ray

@@ -1,8 +1,8 @@
 """The driver's trace store as seen from a cluster worker.
 
 A :class:`StoreSink` actor, placed on the driver's node, is the one writer of the driver's trace store and
-LangGraph checkpoints for a batch's remote runs. On a worker, :class:`RemoteStore` stands in for the
-:class:`~lab.traces.TraceStore` (and :class:`RemoteCheckpointer` for the checkpointer): each call runs in the
+LangGraph checkpoints for a batch's remote runs. On a worker, :class:`RemoteStore` implements the
+:class:`~lab.traces.protocol.Store` (and :class:`RemoteCheckpointer` for the checkpointer): each call runs in the
 sink and returns only once it is committed there. So events reach the driver's store while a run goes on, in
 the order the run emitted them, and nothing a run recorded is lost when its node dies; a resumed run finds its
 checkpoints whichever node it lands on.
@@ -10,15 +10,16 @@ checkpoints whichever node it lands on.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import ray
 from langgraph.checkpoint.base import BaseCheckpointSaver, ChannelVersions, Checkpoint, CheckpointMetadata
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from lab.agents.checkpointing import checkpointer_for
+from lab.traces.protocol import Store
+from lab.traces.schema import Event, Score
 from lab.traces.store import TraceStore
 
 
@@ -35,8 +36,8 @@ class StoreSink:
         self.stopping = False
 
     def store_call(self, method: str, args: tuple, kwargs: dict[str, Any]) -> Any:
-        """Call a public :class:`TraceStore` method."""
-        if method.startswith("_"):
+        """Call a :class:`~lab.traces.protocol.Store` method of the store."""
+        if method.startswith("_") or not hasattr(Store, method):
             raise AttributeError(f"TraceStore.{method} is not callable remotely")
         return getattr(self.store, method)(*args, **kwargs)
 
@@ -57,32 +58,65 @@ class StoreSink:
 
 
 class RemoteStore:
-    """A :class:`~lab.traces.TraceStore` stand-in whose every method runs in a :class:`StoreSink`.
+    """The :class:`~lab.traces.protocol.Store` of a cluster worker: every method runs in a :class:`StoreSink`
+    (returning once committed there).
 
     Args:
         sink: Handle of the batch's sink actor.
         path: The driver's store path (informational).
 
     Attributes:
+        sink: The sink actor.
         checkpointer: Checkpoints of the runs, kept beside the driver's store.
     """
 
     readonly = False
 
     def __init__(self, sink: Any, path: str) -> None:
-        self._sink = sink
+        self.sink = sink
         self.path = Path(path)
         self.checkpointer = RemoteCheckpointer(sink)
 
-    def __getattr__(self, method: str) -> Any:
-        if method.startswith("_"):
-            raise AttributeError(method)
+    def __reduce__(self) -> tuple:
+        return (RemoteStore, (self.sink, str(self.path)))  # the checkpointer is rebuilt where it lands
 
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return ray.get(self._sink.store_call.remote(method, args, kwargs))
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        import ray
 
-        call.__name__ = method
-        return call
+        return ray.get(self.sink.store_call.remote(method, args, kwargs))
+
+    def create_run(self, config: dict[str, Any] | None = None, **fields: Any) -> str:
+        return self._call("create_run", config, **fields)
+
+    def finish_run(self, run_id: str, status: str, *, error: str | None = None, elapsed: float | None = None,
+                   finished_at: float | None = None) -> None:
+        self._call("finish_run", run_id, status, error=error, elapsed=elapsed, finished_at=finished_at)
+
+    def reopen_run(self, run_id: str) -> None:
+        self._call("reopen_run", run_id)
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        return self._call("get_run", run_id)
+
+    def list_runs(self, *, status: str | None = None, batch_id: str | None = None) -> list[dict[str, Any]]:
+        return self._call("list_runs", status=status, batch_id=batch_id)
+
+    def append(self, event: Event) -> Event:
+        return self._call("append", event)
+
+    def events(self, run_id: str, *, kinds: Iterable[str] | None = None, after_seq: int = -1) -> list[Event]:
+        return self._call("events", run_id, kinds=list(kinds) if kinds is not None else None, after_seq=after_seq)
+
+    def add_score(self, run_id: str, score: Score, *, elapsed: float = 0.0, ts: float | None = None,
+                  span_id: str | None = None, parent_id: str | None = None, agent: str | None = None) -> Event:
+        return self._call("add_score", run_id, score, elapsed=elapsed, ts=ts, span_id=span_id, parent_id=parent_id,
+                          agent=agent)
+
+    def final_scores(self, run_id: str) -> dict[str, float | None]:
+        return self._call("final_scores", run_id)
+
+    def last_elapsed(self, run_id: str) -> float:
+        return self._call("last_elapsed", run_id)
 
     def close(self) -> None:
         """Nothing to close on the worker side."""
@@ -109,6 +143,8 @@ class RemoteCheckpointer(BaseCheckpointSaver):
         self._sink = sink
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        import ray
+
         return ray.get(self._sink.saver_call.remote(method, args, kwargs))
 
     def get_tuple(self, config):

@@ -31,6 +31,7 @@ from typing import Any
 from lab.sandbox import archive, exec_server
 from lab.sandbox.base import ExecResult, SandboxError, SandboxUnavailable, SnapshotRef
 from lab.sandbox.common import BaseSandbox, make_result
+from lab.sandbox.factory import SANDBOX_BACKENDS
 from lab.sandbox.gc import LABEL, SNAPSHOT, gc_docker_once_in_background, owner_labels
 from lab.sandbox.spec import SandboxSpec
 from lab.traces.recorder import RunRecorder
@@ -314,6 +315,7 @@ class _WorkFs:
             self.loop = None
 
 
+@SANDBOX_BACKENDS.register("docker")
 class DockerSandbox(BaseSandbox):
     """A sandbox in a hardened Docker container. Open it with :func:`lab.sandbox.open_sandbox`."""
 

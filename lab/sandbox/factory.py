@@ -1,10 +1,25 @@
-"""``open_sandbox``: the one way agents, tasks and humans get a sandbox, whatever the backend."""
+"""``open_sandbox``: the one way agents, tasks and humans get a sandbox, whatever the backend.
+
+Backends are the entries of :data:`SANDBOX_BACKENDS`: a class taking ``(spec, *, recorder, run_id)``,
+registered under the name a :class:`SandboxSpec` gives as ``backend`` (``docker``, ``local``); any module
+of ``lab.sandbox`` may add one.
+"""
 
 from __future__ import annotations
 
-from lab.sandbox.base import Sandbox
+from collections.abc import Callable
+
+from lab.registry import Registry
+from lab.sandbox.base import Sandbox, SandboxError
 from lab.sandbox.spec import SandboxSpec
 from lab.traces.recorder import RunRecorder
+
+SandboxBackend = Callable[..., Sandbox]
+"""Opens a sandbox: ``backend(spec, recorder=..., run_id=...)``."""
+
+SANDBOX_BACKENDS: Registry[SandboxBackend] = Registry("sandbox backend", modules=("lab.sandbox",),
+                                                      error=SandboxError)
+"""Sandbox backends by name."""
 
 
 def open_sandbox(spec: SandboxSpec | None = None, *, recorder: RunRecorder | None = None,
@@ -21,13 +36,8 @@ def open_sandbox(spec: SandboxSpec | None = None, *, recorder: RunRecorder | Non
 
     Raises:
         SandboxUnavailable: The backend is not available here (no Docker engine).
-        SandboxError: The sandbox could not start (missing image, bad spec for this machine).
+        SandboxError: The sandbox could not start (missing image, bad spec for this machine), or no backend
+            has the spec's name.
     """
     spec = spec or SandboxSpec()
-    if spec.backend == "docker":
-        from lab.sandbox.docker import DockerSandbox
-
-        return DockerSandbox(spec, recorder=recorder, run_id=run_id)
-    from lab.sandbox.local import LocalSandbox
-
-    return LocalSandbox(spec, recorder=recorder, run_id=run_id)
+    return SANDBOX_BACKENDS.get(spec.backend)(spec, recorder=recorder, run_id=run_id)

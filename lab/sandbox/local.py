@@ -33,6 +33,7 @@ from pathlib import Path
 from lab.sandbox import beneath, exec_server
 from lab.sandbox.base import ExecResult, SandboxError, SnapshotRef
 from lab.sandbox.common import BaseSandbox, make_result
+from lab.sandbox.factory import SANDBOX_BACKENDS
 from lab.sandbox.gc import OWNER_FILE, owner_labels
 from lab.sandbox.spec import SandboxSpec
 from lab.traces.recorder import RunRecorder
@@ -212,6 +213,7 @@ def _user_db(kind: str, name: str, uid: int, home: str) -> bytes:
     return ("\n".join([*keep, extra]) + "\n").encode()
 
 
+@SANDBOX_BACKENDS.register("local")
 class LocalSandbox(BaseSandbox):
     """A sandbox in a private local directory. Open it with :func:`lab.sandbox.open_sandbox`.
 

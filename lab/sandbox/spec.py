@@ -32,7 +32,8 @@ class SandboxSpec(BaseModel):
 
     Attributes:
         image: Image to run (Docker; a ``sandboxes/<name>`` build is ``expertlab/<name>``).
-        backend: ``docker`` (containers) or ``local`` (a private directory, bubblewrap when installed).
+        backend: ``docker`` (containers), ``local`` (a private directory, bubblewrap when installed), or another
+            entry of :data:`lab.sandbox.factory.SANDBOX_BACKENDS`.
         network: Give the sandbox a network (off by default).
         user: User commands run as; ``None``: the image's user, or uid 1000 when that is root.
         workdir: Writable working directory (the current directory of every command).
@@ -58,7 +59,7 @@ class SandboxSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     image: str = "expertlab/base"
-    backend: Literal["docker", "local"] = "docker"
+    backend: str = "docker"
     network: bool = False
     user: str | None = None
     workdir: str = "/work"

@@ -5,7 +5,7 @@ Every scorer is called ``scorer(output, target=None, **context)`` and returns a
 name scorers by string: ``get_scorer("json_match", float_tol=1e-2)``.
 """
 
-from lab.scoring.base import Scorer, ScoringError, as_scores, get_scorer, register_scorer, scorer_names
+from lab.scoring.base import SCORERS, Scorer, ScoringError, as_scores, get_scorer, register_scorer, scorer_names
 from lab.scoring.human import import_grades, read_grades
 from lab.scoring.judge import LLMJudge
 from lab.scoring.panel import JudgePanel, QualificationItem
@@ -18,7 +18,7 @@ from lab.scoring.rules import (
 from lab.scoring.script import ScriptScorer
 
 __all__ = [
-    "Bleu", "EmbeddingSimilarity", "ExactMatch", "JsonMatch", "JudgePanel", "LLMJudge", "Landmarks", "NormalizedMatch",
+    "SCORERS", "Bleu", "EmbeddingSimilarity", "ExactMatch", "JsonMatch", "JudgePanel", "LLMJudge", "Landmarks", "NormalizedMatch",
     "NormalizedScore", "QualificationItem",
     "NumericMatch", "RegexMatch", "Rouge", "Scorer", "ScoringError", "ScriptScorer", "as_scores", "get_scorer",
     "import_grades", "json_match", "normalize_text", "normalized_score", "parse_number", "read_grades",

@@ -10,7 +10,8 @@ pattern, a list of landmarks ...). ``context`` carries what some scorers need an
 Scorers that give one number return one :class:`~lab.traces.Score`; judges with several rubric
 dimensions return a list. :func:`as_scores` turns either into a list.
 
-Register a scorer class with :func:`register_scorer`; :func:`get_scorer` builds one by name.
+Register a scorer class with :func:`register_scorer` (an entry of :data:`SCORERS`); :func:`get_scorer`
+builds one by name.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from lab.errors import LabError
+from lab.registry import Registry
 from lab.traces.schema import Score
 
 
@@ -51,20 +53,14 @@ def as_scores(result: Score | list[Score]) -> list[Score]:
     return [result] if isinstance(result, Score) else list(result)
 
 
-_REGISTRY: dict[str, Callable[..., Scorer]] = {}
+SCORERS: Registry[Callable[..., Scorer]] = Registry("scorer", modules=("lab.scoring",), error=ScoringError)
+"""Scorer factories by name (every module of ``lab.scoring`` registers its own)."""
 T = TypeVar("T", bound=Callable[..., Any])
 
 
 def register_scorer(name: str) -> Callable[[T], T]:
     """Class decorator: make a scorer factory available to :func:`get_scorer` as ``name``."""
-
-    def deco(factory: T) -> T:
-        if name in _REGISTRY and _REGISTRY[name] is not factory:
-            raise ScoringError(f"a scorer named {name!r} is already registered")
-        _REGISTRY[name] = factory
-        return factory
-
-    return deco
+    return SCORERS.register(name)
 
 
 def get_scorer(name: str, **args: Any) -> Scorer:
@@ -73,11 +69,7 @@ def get_scorer(name: str, **args: Any) -> Scorer:
     Raises:
         ScoringError: Unknown name, or arguments the scorer does not take.
     """
-    _load_builtin()
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        raise ScoringError(f"unknown scorer {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+    factory = SCORERS.get(name)
     try:
         return factory(**args)
     except TypeError as e:
@@ -86,14 +78,4 @@ def get_scorer(name: str, **args: Any) -> Scorer:
 
 def scorer_names() -> list[str]:
     """Names :func:`get_scorer` accepts."""
-    _load_builtin()
-    return sorted(_REGISTRY)
-
-
-def _load_builtin() -> None:
-    # Importing the modules registers their scorers.
-    import lab.scoring.judge  # noqa: F401
-    import lab.scoring.panel  # noqa: F401
-    import lab.scoring.reference  # noqa: F401
-    import lab.scoring.rules  # noqa: F401
-    import lab.scoring.script  # noqa: F401
+    return SCORERS.names()

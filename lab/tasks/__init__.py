@@ -8,7 +8,7 @@ from lab.tasks.errors import TaskError, TaskScoringError, TaskSpecError
 from lab.tasks.medqa import answer_aliases, load_medqa_open
 from lab.tasks.metr import IntermediateScore, MetrSession, load_metr_family, manifest_schema
 from lab.tasks.model import (
-    Budgets, CopySpec, MetrRef, Resources, SandboxSpec, ScorerRef, Scoring, ScriptScoring, Task,
+    CopySpec, Limits, MetrRef, Resources, ScorerRef, Scoring, ScriptScoring, Task, TaskSandbox,
 )
 from lab.tasks.registry import BUNDLED, Suite, get_task, list_suites, load_suite, load_tasks
 from lab.tasks.scoring import score_task
@@ -17,8 +17,8 @@ from lab.tasks.validate import check_task, gpu_count, image_names, unavailable_r
 from lab.tasks.yaml_loader import load_task_file
 
 __all__ = [
-    "BUNDLED", "Budgets", "CopySpec", "IntermediateScore", "MetrRef", "MetrSession", "Resources", "SandboxSpec",
-    "ScorerRef", "Scoring", "ScriptScoring", "Suite", "Task", "TaskError", "TaskScoringError", "TaskSpecError",
+    "BUNDLED", "CopySpec", "IntermediateScore", "Limits", "MetrRef", "MetrSession", "Resources", "ScorerRef",
+    "Scoring", "ScriptScoring", "Suite", "Task", "TaskSandbox", "TaskError", "TaskScoringError", "TaskSpecError",
     "answer_aliases", "check_task", "get_task", "gpu_count", "image_names", "list_suites", "load_medqa_open",
     "load_metr_family", "load_suite", "load_super_jsonl", "load_task_file", "load_tasks", "manifest_schema",
     "score_task", "unavailable_reason",

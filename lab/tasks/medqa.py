@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from lab.tasks.errors import TaskSpecError
 from lab.tasks.jsonl import iter_jsonl
-from lab.tasks.model import Budgets, ScorerRef, Scoring, Task
+from lab.tasks.model import Limits, ScorerRef, Scoring, Task
 
 __all__ = ["answer_aliases", "load_medqa_open", "MEDQA_INSTRUCTIONS"]
 
@@ -70,7 +70,7 @@ def load_medqa_open(path: str | Path, *, suite: str | None = "medqa-open", split
             instructions=MEDQA_INSTRUCTIONS.format(question=q.strip()),
             inputs={"question": q.strip()},
             scoring=Scoring(scorer="normalized_match", target=answer_aliases(ans), fallback=judge),
-            budgets=Budgets(steps=20),
+            budgets=Limits(steps=20),
             answer=ans,
             metadata={"options": rec["options"], "answer_idx": rec["answer_idx"], "meta_info": rec["meta_info"],
                       "question_mc": rec.get("question"), "line": n, "split": split},

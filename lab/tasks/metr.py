@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from lab.tasks.errors import TaskScoringError, TaskSpecError
-from lab.tasks.model import Budgets, MetrRef, Resources, SandboxSpec, Scoring, ScriptScoring, Task
+from lab.tasks.model import Limits, MetrRef, Resources, Scoring, ScriptScoring, Task, TaskSandbox
 
 __all__ = ["FAMILY_ROOT", "MetrSession", "load_metr_family", "manifest_schema"]
 
@@ -87,11 +87,11 @@ def _import_family(py: Path) -> Any:
 
 
 def load_metr_family(family_dir: str | Path, *, suite: str | None = None, image: str = "base",
-                     budgets: Budgets | None = None) -> list[Task]:
+                     budgets: Limits | None = None) -> list[Task]:
     """Load every task of a METR Task Standard family.
 
     Per-task resources and scoring visibility come from ``manifest.yaml``; its free-form ``meta`` may set
-    ``starting_score`` and ``reference_score`` (for normalisation) and ``budgets`` (a :class:`Budgets`
+    ``starting_score`` and ``reference_score`` (for normalisation) and ``budgets`` (a :class:`Limits`
     mapping). The family's ``get_permissions`` returning ``full_internet`` turns the network on.
 
     Args:
@@ -147,9 +147,9 @@ def load_metr_family(family_dir: str | Path, *, suite: str | None = None, image:
                                   network="full_internet" in perms, storage_gb=res.get("storage_gb"))
             task = Task(
                 id=tid, suite=suite, kind="rd", instructions=instructions,
-                sandbox=SandboxSpec(image=meta.get("image", image), workdir="/home/agent", user="agent"),
+                sandbox=TaskSandbox(image=meta.get("image", image), workdir="/home/agent", user="agent"),
                 resources=resources,
-                budgets=Budgets(**meta["budgets"]) if "budgets" in meta else (budgets or Budgets()),
+                budgets=Limits(**meta["budgets"]) if "budgets" in meta else (budgets or Limits()),
                 scoring=Scoring(
                     script=ScriptScoring(command=f"python3 {DRIVER_PATH} {FAMILY_ROOT}/{name} {tname} score",
                                          timeout_s=float(meta.get("score_timeout_s", 600))),

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, PrivateAttr, model_validator
 
+from lab.limits import Limits
 from lab.tasks.errors import TaskPathError
 
 ALLOW_PATHS_ENV = "LAB_TASK_ALLOW_PATHS"
@@ -44,8 +45,8 @@ class CopySpec(_Strict):
     dest: str
 
 
-class SandboxSpec(_Strict):
-    """The environment a task runs in.
+class TaskSandbox(_Strict):
+    """The environment a task runs in (turned into a :class:`lab.sandbox.SandboxSpec` when it opens).
 
     Attributes:
         image: Name of an image defined under ``sandboxes/`` (``base``, ``repo-setup`` ...).
@@ -81,22 +82,6 @@ class Resources(_Strict):
     gpus: int = Field(0, ge=0)
     network: bool = False
     storage_gb: PositiveFloat | None = None
-
-
-class Budgets(_Strict):
-    """Limits on a solver's attempt; ``None`` means unlimited.
-
-    Attributes:
-        steps: Agent steps (model turns).
-        tokens: Model tokens, input and output together.
-        wall_time_s: Wall-clock seconds.
-        working_time_s: Pause-free working seconds (what humans and agents are compared on).
-    """
-
-    steps: PositiveInt | None = None
-    tokens: PositiveInt | None = None
-    wall_time_s: PositiveFloat | None = None
-    working_time_s: PositiveFloat | None = None
 
 
 class ScriptScoring(_Strict):
@@ -221,9 +206,9 @@ class Task(_Strict):
     instructions: str = Field(min_length=1)
     inputs: dict[str, Any] = Field(default_factory=dict)
     tools: list[str] = Field(default_factory=list)
-    sandbox: SandboxSpec | None = None
+    sandbox: TaskSandbox | None = None
     resources: Resources = Field(default_factory=Resources)
-    budgets: Budgets = Field(default_factory=Budgets)
+    budgets: Limits = Field(default_factory=Limits)
     scoring: Scoring
     answer: Any = None
     landmarks: list[str] = Field(default_factory=list)

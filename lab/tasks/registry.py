@@ -26,7 +26,7 @@ from lab.tasks.errors import TaskError, TaskPathError, TaskSpecError
 from lab.tasks.jsonl import iter_jsonl
 from lab.tasks.medqa import load_medqa_open
 from lab.tasks.metr import load_metr_family
-from lab.tasks.model import ALLOW_PATHS_ENV, Budgets, Resources, SandboxSpec, ScorerRef, Task, allowed_roots
+from lab.tasks.model import ALLOW_PATHS_ENV, Limits, Resources, ScorerRef, Task, TaskSandbox, allowed_roots
 from lab.tasks.super_jsonl import load_super_jsonl
 from lab.tasks.yaml_loader import load_task_file, read_yaml
 
@@ -104,9 +104,9 @@ class Suite:
             elif self.format == "super":
                 tasks += load_super_jsonl(
                     p, suite=self.name,
-                    sandbox=SandboxSpec.model_validate(opts["sandbox"]) if "sandbox" in opts else None,
+                    sandbox=TaskSandbox.model_validate(opts["sandbox"]) if "sandbox" in opts else None,
                     resources=Resources.model_validate(opts["resources"]) if "resources" in opts else None,
-                    budgets=Budgets.model_validate(opts["budgets"]) if "budgets" in opts else None,
+                    budgets=Limits.model_validate(opts["budgets"]) if "budgets" in opts else None,
                     super_compatible=bool(opts.get("super_compatible", False)))
             else:
                 tasks += load_metr_family(p, suite=self.name, **({"image": opts["image"]} if "image" in opts else {}))

@@ -10,7 +10,7 @@ from lab.tasks.errors import TaskScoringError
 from lab.tasks.model import Task
 from lab.traces.schema import Provenance, Score
 
-__all__ = ["executions_of", "score_task"]
+__all__ = ["executions_of", "score_task", "scorer_context"]
 
 
 def _normalised(task: Task, raw: float) -> Score:
@@ -32,6 +32,11 @@ def _scorer(name: str, args_json: str) -> Any:
 def _get(name: str, args: dict[str, Any]) -> Any:
     """A scorer built once per process for each name and arguments (a judge loads its model once)."""
     return _scorer(name, json.dumps(args, sort_keys=True, default=str))
+
+
+def scorer_context(task: Task, sandbox: Any = None) -> dict[str, Any]:
+    """The context a scorer gets for a submission to ``task``: ``item_id``, ``sandbox`` and ``question``."""
+    return {"item_id": task.key, "sandbox": sandbox, "question": task.inputs.get("question", task.instructions)}
 
 
 def score_task(task: Task, submission: Any, *, sandbox: Any = None, transcript: list[str] | str | None = None,
@@ -84,7 +89,7 @@ def score_task(task: Task, submission: Any, *, sandbox: Any = None, transcript: 
             scores = [s]
         else:
             target = sc.target if sc.target is not None else task.answer
-            ctx = {"item_id": key, "sandbox": sandbox, "question": task.inputs.get("question", task.instructions)}
+            ctx = scorer_context(task, sandbox)
             scores = as_scores(_get(sc.scorer, sc.args)(submission, target, **ctx))
             if use_fallback and sc.fallback is not None and scores[0].value != 1.0:
                 judge = _get(sc.fallback.scorer, sc.fallback.args)

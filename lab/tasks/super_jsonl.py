@@ -8,7 +8,7 @@ from typing import Any
 
 from lab.tasks.errors import TaskSpecError
 from lab.tasks.jsonl import iter_jsonl
-from lab.tasks.model import Budgets, Resources, SandboxSpec, Scoring, Task
+from lab.tasks.model import Limits, Resources, Scoring, Task, TaskSandbox
 
 __all__ = ["load_super_jsonl", "SUPER_SUFFIX"]
 
@@ -28,8 +28,8 @@ def _parse_answer(raw: Any, where: str) -> Any:
     return raw
 
 
-def load_super_jsonl(path: str | Path, *, suite: str | None = None, sandbox: SandboxSpec | None = None,
-                     resources: Resources | None = None, budgets: Budgets | None = None,
+def load_super_jsonl(path: str | Path, *, suite: str | None = None, sandbox: TaskSandbox | None = None,
+                     resources: Resources | None = None, budgets: Limits | None = None,
                      super_compatible: bool = False) -> list[Task]:
     """Load SUPER problems as ``repo`` tasks scored by SUPER's metrics.
 
@@ -43,7 +43,7 @@ def load_super_jsonl(path: str | Path, *, suite: str | None = None, sandbox: San
         suite: Suite name.
         sandbox: Environment for every problem (default: the ``base`` image).
         resources: Resources for every problem.
-        budgets: Budgets for every problem.
+        budgets: Limits for every problem.
         super_compatible: Score dict answers exactly as SUPER's code does (gold and prediction swapped);
             the default keys on the gold answer, so a submission that leaves out asked-for keys loses them.
 
@@ -64,7 +64,7 @@ def load_super_jsonl(path: str | Path, *, suite: str | None = None, sandbox: San
             raise TaskSpecError(f"{where}: task '{tid}': 'landmarks' must be a list of strings")
         if not isinstance(cells, list) or not all(isinstance(x, str) for x in cells):
             raise TaskSpecError(f"{where}: task '{tid}': 'pre_execute_cells' must be a list of strings")
-        box = (sandbox or SandboxSpec()).model_copy(deep=True)
+        box = (sandbox or TaskSandbox()).model_copy(deep=True)
         box.setup = [*box.setup, *cells]
         extra = {k: v for k, v in rec.items() if k not in _FIELDS}
         tasks.append(Task(
@@ -72,7 +72,7 @@ def load_super_jsonl(path: str | Path, *, suite: str | None = None, sandbox: San
             instructions=str(rec["query"]).rstrip() + SUPER_SUFFIX,
             sandbox=box,
             resources=resources or Resources(),
-            budgets=budgets or Budgets(),
+            budgets=budgets or Limits(),
             scoring=Scoring(scorer="json_match", args={"float_tol": 1e-2, "super_compat": super_compatible}),
             answer=_parse_answer(rec["answer"], f"{where}: task '{tid}'"),
             landmarks=landmarks,

@@ -1,29 +1,30 @@
-"""Tools by name, as task files and experiments name them (``shell``, ``python``, chemistry tools ...)."""
+"""Tools by name, as task files and experiments name them (``shell``, ``python``, chemistry tools ...).
+
+Every module-level :class:`~lab.tools.base.Tool` of the modules in :data:`TOOLS`' list is found by its name;
+a tool defined elsewhere is added with ``TOOLS.register(my_tool.name, my_tool)``.
+"""
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Iterable
+from types import ModuleType
 
+from lab.registry import Registry
 from lab.tools.base import Tool, ToolError
 
-# Modules whose module-level Tool objects are available by name; imported on first use.
-TOOL_MODULES = ("lab.tools.shell", "lab.tools.chemistry")
+
+def _module_tools(mod: ModuleType) -> Iterable[tuple[str, Tool]]:
+    return [(v.name, v) for v in vars(mod).values() if isinstance(v, Tool)]
+
+
+TOOLS: Registry[Tool] = Registry("tool", modules=("lab.tools.shell", "lab.tools.chemistry"), error=ToolError,
+                                 harvest=_module_tools)
+"""Named tools (``submit`` is not one: loops add it themselves)."""
 
 
 def available_tools() -> dict[str, Tool]:
-    """Every named tool (``submit`` excluded: loops add it themselves)."""
-    found: dict[str, Tool] = {}
-    for mod_name in TOOL_MODULES:
-        try:
-            mod = importlib.import_module(mod_name)
-        except ModuleNotFoundError as e:
-            if e.name == mod_name:  # that tool module is not installed in this build
-                continue
-            raise
-        for value in vars(mod).values():
-            if isinstance(value, Tool):
-                found.setdefault(value.name, value)
-    return found
+    """Every named tool."""
+    return dict(TOOLS.items())
 
 
 def get_tools(names: list[str]) -> list[Tool]:
@@ -32,8 +33,7 @@ def get_tools(names: list[str]) -> list[Tool]:
     Raises:
         ToolError: A name is unknown (the message lists the known ones).
     """
-    tools = available_tools()
-    missing = [n for n in names if n not in tools]
+    missing = [n for n in names if n not in TOOLS]
     if missing:
-        raise ToolError(f"unknown tool(s) {missing}; known: {', '.join(sorted(tools))}")
-    return [tools[n] for n in names]
+        raise ToolError(f"unknown tool(s) {missing}; known: {', '.join(TOOLS.names())}")
+    return [TOOLS.get(n) for n in names]

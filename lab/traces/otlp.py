@@ -21,7 +21,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from lab.errors import LabError
-from lab.traces import schema
+import lab.traces.schema as schema
 from lab.traces.schema import Event, EventKind
 from lab.traces.store import TraceStore, dumps
 

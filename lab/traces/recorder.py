@@ -15,7 +15,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from lab.traces.schema import Event, EventKind, RunStatus, Score
-from lab.traces.store import TraceStore, score_event
+from lab.traces.protocol import Store
+from lab.traces.store import score_event
 
 
 class WorkClock:
@@ -59,7 +60,7 @@ class RunRecorder:
         root_span: Span every top-level event hangs from (``None``: none).
     """
 
-    def __init__(self, store: TraceStore, run_id: str, *, clock: WorkClock | None = None,
+    def __init__(self, store: Store, run_id: str, *, clock: WorkClock | None = None,
                  root_span: str | None = None) -> None:
         self.store = store
         self.run_id = run_id
@@ -68,12 +69,12 @@ class RunRecorder:
         self._root_span = root_span
         self._finished = False
         if os.environ.get("LAB_OTLP_ENDPOINT"):  # stream spans live to an OTLP collector
-            from lab.traces import live_otlp
+            import lab.traces.live_otlp as live_otlp
 
             live_otlp.attach(store)
 
     @classmethod
-    def start(cls, store: TraceStore, config: dict[str, Any] | None = None, **run_fields: Any) -> RunRecorder:
+    def start(cls, store: Store, config: dict[str, Any] | None = None, **run_fields: Any) -> RunRecorder:
         """Create a run and record its ``run_started`` event."""
         run_id = store.create_run(config, **run_fields)
         rec = cls(store, run_id)

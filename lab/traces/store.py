@@ -621,6 +621,16 @@ class TraceStore:
         sql += " ORDER BY seq"
         return [Event(r[0], r[1], json.loads(r[2]), *r[3:]) for r in self.query(sql, args)]
 
+    def final_scores(self, run_id: str) -> dict[str, float | None]:
+        """A run's final scores by name (``scorer``, or ``scorer.dimension`` for rubric dimensions)."""
+        rows = self.query("SELECT scorer, dimension, value FROM scores WHERE run_id=? AND final=1 ORDER BY seq",
+                          (run_id,))
+        return {(s if d == "overall" else f"{s}.{d}"): v for s, d, v in rows}
+
+    def last_elapsed(self, run_id: str) -> float:
+        """The working time of a run's latest event (0 when it has none)."""
+        return self.query("SELECT COALESCE(MAX(elapsed), 0) FROM events WHERE run_id=?", (run_id,))[0][0]
+
     def raw_events(self, run_id: str) -> list[tuple]:
         """A run's event rows exactly as stored (attrs as the stored JSON text)."""
         return self.query(

@@ -183,7 +183,7 @@ def test_stopping_a_batch_pauses_its_runs_like_ctrl_c_locally(cluster, tmp_path)
     exp = workload.experiment(workload.write_tasks(tmp_path, 10, pause=6), seeds=1)
     store = TraceStore(tmp_path / "traces.db")
     runner = Runner(store, progress=False, model_loader=workload.load_model, executor=RayExecutor(cluster.address))
-    batch = runner.executor.start(runner, exp, 4)
+    batch = runner.executor.start(runner.context(exp), 4)
     futures = [batch.submit(c, c.key(exp), None) for c in exp.combos()]
     deadline = time.monotonic() + 120
     while len(store.list_runs(status="running")) < 2 and time.monotonic() < deadline:

@@ -1,0 +1,67 @@
+"""What a run needs of a trace store: the :class:`Store` protocol.
+
+:class:`~lab.traces.store.TraceStore` (a local SQLite file) implements it, and so does a cluster worker's
+stand-in for the driver's store (:class:`lab.executors.remote_store.RemoteStore`); loops, recorders and the
+run pipeline accept either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from lab.traces.schema import Event, Score
+
+
+@runtime_checkable
+class Store(Protocol):
+    """The trace-store methods one run uses (create, record, finish, read back, score).
+
+    Attributes:
+        path: The store file (checkpoints live beside it).
+    """
+
+    path: Path
+
+    def create_run(self, config: dict[str, Any] | None = None, **fields: Any) -> str:
+        """Register a run; return its id."""
+        ...
+
+    def finish_run(self, run_id: str, status: str, *, error: str | None = None, elapsed: float | None = None,
+                   finished_at: float | None = None) -> None:
+        """Set a run's final status."""
+        ...
+
+    def reopen_run(self, run_id: str) -> None:
+        """Mark a finished or interrupted run running again (to resume it)."""
+        ...
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """One run's row (``config`` parsed)."""
+        ...
+
+    def list_runs(self, *, status: str | None = None, batch_id: str | None = None) -> list[dict[str, Any]]:
+        """Runs, oldest first, optionally filtered."""
+        ...
+
+    def append(self, event: Event) -> Event:
+        """Append one event (durable on return)."""
+        ...
+
+    def events(self, run_id: str, *, kinds: Iterable[str] | None = None, after_seq: int = -1) -> list[Event]:
+        """A run's events in order."""
+        ...
+
+    def add_score(self, run_id: str, score: Score, *, elapsed: float = 0.0, ts: float | None = None,
+                  span_id: str | None = None, parent_id: str | None = None, agent: str | None = None) -> Event:
+        """Record a score."""
+        ...
+
+    def final_scores(self, run_id: str) -> dict[str, float | None]:
+        """A run's final scores by name."""
+        ...
+
+    def last_elapsed(self, run_id: str) -> float:
+        """The working time of a run's latest event."""
+        ...
