@@ -17,6 +17,7 @@ import io
 import json
 import os
 import queue
+import shutil
 import socket
 import struct
 import subprocess
@@ -266,7 +267,13 @@ def _os_error(meta: dict[str, Any], path: str, spec: SandboxSpec) -> Exception:
     return cls(f"{msg} (in sandbox)") if cls else SandboxError(msg if path and path in msg else f"{path}: {msg}")
 
 
+def _host_tool(name: str) -> str:
+    """A system tool's path; also looks in the sbin directories a user's ``PATH`` often lacks."""
+    return shutil.which(name, path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])) or name
+
+
 def _run_host(argv: list[str], what: str) -> str:
+    argv = [_host_tool(argv[0]), *argv[1:]]
     try:
         r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -311,7 +318,7 @@ class _WorkFs:
     def release(self) -> None:
         """Detach the loop device (at once when unused, else as soon as its container unmounts it)."""
         if self.loop is not None:
-            subprocess.run(["losetup", "--detach", self.loop], capture_output=True)
+            subprocess.run([_host_tool("losetup"), "--detach", self.loop], capture_output=True)
             self.loop = None
 
 

@@ -341,9 +341,9 @@ class LocalSandbox(BaseSandbox):
         # a shell (still the harness's user) opens what bwrap reads from descriptors; as root it first makes /tmp
         # this sandbox's directory in a private mount namespace, since bwrap resolves what it mounts as the
         # sandbox's uid, which cannot traverse e.g. /root
-        script = 'exec 6<"$1/passwd" 7<"$1/group" 5<"$2" && shift 2 && exec "$@"'
-        if self._owner is not None:
-            script = f'mount --bind "$1" /tmp && {script}'
+        # (descriptors first: the sandbox's directory may itself be under /tmp)
+        mount = 'mount --bind "$1" /tmp && ' if self._owner is not None else ""
+        script = f'exec 6<"$1/passwd" 7<"$1/group" 5<"$2" && {mount}shift 2 && exec "$@"'
         bpf = self.root / "seccomp.bpf"
         cmd = ["sh", "-c", script, "sh", str(self.root), str(bpf) if bpf.exists() else "/dev/null", *cmd, *wrap]
         return cmd if self._owner is None else ["unshare", "--mount", "--propagation", "private", "--", *cmd]
