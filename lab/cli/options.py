@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import click
 import typer
 
 from lab.traces.backend import default_store_location, is_postgres_url, open_trace_store
 from lab.traces.store import StoreError, TraceStore
 
-# click.STRING: a postgresql://host/db URL must reach open_store as typed (a Path would fold its '//').
-StoreOption = typer.Option(None, "--store", click_type=click.STRING,
+# parser=str: a postgresql://host/db URL must reach open_store as typed (a Path would fold its '//').
+StoreOption = typer.Option(None, "--store", parser=str,
                            help="Trace store: a SQLite file or a postgresql:// URL (default: $LAB_STORE, "
                                 "else the project's .lab/traces.db).")
 
