@@ -180,6 +180,9 @@ class TraceStore:
     ) -> None:
         if durability not in ("normal", "full"):
             raise StoreError(f"durability must be 'normal' or 'full', not {durability!r}")
+        url = str(path if path is not None else os.environ.get("LAB_STORE", ""))
+        if url.startswith(("postgresql://", "postgres://")):
+            raise StoreError(f"{redact(url)} is a PostgreSQL store: open it with lab.traces.open_trace_store")
         self.path = Path(path) if path is not None else default_store_path()
         self.readonly = readonly
         self._sync = durability.upper()

@@ -97,3 +97,16 @@ def test_truncate_is_refused_too(pg_url):
         with pytest.raises(StoreError, match="append-only"):
             s.query("TRUNCATE events")
         assert s.count_events() == 1
+
+
+def test_the_sqlite_class_refuses_a_url_instead_of_making_a_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    url = "postgresql://bob:hunter2pw@db.example/lab"
+    for args in ([url], []):
+        monkeypatch.setenv("LAB_STORE", url)
+        with pytest.raises(StoreError, match="is a PostgreSQL store: open it with lab.traces.open_trace_store") as e:
+            from lab.traces import TraceStore
+
+            TraceStore(*args)
+        assert "hunter2pw" not in str(e.value)
+    assert list(tmp_path.iterdir()) == []
