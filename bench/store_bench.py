@@ -165,14 +165,14 @@ def compare_backends(tmp: Path, pg_url: str, events: int, batched: int, single: 
             for ev in evs:
                 store.append(ev)
         store.close()
-        if name == "sqlite":  # an fsync per commit, as PostgreSQL's synchronous_commit does
-            store = TraceStore(fresh(name), durability="full")
-            run_id = store.create_run({"task": "bench-single"})
-            evs = _events(run_id, single)
-            with Clock() as out[name]["single_full"]:
-                for ev in evs:
-                    store.append(ev)
-            store.close()
+        # durability="full": an fsync per commit (SQLite) / synchronous_commit on (PostgreSQL)
+        store = open_trace_store(fresh(name), durability="full")
+        run_id = store.create_run({"task": "bench-single"})
+        evs = _events(run_id, single)
+        with Clock() as out[name]["single_full"]:
+            for ev in evs:
+                store.append(ev)
+        store.close()
         big = fresh(name)
         with Clock() as out[name]["build"]:
             runs = build_big_store(big, events)
@@ -196,10 +196,10 @@ def compare_backends(tmp: Path, pg_url: str, events: int, batched: int, single: 
     s, p = out["sqlite"], out["postgresql"]
     return [
         ("ingest batched, 1000 per transaction", "rate", s["batched"], p["batched"], batched),
-        ("ingest one by one (durable on return; SQLite synchronous=NORMAL)", "rate", s["single"], p["single"],
+        ("ingest one by one (durability normal: survives the writer's kill -9)", "rate", s["single"], p["single"],
          single),
-        ("ingest one by one, SQLite durability=full (both fsync each commit)", "rate", s["single_full"],
-         p["single"], single),
+        ("ingest one by one, durability full (an fsync per commit)", "rate", s["single_full"], p["single_full"],
+         single),
         (f"build a {events:,}-event store ({events // 10_000} runs interleaved, batches of 1000)", "rate", s["build"], p["build"],
          events),
         (f"runs_frame with final scores ({events // 10_000} runs)", "secs", s["runs_frame"], p["runs_frame"], 0),

@@ -2,8 +2,10 @@
 
 Events are append-only (a trigger refuses updates, deletes and truncation); each event's sequence number is
 assigned inside its transaction under a per-run advisory lock, so writers in any number of processes and
-machines never collide or leave gaps. A write that returned is committed with ``synchronous_commit`` on: it
-survives ``kill -9`` of the writer (and a crash of the server). LangGraph checkpoints live in the same
+machines never collide or leave gaps. A write that returned is committed on the server, so it survives
+``kill -9`` of the writer; ``durability="full"`` also waits for the server's WAL to reach its disk on every
+commit (``synchronous_commit``), so it survives a crash of the server's machine, as SQLite's ``full`` survives
+power loss (the default leaves that flush to the server's WAL writer, a fraction of a second later). LangGraph checkpoints live in the same
 database (LangGraph's own Postgres checkpointer).
 """
 
@@ -124,7 +126,8 @@ class PostgresTraceStore(TraceStore):
     Args:
         url: ``postgresql://user[:password]@host[:port]/database[?options]`` (libpq's URL form).
         readonly: Open without writing (no schema creation, no recovery; sessions are read-only).
-        durability: Accepted for symmetry; every commit is synchronous on PostgreSQL.
+        durability: ``"normal"`` (a returned write survives the writer's death) or ``"full"`` (and a crash of
+            the server's machine: ``synchronous_commit`` on).
         recover: Mark runs whose writing process died as ``interrupted`` on open (this machine's only).
 
     Attributes:
@@ -146,6 +149,7 @@ class PostgresTraceStore(TraceStore):
         self.url = url
         self.path = redact_url(url)  # type: ignore[assignment]
         self.readonly = readonly
+        self._sync = "on" if durability == "full" else "off"
         self._local = threading.local()
         self._conns: list[Any] = []
         self._lock = threading.Lock()
@@ -189,6 +193,8 @@ class PostgresTraceStore(TraceStore):
             raw = psycopg.connect(self.url, autocommit=True, connect_timeout=10, application_name="lab")
             if self.readonly:
                 raw.execute("SET default_transaction_read_only = on")
+            else:
+                raw.execute(f"SET synchronous_commit = {self._sync}")
         except psycopg.Error as e:
             raise StoreError(self._explain(e)) from None
         conn = self._local.conn = _Connection(raw)

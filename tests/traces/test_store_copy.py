@@ -57,9 +57,10 @@ def _snapshot(location) -> tuple:
     runs = s.query("SELECT * FROM runs ORDER BY run_id")
     scores = s.query("SELECT * FROM scores ORDER BY run_id, seq")
     saver = getattr(s, "checkpointer", None) or checkpointer_for(s.path)
-    cps = [(t.config["configurable"]["checkpoint_id"], t.checkpoint["channel_values"], t.metadata.get("step"),
-            (t.parent_config or {}).get("configurable", {}).get("checkpoint_id"))
-           for t in saver.list({"configurable": {"thread_id": ids[0]}})] if ids else []
+    cps = sorted((t.config["configurable"]["thread_id"], t.config["configurable"]["checkpoint_id"],
+                  t.checkpoint["channel_values"].get("n"), t.metadata.get("step"),
+                  (t.parent_config or {}).get("configurable", {}).get("checkpoint_id"))
+                 for t in saver.list(None))
     s.close()
     return out.getvalue().encode(), runs, scores, cps
 
@@ -74,8 +75,8 @@ def test_sqlite_to_postgresql_and_back_is_lossless(tmp_path, pg_url, lab):
     assert r.returncode == 0, r.stderr
     before, mid, after = _snapshot(src), _snapshot(pg_url), _snapshot(back)
     assert after[0] == before[0] and mid[0] == before[0] and len(before[0]) > 1000
-    assert after[1:] == before[1:]
-    assert len(before[3]) == 4 and before[3][0][1] == {"n": 11}
+    assert after[1:] == before[1:] and mid[1:] == before[1:]  # every column, PostgreSQL too
+    assert len(before[3]) == 4 and {c[2] for c in before[3]} == {None, 5, 10, 11}
     assert SECRET.encode() not in before[0] + after[0]
     # The copied graph resumes from its checkpoint in the copy.
     store = open_trace_store(back)
