@@ -153,6 +153,7 @@ class PostgresTraceStore(TraceStore):
         self._local = threading.local()
         self._conns: list[Any] = []
         self._lock = threading.Lock()
+        self._listeners: list[Any] = []  # what TraceStore.add_listener fills (live telemetry)
         conn = self._conn()
         if readonly:
             self._check_readable(conn)
