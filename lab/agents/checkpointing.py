@@ -1,7 +1,8 @@
 """LangGraph checkpoints for every run, in SQLite next to the trace store (or in its PostgreSQL database).
 
 Each run is one LangGraph thread (``thread_id`` = run id) in ``<store>.checkpoints.db`` beside the trace
-store (for a ``postgresql://`` store, LangGraph's ``PostgresSaver`` in the same database), so a run can be paused and resumed, resumed after a kernel restart, and forked from any step.
+store (for a ``postgresql://`` store, LangGraph's ``PostgresSaver`` in the same database), so a run can be
+paused and resumed, resumed after a kernel restart, and forked from any step.
 One :class:`~langgraph.checkpoint.sqlite.SqliteSaver` is shared per file and process (it serialises its
 writes with a lock, so concurrent runs in threads are safe). Every string a checkpoint holds is passed through
 :func:`lab.secrets.redact` before it is written, as the trace store does with events.
