@@ -5,8 +5,8 @@ assigned inside its transaction under a per-run advisory lock, so writers in any
 machines never collide or leave gaps. A write that returned is committed on the server, so it survives
 ``kill -9`` of the writer; ``durability="full"`` also waits for the server's WAL to reach its disk on every
 commit (``synchronous_commit``), so it survives a crash of the server's machine, as SQLite's ``full`` survives
-power loss (the default leaves that flush to the server's WAL writer, a fraction of a second later). LangGraph checkpoints live in the same
-database (LangGraph's own Postgres checkpointer).
+power loss (the default leaves that flush to the server's WAL writer, a fraction of a second later).
+LangGraph checkpoints live in the same database (LangGraph's own Postgres checkpointer).
 """
 
 from __future__ import annotations
