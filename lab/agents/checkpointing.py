@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 from typing import Any
@@ -84,8 +85,12 @@ def _postgres_saver(url: str) -> BaseCheckpointSaver:
                 conn = psycopg.connect(url, autocommit=True, prepare_threshold=0, row_factory=dict_row,
                                        connect_timeout=10)
                 saver = PostgresSaver(conn, serde=RedactingSerializer())
-                # one set-up (migrations) at a time: several processes may start together
-                conn.execute("SELECT pg_advisory_lock(hashtext('lab.checkpoints'))")
+                # One set-up (migrations) at a time: several processes may start together. Polled, not waited
+                # for: a migration builds an index CONCURRENTLY, which waits for every open transaction,
+                # including a blocked lock request (a deadlock).
+                while not conn.execute("SELECT pg_try_advisory_lock(hashtext('lab.checkpoints'))").fetchone()[
+                        "pg_try_advisory_lock"]:
+                    time.sleep(0.05)
                 try:
                     saver.setup()
                 finally:

@@ -110,3 +110,21 @@ def test_the_sqlite_class_refuses_a_url_instead_of_making_a_file(tmp_path, monke
             TraceStore(*args)
         assert "hunter2pw" not in str(e.value)
     assert list(tmp_path.iterdir()) == []
+
+
+OPEN_CHECKPOINTS = """
+    import sys
+    from lab.agents.checkpointing import checkpointer_for
+    from lab.traces.backend import open_trace_store
+    store = open_trace_store(sys.argv[1])
+    print(store.checkpointer.get_tuple({"configurable": {"thread_id": "x", "checkpoint_ns": ""}}))
+"""
+
+
+def test_several_processes_set_up_the_checkpoints_of_a_new_database_at_once(pg_url):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(OPEN_CHECKPOINTS), pg_url],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(4)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [e for _, e in outs]
+    assert [o.strip() for o, _ in outs] == ["None"] * 4
