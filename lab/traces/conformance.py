@@ -108,9 +108,9 @@ def check_concurrent_threads(location: Location) -> None:
             assert [e.attrs["i"] for e in evs if e.attrs["t"] == t] == list(range(40))
 
 
-def _spawn(code: str, *args: str) -> subprocess.Popen:
+def _spawn(code: str, *args: str, stdin: bool = False) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
+                            stderr=subprocess.PIPE, stdin=subprocess.PIPE if stdin else None, text=True,
                             env={**os.environ, "PYTHONPATH": os.pathsep.join([str(_ROOT), *sys.path])})
 
 
@@ -119,31 +119,70 @@ _PROCESS_WRITER = """
     from lab.traces import Event
     from lab.traces.backend import open_trace_store
     store = open_trace_store(sys.argv[1])
-    shared, w = sys.argv[2], int(sys.argv[3])
-    own = store.create_run({"task": "own", "writer": w})
-    for i in range(150):
-        store.append(Event(shared, "agent_message", {"w": w, "i": i}))
-        if i % 10 == 0:
-            store.append_many([Event(own, "tool_call", {"i": i}), Event(shared, "tool_result", {"w": w, "i": i})])
-    store.finish_run(own, "done")
+    writer, shared, n = int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    own = store.create_run({"task": f"writer-{writer}"})
     print(own, flush=True)
+    sys.stdin.readline()  # start together
+    for j in range(n):
+        if j % 10 == 0:
+            store.append_many([Event(shared, "agent_message", {"w": writer, "j": j + k}) for k in range(10)])
+        store.append(Event(own, "agent_message", {"w": writer, "j": j}))
 """
 
 
 def check_concurrent_processes(location: Location) -> None:
-    """Several writer processes on one store: nothing lost, no duplicate or missing seq, order per writer kept."""
+    """Writer processes started together on one store: nothing lost, seqs gap-free with no duplicates, each
+    writer's order kept, and a batch lands whole (never interleaved with another writer's)."""
     with open_trace_store(location) as s:
         shared = s.create_run({"task": "shared"})
-    procs = [_spawn(_PROCESS_WRITER, str(location), shared, str(w)) for w in range(4)]
-    outs = [p.communicate(timeout=600) for p in procs]
-    assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
+    n, writers = 150, 4
+    procs = [_spawn(_PROCESS_WRITER, str(location), str(w), shared, str(n), stdin=True) for w in range(writers)]
+    own = [p.stdout.readline().strip() for p in procs]
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    errs = [p.communicate(timeout=600)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * writers, errs
     with open_trace_store(location) as s:
         evs = s.events(shared)
-        assert [e.seq for e in evs] == list(range(4 * 165))
-        for w in range(4):
-            assert [e.attrs["i"] for e in evs if e.attrs["w"] == w and e.kind == "agent_message"] == list(range(150))
-        for out, _ in outs:
-            assert [e.seq for e in s.events(out.strip())] == list(range(15))
+        assert [e.seq for e in evs] == list(range(writers * n))
+        for w in range(writers):
+            assert [e.attrs["j"] for e in evs if e.attrs["w"] == w] == list(range(n))
+            mine = s.events(own[w])
+            assert [e.attrs["j"] for e in mine] == list(range(n)) and [e.seq for e in mine] == list(range(n))
+        batches = [{e.attrs["w"] for e in evs[i:i + 10]} for i in range(0, len(evs), 10)]
+        assert all(len(b) == 1 for b in batches)
+
+
+_SLEEPER = """
+    import sys, time
+    from lab.traces import RunRecorder
+    from lab.traces.backend import open_trace_store
+    rec = RunRecorder.start(open_trace_store(sys.argv[1]), {"task": "long"})
+    rec.emit("agent_message", {"content": "working"})
+    print(rec.run_id, flush=True)
+    time.sleep(600)
+"""
+
+
+def check_dead_process_run_is_interrupted(location: Location) -> None:
+    """A run stays ``running`` while its process lives (other processes opening the store leave it alone), and
+    is marked ``interrupted`` the next time the store opens after the process died."""
+    proc = _spawn(_SLEEPER, str(location))
+    try:
+        run_id = proc.stdout.readline().strip()
+        assert run_id, proc.stderr.read()
+        with open_trace_store(location) as other:
+            assert other.get_run(run_id)["status"] == "running"
+            live = other.create_run({"task": "mine"})
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    with open_trace_store(location) as s:
+        run = s.get_run(run_id)
+        assert run["status"] == "interrupted" and run["finished_at"] is not None
+        assert [e.kind for e in s.events(run_id)] == ["run_started", "agent_message"]
+        assert s.get_run(live)["status"] == "running"
 
 
 _KILLED_WRITER = """
@@ -309,7 +348,7 @@ def check_jsonl_round_trip(location: Location) -> None:
 
 CHECKS: list[Callable[[Location], None]] = [
     check_runs, check_events_are_ordered_and_append_only, check_concurrent_threads, check_concurrent_processes,
-    check_kill_9_loses_nothing_returned, check_scores_and_frames, check_secrets_are_redacted,
+    check_kill_9_loses_nothing_returned, check_dead_process_run_is_interrupted, check_scores_and_frames, check_secrets_are_redacted,
     check_transactions_are_atomic, check_checkpoints, check_readonly, check_jsonl_round_trip,
 ]
 """Every check, in the order to run them."""
