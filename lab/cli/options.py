@@ -30,6 +30,8 @@ def open_store(path: str | Path | None, *, create: bool = False) -> TraceStore:
     """
     location = str(path) if path is not None else default_store_location()
     if is_postgres_url(location):
+        if not create:  # a database that holds no store is refused, not made one
+            open_trace_store(location, readonly=True).close()
         return open_trace_store(location)
     path = Path(location)
     if create:

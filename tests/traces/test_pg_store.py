@@ -81,7 +81,9 @@ def test_wrong_password_and_missing_database_are_clear(pg_cluster):
         PostgresTraceStore(bad_db)
 
 
-def test_a_database_without_a_store_is_not_read_as_one(pg_url):
+def test_a_database_without_a_store_is_not_read_as_one(pg_url, lab):
+    r = lab("runs", "list", "--store", pg_url)
+    assert r.returncode == 2 and "no trace store at postgresql://" in r.stderr and r.stderr.count("\n") == 1
     with pytest.raises(StoreError, match="no trace store at postgresql://.*no runs table"):
         open_trace_store(pg_url, readonly=True)
     open_trace_store(pg_url).close()  # opened for writing, the schema is made, once, even if opened again
