@@ -316,8 +316,8 @@ def check_readonly(location: Location) -> None:
 
 
 def check_jsonl_round_trip(location: Location) -> None:
-    """Finished runs exported to JSONL and imported into a second store of the same kind come back
-    byte-identical (exported again, the same bytes)."""
+    """Finished runs exported to JSONL and imported back (under new run ids) export the same bytes; importing
+    runs that exist already is refused whole, keeping what the store had."""
     import io
 
     from lab.traces.jsonl import export_runs, import_file
@@ -325,25 +325,28 @@ def check_jsonl_round_trip(location: Location) -> None:
     with open_trace_store(location) as s:
         ids = []
         for k in range(2):
-            rid = s.create_run({"task": f"t{k}", "seed": k})
-            s.append_many([Event(rid, "agent_message", {"k": k, "f": 1 / 3}), Event(rid, "tool_call")])
-            s.add_score(rid, Score("match", k / 2))
+            rid = s.create_run({"task": f"t{k}", "seed": k}, run_id=f"orig-run-{k}")
+            s.append_many([Event(rid, "agent_message", {"k": k, "f": 1 / 3, "u": "é\u2028"}, span_id="s1"),
+                           Event(rid, "tool_call", elapsed=0.5, agent="coder")])
+            s.add_score(rid, Score("match", k / 2, details={"why": "x"}))
             s.finish_run(rid, "done", elapsed=0.25)
             ids.append(rid)
         out = io.StringIO()
         assert export_runs(s, ids, out) == 2
         first = out.getvalue()
-        # The same store refuses them again, and keeps what it had.
         path = Path(os.environ.get("TMPDIR", "/tmp")) / f"lab-conformance-{os.getpid()}.jsonl"
-        path.write_text(first)
         try:
+            path.write_text(first)
             _raises(lambda: import_file(s, path), "already exists")
+            assert s.count_events() == 6 and len(s.list_runs()) == 2
+            path.write_text(first.replace("orig-run-", "copy-run-"))
+            assert import_file(s, path) == ["copy-run-0", "copy-run-1"]
         finally:
-            path.unlink()
-        assert s.count_events() == 6
+            path.unlink(missing_ok=True)
         again = io.StringIO()
-        export_runs(s, ids, again)
-        assert again.getvalue() == first
+        export_runs(s, ["copy-run-0", "copy-run-1"], again)
+        assert again.getvalue() == first.replace("orig-run-", "copy-run-")
+        assert s.scores_frame()["run_id"].tolist().count("copy-run-1") == 1
 
 
 CHECKS: list[Callable[[Location], None]] = [
