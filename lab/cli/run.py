@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from lab.cli.options import StoreOption, open_store
+from lab.traces.store import StoreError
 
 
 def run_experiment(
@@ -25,6 +26,9 @@ def run_experiment(
 
     exp = Experiment.from_yaml(experiment)
     st = open_store(store, create=True)
+    if executor == "ray" and not isinstance(st.path, Path):  # its store actor writes a SQLite file
+        raise StoreError("--executor ray needs a SQLite store for now; with a PostgreSQL store, start a `lab run` "
+                         "driver on each machine instead (they may write the store at once)")
     runner = Runner(st, concurrency=concurrency, progress=progress, executor=get_executor(executor, address=address))
     batch = runner.run(exp)
     for o in batch.outcomes:

@@ -130,3 +130,10 @@ def test_several_processes_set_up_the_checkpoints_of_a_new_database_at_once(pg_u
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, [e for _, e in outs]
     assert [o.strip() for o, _ in outs] == ["None"] * 4
+
+
+def test_ray_executor_with_a_postgresql_store_is_one_clear_line(tmp_path, pg_url, lab):
+    exp = tmp_path / "exp.yaml"
+    exp.write_text("name: r\ntasks: [medqa-open/dev-0001]\nloops: [dera]\nmodels: ['scripted:x.yaml']\n")
+    r = lab("run", str(exp), "--store", pg_url, "--executor", "ray", "--no-progress")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--executor ray needs a SQLite store" in r.stderr
