@@ -53,8 +53,10 @@ def checkpoint_path(store_path: str | Path) -> Path:
 def checkpointer_for(store_path: str | Path) -> BaseCheckpointSaver:
     """The process-wide checkpointer for a trace store (created on first use): a SQLite file (WAL mode)
     beside a store file, or LangGraph's Postgres checkpointer for a ``postgresql://`` store URL."""
-    if isinstance(store_path, str) and store_path.startswith(("postgresql://", "postgres://")):
-        return _postgres_saver(store_path)
+    from lab.traces.backend import is_postgres_url
+
+    if is_postgres_url(store_path):
+        return _postgres_saver(str(store_path))
     path = checkpoint_path(store_path).resolve()
     with _lock:
         saver = _savers.get(str(path))
