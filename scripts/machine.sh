@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install and start what the tests need on this machine: Docker engine, Chromium, bubblewrap.
+# Install and start what the tests need on this machine: Docker engine, Chromium, bubblewrap, PostgreSQL.
 # Reuses whatever is already there. Needs root to install; otherwise it only reports.
 set -u
 quiet=0; [ "${1:-}" = "--quiet" ] && quiet=1
@@ -13,6 +13,7 @@ command -v bwrap >/dev/null || need+=(bubblewrap)
 ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2' || need+=(libseccomp2)  # the local sandbox's seccomp filter
 command -v mkfs.ext4 >/dev/null && command -v debugfs >/dev/null || need+=(e2fsprogs)  # size-limited workdirs
 command -v losetup >/dev/null || need+=(mount)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)  # the PostgreSQL trace store's tests
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     say "installing ${need[*]}"

@@ -10,6 +10,7 @@ import panel as pn
 import param
 
 from lab.traces import TraceStore
+from lab.traces.backend import open_trace_store
 from widgets import study_data as sd
 from widgets.grading import GradingWidget
 from widgets.human_vs_ai import HumanVsAIDashboard
@@ -34,7 +35,7 @@ class Dashboard(param.Parameterized):
     def __init__(self, store: TraceStore | None = None, *, forker: Forker | None = None, grader: str = "",
                  **params: Any) -> None:
         super().__init__(**params)
-        self.store = store if store is not None else TraceStore(os.environ.get("LAB_STORE") or None)
+        self.store = store if store is not None else open_trace_store()
         self.runs = RunsTable(self.store)
         self.trace = TraceViewer(self.store, forker=forker)
         self.diff = TraceDiff(self.store)
@@ -106,5 +107,5 @@ def dashboard(store: TraceStore | str | os.PathLike[str] | None = None, **kwargs
         **kwargs: Passed to :class:`Dashboard`.
     """
     if store is not None and not isinstance(store, TraceStore):
-        store = TraceStore(store)
+        store = open_trace_store(store)
     return Dashboard(store, **kwargs).panel()

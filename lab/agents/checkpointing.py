@@ -1,7 +1,8 @@
-"""LangGraph checkpoints for every run, in SQLite next to the trace store.
+"""LangGraph checkpoints for every run, in SQLite next to the trace store (or in its PostgreSQL database).
 
 Each run is one LangGraph thread (``thread_id`` = run id) in ``<store>.checkpoints.db`` beside the trace
-store, so a run can be paused and resumed, resumed after a kernel restart, and forked from any step.
+store (for a ``postgresql://`` store, LangGraph's ``PostgresSaver`` in the same database), so a run can be
+paused and resumed, resumed after a kernel restart, and forked from any step.
 One :class:`~langgraph.checkpoint.sqlite.SqliteSaver` is shared per file and process (it serialises its
 writes with a lock, so concurrent runs in threads are safe). Every string a checkpoint holds is passed through
 :func:`lab.secrets.redact` before it is written, as the trace store does with events.
@@ -11,16 +12,18 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 from typing import Any
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from lab.secrets import redact
 
-_savers: dict[str, SqliteSaver] = {}
+_savers: dict[str, BaseCheckpointSaver] = {}
 _lock = threading.Lock()
 
 
@@ -47,8 +50,13 @@ def checkpoint_path(store_path: str | Path) -> Path:
     return p.with_name(f"{p.stem}.checkpoints.db")
 
 
-def checkpointer_for(store_path: str | Path) -> SqliteSaver:
-    """The process-wide checkpointer for a trace store (created on first use, WAL mode)."""
+def checkpointer_for(store_path: str | Path) -> BaseCheckpointSaver:
+    """The process-wide checkpointer for a trace store (created on first use): a SQLite file (WAL mode)
+    beside a store file, or LangGraph's Postgres checkpointer for a ``postgresql://`` store URL."""
+    from lab.traces.backend import is_postgres_url
+
+    if is_postgres_url(store_path):
+        return _postgres_saver(str(store_path))
     path = checkpoint_path(store_path).resolve()
     with _lock:
         saver = _savers.get(str(path))
@@ -60,4 +68,37 @@ def checkpointer_for(store_path: str | Path) -> SqliteSaver:
             conn.execute("PRAGMA busy_timeout=60000")
             saver = _savers[str(path)] = SqliteSaver(conn, serde=RedactingSerializer())
             saver.setup()
+        return saver
+
+
+def _postgres_saver(url: str) -> BaseCheckpointSaver:
+    """One ``PostgresSaver`` per database URL and process, on its own autocommit connection."""
+    import psycopg
+    from langgraph.checkpoint.postgres import PostgresSaver
+    from psycopg.rows import dict_row
+
+    from lab.traces.pg_store import redact_url
+    from lab.traces.store import StoreError
+
+    with _lock:
+        saver = _savers.get(url)
+        if saver is None:
+            try:
+                conn = psycopg.connect(url, autocommit=True, prepare_threshold=0, row_factory=dict_row,
+                                       connect_timeout=10)
+                saver = PostgresSaver(conn, serde=RedactingSerializer())
+                # One set-up (migrations) at a time: several processes may start together. Polled, not waited
+                # for: a migration builds an index CONCURRENTLY, which waits for every open transaction,
+                # including a blocked lock request (a deadlock).
+                while not conn.execute("SELECT pg_try_advisory_lock(hashtext('lab.checkpoints'))").fetchone()[
+                        "pg_try_advisory_lock"]:
+                    time.sleep(0.05)
+                try:
+                    saver.setup()
+                finally:
+                    conn.execute("SELECT pg_advisory_unlock(hashtext('lab.checkpoints'))")
+            except psycopg.Error as e:
+                raise StoreError(f"cannot open the checkpoints in {redact_url(url)}: "
+                                 f"{' '.join(str(e).split())}") from None
+            _savers[url] = saver
         return saver

@@ -7,12 +7,16 @@ from pathlib import Path
 
 import typer
 
-from lab.traces.store import StoreError, TraceStore, default_store_path
+from lab.traces.backend import default_store_location, is_postgres_url, open_trace_store
+from lab.traces.store import StoreError, TraceStore
 
-StoreOption = typer.Option(None, "--store", help="Trace store (default: the project's .lab/traces.db).")
+# parser=str: a postgresql://host/db URL must reach open_store as typed (a Path would fold its '//').
+StoreOption = typer.Option(None, "--store", parser=str,
+                           help="Trace store: a SQLite file or a postgresql:// URL (default: $LAB_STORE, "
+                                "else the project's .lab/traces.db).")
 
 
-def open_store(path: Path | None, *, create: bool = False) -> TraceStore:
+def open_store(path: str | Path | None, *, create: bool = False) -> TraceStore:
     """Open the store named by ``--store`` (or the project default).
 
     Args:
@@ -24,7 +28,12 @@ def open_store(path: Path | None, *, create: bool = False) -> TraceStore:
     Raises:
         StoreError: No store there (and ``create`` is false), or it cannot be opened.
     """
-    path = Path(path) if path is not None else default_store_path()
+    location = str(path) if path is not None else default_store_location()
+    if is_postgres_url(location):
+        if not create:  # a database that holds no store is refused, not made one
+            open_trace_store(location, readonly=True).close()
+        return open_trace_store(location)
+    path = Path(location)
     if create:
         return TraceStore(path)
     if not path.is_file():

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from lab.cli.options import StoreOption
+from lab.traces.backend import is_postgres_url
 from lab.errors import LabError
 
 
@@ -60,7 +61,7 @@ def serve(
     """Serve the dashboard (or a notebook) as a Panel app; stop with Ctrl-C."""
     env = dict(os.environ)
     if store is not None:
-        env["LAB_STORE"] = str(store.resolve())
+        env["LAB_STORE"] = store if is_postgres_url(store) else str(Path(store).resolve())
     cmd = panel_command(target, port=port, address=address, show=show)
     typer.echo(f"serving {cmd[4]} at http://{address}:{port}/{Path(cmd[4]).stem}")
     try:

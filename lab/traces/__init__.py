@@ -1,10 +1,11 @@
 """Trace store: one append-only event schema for everything a run does."""
 
+from lab.traces.backend import open_trace_store
 from lab.traces.recorder import RunRecorder, WorkClock
 from lab.traces.schema import Event, EventKind, Provenance, RunStatus, Score
 from lab.traces.store import StoreError, TraceImportError, TraceStore, default_store_path
 
 __all__ = [
     "Event", "EventKind", "Provenance", "RunRecorder", "RunStatus", "Score", "StoreError", "TraceImportError",
-    "TraceStore", "WorkClock", "default_store_path",
+    "TraceStore", "WorkClock", "default_store_path", "open_trace_store",
 ]

@@ -166,6 +166,10 @@ class TraceStore:
         StoreError: The file is not a trace store, is corrupt, or cannot be written.
     """
 
+    _DatabaseError: type[Exception] = sqlite3.DatabaseError
+    _IntegrityError: type[Exception] = sqlite3.IntegrityError
+    _BEGIN = "BEGIN IMMEDIATE"
+
     def __init__(
         self,
         path: str | os.PathLike[str] | None = None,
@@ -176,6 +180,9 @@ class TraceStore:
     ) -> None:
         if durability not in ("normal", "full"):
             raise StoreError(f"durability must be 'normal' or 'full', not {durability!r}")
+        url = str(path if path is not None else os.environ.get("LAB_STORE", ""))
+        if url.startswith(("postgresql://", "postgres://")):
+            raise StoreError(f"{redact(url)} is a PostgreSQL store: open it with lab.traces.open_trace_store")
         self.path = Path(path) if path is not None else default_store_path()
         self.readonly = readonly
         self._sync = durability.upper()
@@ -328,12 +335,12 @@ class TraceStore:
             yield conn
             return
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.DatabaseError as e:
+            conn.execute(self._BEGIN)
+        except self._DatabaseError as e:
             raise StoreError(self._explain(e)) from e
         try:
             yield conn
-        except sqlite3.DatabaseError as e:
+        except self._DatabaseError as e:
             self._rollback(conn)
             raise StoreError(self._explain(e)) from e
         except BaseException:
@@ -342,19 +349,21 @@ class TraceStore:
         else:
             try:
                 conn.execute("COMMIT")
-            except sqlite3.DatabaseError as e:
+            except self._DatabaseError as e:
                 self._rollback(conn)
                 raise StoreError(self._explain(e)) from e
 
-    @staticmethod
-    def _rollback(conn: sqlite3.Connection) -> None:
+    def _rollback(self, conn: Any) -> None:
         """Roll back what is left of a failed transaction; SQLite has already rolled back after some errors
         (a full disk), and a second error must not hide the first."""
         if conn.in_transaction:
             try:
                 conn.execute("ROLLBACK")
-            except sqlite3.DatabaseError:
+            except self._DatabaseError:
                 pass
+
+    def _lock_runs(self, conn: Any, run_ids: set[str]) -> None:
+        """Hold the runs' sequence numbers until the transaction ends (SQLite's write lock already does)."""
 
     @contextmanager
     def transaction(self) -> Iterator[TraceStore]:
@@ -412,7 +421,7 @@ class TraceStore:
         with self._write() as conn:
             try:
                 conn.execute(f"INSERT INTO runs VALUES ({','.join('?' * len(row))})", row)
-            except sqlite3.IntegrityError as e:
+            except self._IntegrityError as e:
                 raise StoreError(f"run {run_id} already exists in {self.path}") from e
         return run_id
 
@@ -501,7 +510,7 @@ class TraceStore:
             try:
                 conn.execute(f"INSERT INTO runs VALUES ({','.join('?' * len(_RUN_COLUMNS))})",
                              tuple(row.values()))
-            except sqlite3.IntegrityError as e:
+            except self._IntegrityError as e:
                 raise StoreError(f"run {row['run_id']} already exists in {self.path}") from e
             conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)", rows)
             if score_rows:
@@ -564,6 +573,7 @@ class TraceStore:
         now = time.time()
         payloads = redact_all([dumps(ev.attrs) for ev in events])
         with self._write() as conn:
+            self._lock_runs(conn, {ev.run_id for ev in events})
             next_seq: dict[str, int] = {}
             rows, score_rows = [], []
             for ev, attrs in zip(events, payloads):
@@ -648,7 +658,7 @@ class TraceStore:
         """Run a read-only SQL query (for views that need something the helpers lack)."""
         try:
             return self._conn().execute(sql, tuple(args)).fetchall()
-        except sqlite3.DatabaseError as e:
+        except self._DatabaseError as e:
             raise StoreError(self._explain(e)) from e
 
     # -- DataFrames -----------------------------------------------------------------------------

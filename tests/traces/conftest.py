@@ -48,3 +48,20 @@ def lab():
 def lab_process():
     """``lab_process(*args)`` runs the CLI in a subprocess."""
     return run_lab_process
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL cluster for the session (Debian's ``postgresql``, installed by scripts/machine.sh)."""
+    from lab.traces.pg_server import PostgresCluster
+
+    with PostgresCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def pg_url(pg_cluster, request):
+    """The URL of a new, empty PostgreSQL database for this test."""
+    import re
+
+    return pg_cluster.new_database("t_" + re.sub(r"\W", "_", request.node.name.lower())[:50] + f"_{os.getpid()}")

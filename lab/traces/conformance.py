@@ -1,0 +1,357 @@
+"""The trace store conformance suite: what every backend (SQLite file, PostgreSQL server) must do alike.
+
+Each ``check_*`` function takes the location of a new, empty store (a file path or a ``postgresql://`` URL),
+opens it with :func:`~lab.traces.backend.open_trace_store`, and raises ``AssertionError`` when the backend
+breaks a promise. A backend's test module runs every function of :data:`CHECKS` against a fresh store::
+
+    @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
+    def test_store(check, fresh_store_location):
+        check(fresh_store_location)
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypedDict
+
+from lab.traces.backend import open_trace_store
+from lab.traces.schema import Event, Score
+from lab.traces.store import StoreError
+
+Location = str | os.PathLike[str]
+SECRET = "sk-" + "A1b2C3d4" * 4
+_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _raises(fn: Callable[[], Any], *words: str) -> str:
+    try:
+        fn()
+    except StoreError as e:
+        msg = str(e)
+        assert "\n" not in msg and all(w in msg for w in words), msg
+        return msg
+    raise AssertionError(f"expected a StoreError mentioning {words}")
+
+
+def check_runs(location: Location) -> None:
+    """Runs: create, read back (also by id prefix), filter, finish, reopen, refuse duplicates and unknowns."""
+    with open_trace_store(location) as s:
+        a = s.create_run({"task": "t1", "agent": "solo", "model": "m", "seed": 7, "x": [1, 2.5, None]},
+                         batch_id="b1", is_human=True)
+        b = s.create_run({"task": "t2"}, run_id="fixed-id-0001", parent_run_id=a, fork_step=3)
+        run = s.get_run(a)
+        assert (run["task"], run["agent"], run["model"], run["seed"], run["is_human"]) == ("t1", "solo", "m", 7, True)
+        assert run["config"]["x"] == [1, 2.5, None] and run["status"] == "running" and run["owner"]
+        assert s.get_run("fixed-id")["run_id"] == b and s.get_run(b)["fork_step"] == 3
+        assert [r["run_id"] for r in s.list_runs(batch_id="b1")] == [a]
+        _raises(lambda: s.create_run({}, run_id=b), "already exists", b)
+        _raises(lambda: s.get_run("nope"), "no run")
+        s.finish_run(a, "done", elapsed=1.5, error=None)
+        assert s.get_run(a)["status"] == "done" and s.get_run(a)["elapsed"] == 1.5
+        assert [r["run_id"] for r in s.list_runs(status="running")] == [b]
+        _raises(lambda: s.reopen_run(a), "done", "fork")
+        _raises(lambda: s.finish_run("nope", "done"), "no run")
+        _raises(lambda: s.finish_run(b, "running"), "not a final run status")
+        s.finish_run(b, "interrupted")
+        s.reopen_run(b)
+        s.set_run_fields(b, batch_id="b2", elapsed=2.0)
+        assert s.get_run(b)["status"] == "running" and s.get_run(b)["batch_id"] == "b2"
+
+
+def check_events_are_ordered_and_append_only(location: Location) -> None:
+    """Sequence numbers are 0, 1, 2 … per run, kinds and attributes come back exactly; events cannot change."""
+    with open_trace_store(location) as s:
+        a, b = s.create_run({"task": "a"}), s.create_run({"task": "b"})
+        attrs = {"s": "é\n\u2028 50% ?", "f": 0.1, "big": 2**53 + 1, "n": None, "l": [True, {"k": -0.0}]}
+        evs = s.append_many([Event(a, "agent_message", attrs), Event(b, "tool_call"), Event(a, "model_call"),
+                             Event(b, "tool_result", span_id="sp", parent_id="pa", agent="coder")])
+        assert [(e.run_id, e.seq) for e in evs] == [(a, 0), (b, 0), (a, 1), (b, 1)]
+        assert s.append(Event(a, "error", elapsed=3.25)).seq == 2
+        got = s.events(a)
+        assert [e.seq for e in got] == [0, 1, 2] and got[0].attrs == attrs and got[2].elapsed == 3.25
+        assert [e.kind for e in s.events(a, kinds=["model_call", "error"])] == ["model_call", "error"]
+        assert [e.seq for e in s.events(a, after_seq=0)] == [1, 2]
+        last = s.events(b)[1]
+        assert (last.span_id, last.parent_id, last.agent) == ("sp", "pa", "coder")
+        assert s.count_events() == 5 and s.count_events(b) == 2
+        assert s.raw_events(a)[0][8] == '{"s":"é\\n\u2028 50% ?","f":0.1,"big":9007199254740993,"n":null,' \
+                                        '"l":[true,{"k":-0.0}]}'
+        for sql in ("UPDATE events SET kind='x' WHERE run_id=?", "DELETE FROM events WHERE run_id=?"):
+            _raises(lambda: s.query(sql, (a,)), "append-only")
+        assert s.count_events(a) == 3
+
+
+def check_concurrent_threads(location: Location) -> None:
+    """Threads appending to one run at once: every event kept, seqs gap-free, each thread's order kept."""
+    with open_trace_store(location) as s:
+        rid = s.create_run({"task": "threads"})
+
+        def write(t: int) -> None:
+            for i in range(40):
+                s.append(Event(rid, "agent_message", {"t": t, "i": i}))
+
+        threads = [threading.Thread(target=write, args=(t,)) for t in range(6)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        evs = s.events(rid)
+        assert [e.seq for e in evs] == list(range(240))
+        for t in range(6):
+            assert [e.attrs["i"] for e in evs if e.attrs["t"] == t] == list(range(40))
+
+
+def _spawn(code: str, *args: str, stdin: bool = False) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.PIPE if stdin else None, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(_ROOT), *sys.path])})
+
+
+_PROCESS_WRITER = """
+    import sys
+    from lab.traces import Event
+    from lab.traces.backend import open_trace_store
+    store = open_trace_store(sys.argv[1])
+    writer, shared, n = int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    own = store.create_run({"task": f"writer-{writer}"})
+    print(own, flush=True)
+    sys.stdin.readline()  # start together
+    for j in range(n):
+        if j % 10 == 0:
+            store.append_many([Event(shared, "agent_message", {"w": writer, "j": j + k}) for k in range(10)])
+        store.append(Event(own, "agent_message", {"w": writer, "j": j}))
+"""
+
+
+def check_concurrent_processes(location: Location) -> None:
+    """Writer processes started together on one store: nothing lost, seqs gap-free with no duplicates, each
+    writer's order kept, and a batch lands whole (never interleaved with another writer's)."""
+    with open_trace_store(location) as s:
+        shared = s.create_run({"task": "shared"})
+    n, writers = 150, 4
+    procs = [_spawn(_PROCESS_WRITER, str(location), str(w), shared, str(n), stdin=True) for w in range(writers)]
+    own = [p.stdout.readline().strip() for p in procs]
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    errs = [p.communicate(timeout=600)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * writers, errs
+    with open_trace_store(location) as s:
+        evs = s.events(shared)
+        assert [e.seq for e in evs] == list(range(writers * n))
+        for w in range(writers):
+            assert [e.attrs["j"] for e in evs if e.attrs["w"] == w] == list(range(n))
+            mine = s.events(own[w])
+            assert [e.attrs["j"] for e in mine] == list(range(n)) and [e.seq for e in mine] == list(range(n))
+        batches = [{e.attrs["w"] for e in evs[i:i + 10]} for i in range(0, len(evs), 10)]
+        assert all(len(b) == 1 for b in batches)
+
+
+_SLEEPER = """
+    import sys, time
+    from lab.traces import RunRecorder
+    from lab.traces.backend import open_trace_store
+    rec = RunRecorder.start(open_trace_store(sys.argv[1]), {"task": "long"})
+    rec.emit("agent_message", {"content": "working"})
+    print(rec.run_id, flush=True)
+    time.sleep(600)
+"""
+
+
+def check_dead_process_run_is_interrupted(location: Location) -> None:
+    """A run stays ``running`` while its process lives (other processes opening the store leave it alone), and
+    is marked ``interrupted`` the next time the store opens after the process died."""
+    proc = _spawn(_SLEEPER, str(location))
+    try:
+        run_id = proc.stdout.readline().strip()
+        assert run_id, proc.stderr.read()
+        with open_trace_store(location) as other:
+            assert other.get_run(run_id)["status"] == "running"
+            live = other.create_run({"task": "mine"})
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    with open_trace_store(location) as s:
+        run = s.get_run(run_id)
+        assert run["status"] == "interrupted" and run["finished_at"] is not None
+        assert [e.kind for e in s.events(run_id)] == ["run_started", "agent_message"]
+        assert s.get_run(live)["status"] == "running"
+
+
+_KILLED_WRITER = """
+    import sys
+    from lab.traces import Event
+    from lab.traces.backend import open_trace_store
+    store = open_trace_store(sys.argv[1])
+    run_id = store.create_run({"task": "killed"})
+    print(run_id, flush=True)
+    i = 0
+    while True:
+        print(store.append(Event(run_id, "agent_message", {"i": i, "pad": "x" * 200})).seq, flush=True)
+        i += 1
+"""
+
+
+def check_kill_9_loses_nothing_returned(location: Location) -> None:
+    """Every append that returned survives ``kill -9`` of its writer; the run is then marked ``interrupted``."""
+    proc = _spawn(_KILLED_WRITER, str(location))
+    run_id = proc.stdout.readline().strip()
+    assert run_id, proc.stderr.read()
+    printed = [int(proc.stdout.readline()) for _ in range(200)]
+    proc.send_signal(signal.SIGKILL)
+    rest, _ = proc.communicate(timeout=60)
+    printed += [int(x) for x in rest.split()]
+    assert proc.returncode == -signal.SIGKILL
+    with open_trace_store(location) as s:
+        evs = s.events(run_id)
+        assert {e.seq for e in evs} >= set(printed)
+        assert [e.seq for e in evs] == list(range(len(evs)))
+        assert [e.attrs["i"] for e in evs] == list(range(len(evs)))
+        run = s.get_run(run_id)
+        assert run["status"] == "interrupted" and "stopped" in run["error"] and run["finished_at"]
+
+
+def check_scores_and_frames(location: Location) -> None:
+    """Scores land as events and in the scores table; the runs, events and scores frames agree."""
+    with open_trace_store(location) as s:
+        a, b = s.create_run({"task": "t", "agent": "x"}), s.create_run({"task": "t", "agent": "y"})
+        s.add_score(a, Score("match", 1.0))
+        s.add_score(a, Score("expert", 4.0, provenance="human", source="ann", dimension="clarity"))
+        s.add_score(b, Score("match", 0.0, label="fail", details={"why": "off"}))
+        s.add_score(b, Score("match", 0.5, final=False))
+        s.append(Event(b, "model_call", {"gen_ai.usage.input_tokens": 3}))
+        for r in (a, b):
+            s.finish_run(r, "done")
+        runs = s.runs_frame().set_index("run_id")
+        assert runs.loc[a, "score.match"] == 1.0 and runs.loc[b, "score.match"] == 0.0
+        assert runs.loc[a, "score.expert.clarity"] == 4.0
+        scores = s.scores_frame()
+        assert len(scores) == 4 and len(s.scores_frame(final_only=True)) == 3
+        row = scores[(scores.run_id == a) & (scores.scorer == "expert")].iloc[0]
+        assert (row.provenance, row.source, row.item_id, bool(row.final)) == ("human", "ann", "t", True)
+        ev = s.events_frame(b, expand=True)
+        assert list(ev["seq"]) == [0, 1, 2] and ev["gen_ai.usage.input_tokens"].iloc[2] == 3
+        assert list(s.events_frame()["run_id"]) == sorted([a, a, b, b, b])
+        from lab.traces.frames import final_score_means
+
+        means = final_score_means(s, by="agent", scorers=["match"])
+        assert means.loc["x", "match"] == 1.0 and means.loc["y", "match"] == 0.0
+
+
+def check_secrets_are_redacted(location: Location) -> None:
+    """Secrets never reach the store: in configs, attributes, errors and descriptive columns."""
+    with open_trace_store(location) as s:
+        rid = s.create_run({"task": "t", "api_key": SECRET}, model=f"http://x/?key={SECRET}")
+        s.append(Event(rid, "model_call", {"prompt": f"use {SECRET}"}))
+        s.finish_run(rid, "failed", error=f"bad key {SECRET}")
+        dump = repr([s.get_run(rid), s.raw_events(rid)])
+        assert SECRET not in dump and "A1b2C3d4" not in dump, dump
+
+
+def check_transactions_are_atomic(location: Location) -> None:
+    """Writes grouped in ``transaction()`` land together or not at all."""
+    with open_trace_store(location) as s:
+        keep = s.create_run({"task": "keep"})
+        try:
+            with s.transaction():
+                lost = s.create_run({"task": "lost"})
+                s.append(Event(lost, "agent_message"))
+                s.append(Event(keep, "agent_message"))
+                raise RuntimeError("abort")
+        except RuntimeError:
+            pass
+        assert [r["run_id"] for r in s.list_runs()] == [keep] and s.count_events() == 0
+        assert s.append(Event(keep, "agent_message")).seq == 0
+
+
+class _State(TypedDict):
+    n: int
+
+
+def check_checkpoints(location: Location) -> None:
+    """LangGraph checkpoints of a run are kept with the store: a graph's state comes back in a new process's
+    checkpointer, with its history, and a checkpoint's secrets are redacted."""
+    from langgraph.graph import END, START, StateGraph
+
+    from lab.agents.checkpointing import checkpointer_for
+
+    def step(state: _State) -> dict:
+        return {"n": state["n"] + 1}
+
+    g = StateGraph(_State)
+    g.add_node("a", step)
+    g.add_node("b", step)
+    g.add_edge(START, "a")
+    g.add_edge("a", "b")
+    g.add_edge("b", END)
+    with open_trace_store(location) as s:
+        rid = s.create_run({"task": "graph"})
+        saver = getattr(s, "checkpointer", None) or checkpointer_for(s.path)
+        cfg = {"configurable": {"thread_id": rid}}
+        assert g.compile(checkpointer=saver).invoke({"n": 1}, cfg) == {"n": 3}
+        saver.put_writes({"configurable": {"thread_id": rid, "checkpoint_ns": "",
+                                           "checkpoint_id": saver.get_tuple(cfg).config["configurable"]
+                                           ["checkpoint_id"]}}, [("n", SECRET)], "task-1")
+        history = list(saver.list(cfg))
+        assert len(history) == 4 and history[0].checkpoint["channel_values"]["n"] == 3
+        assert SECRET not in repr(saver.get_tuple(cfg).pending_writes)
+
+
+def check_readonly(location: Location) -> None:
+    """A store opened read-only reads everything and refuses every write with one clear line."""
+    with open_trace_store(location) as s:
+        rid = s.create_run({"task": "t"})
+        s.append(Event(rid, "agent_message"))
+    with open_trace_store(location, readonly=True) as r:
+        assert r.count_events(rid) == 1 and r.get_run(rid)["status"] == "running"
+        _raises(lambda: r.append(Event(rid, "agent_message")), "read-only")
+        _raises(lambda: r.create_run({}), "read-only")
+
+
+def check_jsonl_round_trip(location: Location) -> None:
+    """Finished runs exported to JSONL and imported back (under new run ids) export the same bytes; importing
+    runs that exist already is refused whole, keeping what the store had."""
+    import io
+
+    from lab.traces.jsonl import export_runs, import_file
+
+    with open_trace_store(location) as s:
+        ids = []
+        for k in range(2):
+            rid = s.create_run({"task": f"t{k}", "seed": k}, run_id=f"orig-run-{k}")
+            s.append_many([Event(rid, "agent_message", {"k": k, "f": 1 / 3, "u": "é\u2028"}, span_id="s1"),
+                           Event(rid, "tool_call", elapsed=0.5, agent="coder")])
+            s.add_score(rid, Score("match", k / 2, details={"why": "x"}))
+            s.finish_run(rid, "done", elapsed=0.25)
+            ids.append(rid)
+        out = io.StringIO()
+        assert export_runs(s, ids, out) == 2
+        first = out.getvalue()
+        path = Path(os.environ.get("TMPDIR", "/tmp")) / f"lab-conformance-{os.getpid()}.jsonl"
+        try:
+            path.write_text(first)
+            _raises(lambda: import_file(s, path), "already exists")
+            assert s.count_events() == 6 and len(s.list_runs()) == 2
+            path.write_text(first.replace("orig-run-", "copy-run-"))
+            assert import_file(s, path) == ["copy-run-0", "copy-run-1"]
+        finally:
+            path.unlink(missing_ok=True)
+        again = io.StringIO()
+        export_runs(s, ["copy-run-0", "copy-run-1"], again)
+        assert again.getvalue() == first.replace("orig-run-", "copy-run-")
+        assert s.scores_frame()["run_id"].tolist().count("copy-run-1") == 1
+
+
+CHECKS: list[Callable[[Location], None]] = [
+    check_runs, check_events_are_ordered_and_append_only, check_concurrent_threads, check_concurrent_processes,
+    check_kill_9_loses_nothing_returned, check_dead_process_run_is_interrupted, check_scores_and_frames, check_secrets_are_redacted,
+    check_transactions_are_atomic, check_checkpoints, check_readonly, check_jsonl_round_trip,
+]
+"""Every check, in the order to run them."""
