@@ -134,6 +134,8 @@ def test_several_processes_set_up_the_checkpoints_of_a_new_database_at_once(pg_u
 
 def test_ray_executor_with_a_postgresql_store_is_one_clear_line(tmp_path, pg_url, lab):
     exp = tmp_path / "exp.yaml"
-    exp.write_text("name: r\ntasks: [medqa-open/dev-0001]\nloops: [dera]\nmodels: ['scripted:x.yaml']\n")
+    script = tmp_path / "x.yaml"
+    script.write_text("- the answer\n")
+    exp.write_text(f"name: r\ntasks: [medqa-open/dev-0001]\nloops: [dera]\nmodels: ['scripted:{script}']\n")
     r = lab("run", str(exp), "--store", pg_url, "--executor", "ray", "--no-progress")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--executor ray needs a SQLite store" in r.stderr
