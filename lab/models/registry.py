@@ -12,8 +12,8 @@ from lab.models.errors import ModelNotFound
 _cache: dict[tuple, ChatModel] = {}
 _lock = threading.Lock()
 
-FORMS = ("smollm2", "hf:<local dir or .gguf file>", "openai:<model>@<base_url>", "scripted:<file.json|yaml>",
-         "scripted:<traces.db>#<run_id>")
+FORMS = ("smollm2", "hf:<local dir or .gguf file>", "openai:<model>@<base_url>", "vllm:<local dir>",
+         "sglang:<local dir>", "scripted:<file.json|yaml>", "scripted:<traces.db>#<run_id>")
 
 
 def load_model(name: str, **options: Any) -> ChatModel:
@@ -23,7 +23,8 @@ def load_model(name: str, **options: Any) -> ChatModel:
 
     Args:
         name: ``smollm2`` (the embedded default), ``hf:<dir or .gguf>``, ``openai:<model>@<base_url>``
-            (several URLs separated by ``,`` spread the load), ``scripted:<file>`` (JSON/YAML script) or
+            (several URLs separated by ``,`` spread the load), ``vllm:<dir>`` / ``sglang:<dir>`` (the engine
+            started by this process, see :mod:`lab.models.engines`), ``scripted:<file>`` (JSON/YAML script) or
             ``scripted:<traces.db>#<run_id>`` (exact replay of a recorded run).
         **options: Passed to the backend's constructor (e.g. ``api_key=``, ``timeout=``, ``max_batch=``).
 
@@ -52,6 +53,14 @@ def load_model(name: str, **options: Any) -> ChatModel:
         if not model:
             raise ModelNotFound(f"model {name!r}: expected openai:<model>@<base_url>")
         return OpenAIModel(model, base_urls=urls.split(",") if at else None, **options)
+    if kind in ("vllm", "sglang") and rest:
+        from lab.models.engines import ENGINES, start_engine
+
+        path = Path(rest).expanduser()
+        if not path.exists():
+            raise ModelNotFound(f"model {name!r}: no such file or directory {path}")
+        return _shared((kind, str(path.resolve()), _key(options)),
+                       lambda: start_engine(ENGINES[kind], path, name=name, **options))
     if kind == "scripted" and rest:
         from lab.models.scripted import ScriptedModel
 
@@ -80,6 +89,6 @@ def _key(options: dict[str, Any]) -> tuple:
 def _shared(key: tuple, make: Any) -> ChatModel:
     with _lock:
         model = _cache.get(key)
-        if model is None:
+        if model is None or getattr(model, "closed", False):  # a stopped engine is started again
             model = _cache[key] = make()
         return model
