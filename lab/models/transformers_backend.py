@@ -89,6 +89,19 @@ class TransformersModel:
             raise ModelNotFound(f"model {self.name}: cannot load {path}: {e}") from e
         if not use_cuda:
             self.model.to("cpu")
+        self._setup(max_batch=max_batch, batch_wait=batch_wait, max_wait=max_wait, compile_decode=compile_decode)
+
+    @classmethod
+    def from_model(cls, model: Any, tokenizer: Any, *, name: str, max_batch: int | None = None,
+                   batch_wait: float = 0.01, max_wait: float = 0.25, compile_decode: bool = False
+                   ) -> TransformersModel:
+        """Wrap a causal LM and tokenizer already in memory (on their device) as a chat model."""
+        self = cls.__new__(cls)
+        self.name, self.path, self.model, self.tokenizer = name, None, model, tokenizer
+        self._setup(max_batch=max_batch, batch_wait=batch_wait, max_wait=max_wait, compile_decode=compile_decode)
+        return self
+
+    def _setup(self, *, max_batch: int | None, batch_wait: float, max_wait: float, compile_decode: bool) -> None:
         self.model.eval()
         self.device = self.model.device
         self.tokenizer.padding_side = "left"
