@@ -300,11 +300,16 @@ class ContinuousBatcher:
                 else:
                     waiting.append(nxt)
             free = self.max_batch - len(rows)
-            if waiting and free > 0:
-                group = [waiting.popleft() for _ in range(min(free, len(waiting)))]
-                self._admit(cache, rows, group)
-            if rows:
-                self._step(cache, rows)
+            try:
+                if waiting and free > 0:
+                    self._admit(cache, rows, [waiting.popleft() for _ in range(min(free, len(waiting)))])
+                if rows:
+                    self._step(cache, rows)
+            except Exception as e:  # noqa: BLE001 - the running requests fail; the worker carries on
+                log.debug("batch failed", exc_info=True)
+                self._fail(rows, ModelError(f"model {self.name}: generation failed: {type(e).__name__}: {e}"))
+                rows.clear()
+                cache.n = 0
 
     def _gather(self, waiting: deque[Request]) -> bool:
         """Wait out the batching window (longer while callers still prepare); True when told to stop."""
@@ -341,7 +346,7 @@ class ContinuousBatcher:
         import torch
 
         try:
-            self._prefill(cache, rows, group)
+            logits = self._prefill(cache, rows, group)
         except torch.OutOfMemoryError:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
@@ -358,8 +363,14 @@ class ContinuousBatcher:
         except Exception as e:  # noqa: BLE001 - every waiting caller gets the failure, never a hang
             log.debug("prefill failed", exc_info=True)
             self._fail(group, ModelError(f"model {self.name}: generation failed: {type(e).__name__}: {e}"))
+        else:
+            first = len(rows)
+            rows.extend(group)
+            self._take(cache, rows, logits, list(range(first, first + len(group))))
 
-    def _prefill(self, cache: SlotCache, rows: list[Request], group: list[Request]) -> None:
+    def _prefill(self, cache: SlotCache, rows: list[Request], group: list[Request]) -> Any:
+        """Run the prompts of ``group`` and copy their keys and values into ``cache``; returns the logits of
+        their last positions."""
         import torch
         from transformers import DynamicCache
 
@@ -382,8 +393,8 @@ class ContinuousBatcher:
         shift = cache.make_room(len(group), ids.shape[1])
         for r in rows:
             r.start += shift
-        first = cache.add(pre, mask)
-        for i, r in enumerate(group):
+        cache.add(pre, mask)
+        for r in group:
             r.pos = len(r.input_ids)
             r.start = cache.ptr - r.pos
             if r.grammar is not None:
@@ -396,8 +407,7 @@ class ContinuousBatcher:
                     r.generator.manual_seed(r.seed)
                 else:
                     r.generator.seed()
-        rows.extend(group)
-        self._take(cache, rows, logits, list(range(first, first + len(group))))
+        return logits
 
     def _step(self, cache: SlotCache, rows: list[Request]) -> None:
         """One decode step for every running row."""

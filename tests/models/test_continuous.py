@@ -141,3 +141,15 @@ def test_default_max_batch_follows_free_memory_and_kv_cost():
     # an H200 with the 3B model loaded: ~132 GB free -> 0.8 * 132e9 / (114,688 * 4096) = 224
     assert default_max_batch(cuda=True, free_bytes=132 * 10**9, kv_bytes_per_token=114_688,
                              tokens_per_request=context_tokens(llama3b)) == 224
+
+
+def test_a_failure_while_sampling_fails_the_running_requests_and_the_worker_goes_on(smollm2, monkeypatch):
+    def broken(req):
+        raise RuntimeError("tokenizer exploded")
+
+    monkeypatch.setattr(smollm2.batcher, "_stopped", broken)
+    with pytest.raises(Exception, match="generation failed: RuntimeError: tokenizer exploded"):
+        smollm2.chat([Message("user", "hi")], sampling=Sampling(max_tokens=4, stop=["zzz"]))
+    monkeypatch.undo()
+    r = smollm2.chat([Message("user", "What is the capital of France?")], sampling=Sampling(max_tokens=6))
+    assert r.usage.output_tokens > 0 and smollm2.batcher.preparing == 0
