@@ -59,8 +59,10 @@ class SlotCache:
     column ``ptr``, and ``valid`` masks the columns before a row's first token (and any left padding). With
     ``static=False`` the tensors grow as needed and a step attends only to the live window
     ``[lo, ptr]`` of the running rows; with ``static=True`` they are allocated once at ``rows`` x ``cols`` and a
-    step sees whole rows (fixed shapes for CUDA graphs).
+    step sees the first ``MIN_COLS * 2**k`` columns that hold ``ptr`` (a few fixed shapes for CUDA graphs).
     """
+
+    MIN_COLS = 256
 
     def __init__(self, n_layers: int, *, static: bool = False, rows: int = 8, cols: int = 256) -> None:
         self.n_layers = n_layers
@@ -70,21 +72,22 @@ class SlotCache:
         self.values: list[Any] = []
         self.valid: Any = None
         self.n = 0  # running rows
-        self.step_rows = 0  # rows in the step being run
         self.ptr = 0
         self.lo = 0
         self.ptr_t: Any = None  # ptr as a tensor (static mode)
+        self.step_mask: Any = None  # the attention mask of the step being run (static mode)
 
     # -- the interface transformers' layers call ------------------------------------------------
 
     def update(self, key: Any, value: Any, layer_idx: int, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
         """Store one decode step's keys/values (``[rows, kv_heads, 1, head_dim]``); return what to attend to."""
         k, v = self.keys[layer_idx], self.values[layer_idx]
-        r = self.step_rows
+        r = key.shape[0]  # a shape, not an attribute, so a compiled step is not specialised on it
         if self.static:
+            c = self.step_mask.shape[-1]  # the column bucket of this step
             k[:r].index_copy_(2, self.ptr_t, key)
             v[:r].index_copy_(2, self.ptr_t, value)
-            return k[:r], v[:r]
+            return k[:r, :, :c], v[:r, :, :c]
         k[:r, :, self.ptr] = key[:, :, 0]
         v[:r, :, self.ptr] = value[:, :, 0]
         return k[:r, :, self.lo: self.ptr + 1], v[:r, :, self.lo: self.ptr + 1]
@@ -195,6 +198,19 @@ class SlotCache:
 
     def advance(self) -> None:
         self.ptr += 1
+
+    def step_cols(self) -> int:
+        """Columns a static step attends to: the smallest bucket that holds ``ptr``."""
+        return min(self.cols_cap, max(self.MIN_COLS, _pow2(self.ptr + 1)))
+
+    def compact(self) -> int:
+        """In static mode, move the running rows to column 0 once the unused columns before them outnumber
+        the used ones (so steps stay in small column buckets); returns the shift applied."""
+        if not self.static or self.n == 0 or self.lo < max(self.MIN_COLS // 2, self.ptr - self.lo):
+            return 0
+        shift = -self.lo
+        self._shift(shift)
+        return shift
 
 
 def _pow2(n: int) -> int:
@@ -414,10 +430,11 @@ class ContinuousBatcher:
         import torch
 
         try:
+            shift = cache.compact()
             if cache.ptr + 1 > cache.cols_cap:
-                shift = cache.make_room(0, 0)
-                for r in rows:
-                    r.start += shift
+                shift += cache.make_room(0, 0)
+            for r in rows:
+                r.start += shift
             logits = self._decode(cache, rows)
         except Exception as e:  # noqa: BLE001 - the running requests fail; the worker carries on
             if isinstance(e, torch.OutOfMemoryError):
@@ -453,14 +470,15 @@ class ContinuousBatcher:
         ids[:n, 0] = torch.tensor([r.last for r in rows])
         pos[:n, 0] = torch.tensor([r.pos for r in rows])
         cache.valid[:n, cache.ptr] = True
-        window = cache.valid[:r_step] if cache.static else cache.valid[:n, cache.lo: cache.ptr + 1]
+        window = cache.valid[:r_step, : cache.step_cols()] if cache.static else cache.valid[:n, cache.lo: cache.ptr + 1]
         dtype = self.model.dtype
         mask = torch.zeros(window.shape, dtype=dtype, device=device)
         mask.masked_fill_(~window, torch.finfo(dtype).min)
-        cache.step_rows = r_step
+        mask = mask[:, None, None, :]
+        cache.step_mask = mask
         cache.ptr_t.fill_(cache.ptr)
         kwargs: dict[str, Any] = {"input_ids": ids.to(device), "position_ids": pos.to(device),
-                                  "attention_mask": mask[:, None, None, :], self._cache_kw: cache, "use_cache": True}
+                                  "attention_mask": mask, self._cache_kw: cache, "use_cache": True}
         if self._cache_position:
             kwargs["cache_position"] = cache.ptr_t
         with torch.inference_mode():
@@ -475,7 +493,8 @@ class ContinuousBatcher:
             import torch
 
             torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-            self._compiled = torch.compile(self.model, mode="reduce-overhead", fullgraph=False, dynamic=False)
+            # one graph for every batch size (dynamic shapes); CUDA graphs are recorded per size
+            self._compiled = torch.compile(self.model, mode="reduce-overhead", dynamic=True)
         return self._compiled
 
     def _take(self, cache: SlotCache, rows: list[Request], logits: Any, which: list[int]) -> None:

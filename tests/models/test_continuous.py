@@ -13,7 +13,7 @@ import pytest
 from lab.models import Message, Sampling, ToolSpec
 from lab.models.batching import (CPU_MAX_BATCH, MAX_BATCH_CAP, context_tokens, default_max_batch,
                                  kv_bytes_per_token)
-from lab.models.continuous import ContinuousBatcher, Request
+from lab.models.continuous import ContinuousBatcher, Request, SlotCache
 from lab.models.embedded import smollm2_dir
 
 LONG = [Message("user", "Count from 1 to 100, separated by commas.")]
@@ -77,11 +77,13 @@ def test_constrained_and_free_requests_share_steps_with_their_own_settings(smoll
     assert out["greedy"].message.content.startswith("1, 2, 3")
 
 
-def test_static_shape_decoding_gives_the_same_tokens(smollm2):
-    """The fixed-shape path CUDA graphs use (padded rows, the whole cache length), run eagerly on CPU, gives
-    the same greedy tokens as the default path for requests that join at different steps."""
+def test_static_shape_decoding_gives_the_same_tokens(smollm2, monkeypatch):
+    """The fixed-shape path CUDA graphs use (rows padded to a power of two, columns in buckets, the running rows
+    moved back to column 0 when the cache fills up), run eagerly on CPU, gives the same greedy tokens as the
+    default path for requests that join at different steps."""
+    monkeypatch.setattr(SlotCache, "MIN_COLS", 8)  # small buckets, so a short run crosses several
     static = ContinuousBatcher(smollm2.model, smollm2.tokenizer, eos=smollm2._eos, name="static", max_batch=4,
-                               compile_decode=True, context=256)
+                               compile_decode=True, context=96)
     assert static.static and not static.compile_decode  # compiled only on CUDA
     prompts = [smollm2.prompt_ids([Message("user", q)]) for q in
                ("Who wrote Hamlet?", "Name three primary colors.", "Count from 1 to 10.")]
