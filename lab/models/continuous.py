@@ -482,7 +482,16 @@ class ContinuousBatcher:
         if self._cache_position:
             kwargs["cache_position"] = cache.ptr_t
         with torch.inference_mode():
-            logits = self._forward()(**kwargs).logits[:n, -1, :].float()
+            try:
+                out = self._forward()(**kwargs)
+            except Exception as e:  # noqa: BLE001 - a step that cannot be compiled runs eagerly instead
+                if not self.compile_decode or isinstance(e, torch.OutOfMemoryError):
+                    raise
+                log.warning("model %s: compiled decoding failed (%s: %s); decoding eagerly", self.name,
+                            type(e).__name__, str(e)[:200])
+                self.compile_decode = False
+                out = self.model(**kwargs)
+            logits = out.logits[:n, -1, :].float()
         cache.advance()
         return logits
 

@@ -118,8 +118,8 @@ def test_missing_or_failing_engine_is_one_clear_line(tmp_path):
     if ENGINES["vllm"].module and __import__("importlib").util.find_spec("vllm") is None:
         with pytest.raises(ModelError, match=r"vllm engine is not installed .*\(pip install vllm\)"):
             load_model(f"vllm:{smollm2_dir()}")
-    crash = EngineSpec("crash", None, "-", lambda x: [sys.executable, "-c",
-                                                      "import sys; print('error: unknown flag --bad'); sys.exit(3)"], {})
+    fail = "import sys; print('error: unknown flag --bad'); sys.exit(3)"
+    crash = EngineSpec("crash", None, "-", lambda x: [sys.executable, "-c", fail], {})
     with pytest.raises(ModelError, match=r"exited with code 3 while starting: error: unknown flag --bad \(log: "):
         start_engine(crash, smollm2_dir(), log_dir=tmp_path)
     with pytest.raises(ModelError, match="no config.json"):
