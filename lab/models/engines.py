@@ -69,7 +69,7 @@ class EngineSpec:
 def _vllm(x: Launch) -> list[str]:
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(x.path),
            "--served-model-name", x.served, "--host", "127.0.0.1", "--port", str(x.port),
-           "--tensor-parallel-size", str(max(1, x.gpus)), "--disable-log-requests"]
+           "--tensor-parallel-size", str(max(1, x.gpus))]
     if x.tool_parser:
         cmd += ["--enable-auto-tool-choice", "--tool-call-parser", x.tool_parser]
     return cmd  # structured outputs (response_format json_schema) use xgrammar by default
