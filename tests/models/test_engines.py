@@ -124,3 +124,24 @@ def test_missing_or_failing_engine_is_one_clear_line(tmp_path):
         start_engine(crash, smollm2_dir(), log_dir=tmp_path)
     with pytest.raises(ModelError, match="no config.json"):
         start_engine(HTTP, tmp_path, log_dir=tmp_path)
+
+
+def test_engine_commands_name_the_parser_the_port_and_the_gpus(tmp_path):
+    from lab.models.engines import Launch
+
+    x = Launch(Path("/models/q"), "q", 4321, 2, "hermes")
+    vllm = ENGINES["vllm"].command(x)
+    assert vllm[1:3] == ["-m", "vllm.entrypoints.openai.api_server"] and "/models/q" in vllm
+    for flag, value in (("--port", "4321"), ("--host", "127.0.0.1"), ("--tensor-parallel-size", "2"),
+                        ("--tool-call-parser", "hermes"), ("--served-model-name", "q")):
+        assert vllm[vllm.index(flag) + 1] == value
+    assert "--enable-auto-tool-choice" in vllm
+    sglang = ENGINES["sglang"].command(Launch(Path("/models/q"), "q", 4321, 0, None))
+    assert sglang[sglang.index("--tp-size") + 1] == "1" and "--tool-call-parser" not in sglang
+    assert sglang[sglang.index("--grammar-backend") + 1] == "xgrammar"
+    seen = []  # the parser follows the config's model_type; the served name is the directory's
+    spy = EngineSpec("spy", None, "-", lambda x: seen.append(x) or [sys.executable, "-c", "raise SystemExit(1)"],
+                     {"llama": "llama3_json"})
+    with pytest.raises(ModelError, match="exited with code 1"):
+        start_engine(spy, smollm2_dir(), log_dir=tmp_path, gpus=3)
+    assert (seen[0].tool_parser, seen[0].gpus, seen[0].served) == ("llama3_json", 3, smollm2_dir().name)
