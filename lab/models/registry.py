@@ -17,7 +17,7 @@ _cache: dict[tuple, ChatModel] = {}
 _lock = threading.Lock()
 
 FORMS = ("smollm2", "hf:<local dir or .gguf file>", "<provider>:<model>[@<base_url>] (provider: "
-         + "|".join(PROVIDERS) + ")", "scripted:<file.json|yaml>",
+         + "|".join(PROVIDERS) + ")", "vllm:<local dir>", "sglang:<local dir>", "scripted:<file.json|yaml>",
          "scripted:<traces.db>#<run_id>")
 
 
@@ -50,7 +50,8 @@ def load_model(name: str, **options: Any) -> ChatModel:
     Args:
         name: ``smollm2`` (the embedded default), ``hf:<dir or .gguf>``, ``<provider>:<model>[@<base_url>]``
             for ``openai``, ``anthropic``, ``google``, ``ollama`` ... (:mod:`lab.models.providers`; several
-            URLs separated by ``,`` spread the load), ``scripted:<file>`` (JSON/YAML script) or
+            URLs separated by ``,`` spread the load), ``vllm:<dir>`` / ``sglang:<dir>`` (the engine
+            started by this process, see :mod:`lab.models.engines`), ``scripted:<file>`` (JSON/YAML script) or
             ``scripted:<traces.db>#<run_id>`` (exact replay of a recorded run); or another entry of
             :data:`MODEL_PREFIXES`.
         **options: Passed to the backend's constructor (e.g. ``api_key=``, ``timeout=``, ``max_batch=``).
@@ -132,8 +133,21 @@ def _load_scripted(rest: str, name: str, **options: Any) -> ChatModel:
     return ScriptedModel.from_file(path)
 
 
+def _load_engine(kind: str) -> Callable[..., ChatModel]:
+    def load(rest: str, name: str, **options: Any) -> ChatModel:
+        from lab.models.engines import ENGINES, start_engine
+
+        _check_hf(rest, name)
+        path = Path(rest).expanduser()
+        return _shared((kind, str(path.resolve()), _key(options)),
+                       lambda: start_engine(ENGINES[kind], path, name=name, **options))
+    return load
+
+
 MODEL_PREFIXES.register("smollm2", ModelPrefix(_load_smollm2, bare=True))
 MODEL_PREFIXES.register("hf", ModelPrefix(_load_hf, _check_hf))
+for _engine in ("vllm", "sglang"):  # an inference engine this process starts (lab.models.engines)
+    MODEL_PREFIXES.register(_engine, ModelPrefix(_load_engine(_engine), _check_hf))
 for _kind in PROVIDERS:  # openai:, anthropic:, google:, ollama: ... (lab.models.providers)
     MODEL_PREFIXES.register(_kind, ModelPrefix(
         lambda rest, name, _k=_kind, **options: provider_model(_k, rest, **options), _check_provider))
@@ -153,6 +167,6 @@ def _key(options: dict[str, Any]) -> tuple:
 def _shared(key: tuple, make: Any) -> ChatModel:
     with _lock:
         model = _cache.get(key)
-        if model is None:
+        if model is None or getattr(model, "closed", False):  # a stopped engine is started again
             model = _cache[key] = make()
         return model

@@ -1,7 +1,8 @@
 """Local models with transformers: CUDA (bf16, ``device_map`` across GPUs) when present, CPU otherwise.
 
-Concurrent ``chat`` calls (agents in threads) are batched into one ``generate`` call: a worker collects
-requests for a short window, pads them on the left and generates them together. Tool calls and JSON
+Concurrent ``chat`` calls (agents in threads) are decoded together with continuous batching
+(:mod:`lab.models.continuous`): a request joins the running batch at the next step and leaves it when done.
+On CUDA the batch size follows from the free memory (:mod:`lab.models.batching`). Tool calls and JSON
 replies are constrained to their JSON Schema with xgrammar, so even a 135M model always produces a
 schema-valid call.
 """
@@ -10,15 +11,15 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lab.models.base import ChatResponse, Message, Sampling, ToolSpec, Usage
+from lab.models.batching import CPU_MAX_BATCH, context_tokens, cuda_max_batch
 from lab.models.constrained import bound_schema, instructions, max_chars, parse_reply, reply_schema
+from lab.models.continuous import ContinuousBatcher, Request, oom_message
 from lab.models.errors import ModelError, ModelNotFound
 from lab.models.recording import call_attrs, record_call
 
@@ -28,22 +29,8 @@ DEFAULT_MAX_TOKENS = 256
 DEFAULT_CONSTRAINED_MAX_TOKENS = 512
 
 
-@dataclass(eq=False)
-class _Request:
-    """One prompt waiting for the batch worker."""
-
-    input_ids: list[int]
-    max_new_tokens: int
-    key: tuple  # requests with equal keys can share one generate call
-    grammar: Any = None  # xgrammar CompiledGrammar, or None for free text
-    done: threading.Event = field(default_factory=threading.Event)
-    tokens: list[int] = field(default_factory=list)
-    hit_eos: bool = False
-    error: BaseException | None = None
-
-
 class TransformersModel:
-    """A local transformers chat model with dynamic batching and constrained tool calls.
+    """A local transformers chat model with continuous batching and constrained tool calls.
 
     Args:
         path: A model directory (``config.json`` + weights) or a ``.gguf`` file (converted once to a
@@ -51,9 +38,12 @@ class TransformersModel:
         name: Name recorded with each call (default: the path).
         device: ``"cuda"``, ``"cuda:N"`` (that GPU only), ``"cpu"`` or ``"auto"`` (CUDA when available;
             ``device_map="auto"`` spreads a model larger than one GPU over the GPUs and CPU memory).
-        max_batch: Most requests generated together.
-        batch_wait: Seconds the worker waits for more requests before generating (the batching window).
+        max_batch: Most requests decoded together (default: 8 on CPU; on CUDA as many as the free memory
+            holds, see :func:`lab.models.batching.default_max_batch`).
+        batch_wait: Seconds an idle worker waits for more requests before it starts (the batching window).
         max_wait: Longest the worker waits past the window for callers still preparing their prompts.
+        compile_decode: On CUDA, decode on static shapes through ``torch.compile`` (CUDA graphs); ignored on
+            CPU.
 
     Raises:
         ModelNotFound: The path does not exist, is not a model, or fails to load.
@@ -63,7 +53,8 @@ class TransformersModel:
     system = "transformers"
 
     def __init__(self, path: str | Path, *, name: str | None = None, device: str = "auto",
-                 max_batch: int = 8, batch_wait: float = 0.01, max_wait: float = 0.25) -> None:
+                 max_batch: int | None = None, batch_wait: float = 0.01, max_wait: float = 0.25,
+                 compile_decode: bool = False) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -93,11 +84,24 @@ class TransformersModel:
             self.tokenizer = AutoTokenizer.from_pretrained(path)
             self.model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
         except torch.OutOfMemoryError as e:
-            raise ModelError(_oom_message(self.name, "loading the model")) from e
+            raise ModelError(oom_message(self.name, "loading the model")) from e
         except (OSError, ValueError) as e:
             raise ModelNotFound(f"model {self.name}: cannot load {path}: {e}") from e
         if not use_cuda:
             self.model.to("cpu")
+        self._setup(max_batch=max_batch, batch_wait=batch_wait, max_wait=max_wait, compile_decode=compile_decode)
+
+    @classmethod
+    def from_model(cls, model: Any, tokenizer: Any, *, name: str, max_batch: int | None = None,
+                   batch_wait: float = 0.01, max_wait: float = 0.25, compile_decode: bool = False
+                   ) -> TransformersModel:
+        """Wrap a causal LM and tokenizer already in memory (on their device) as a chat model."""
+        self = cls.__new__(cls)
+        self.name, self.path, self.model, self.tokenizer = name, None, model, tokenizer
+        self._setup(max_batch=max_batch, batch_wait=batch_wait, max_wait=max_wait, compile_decode=compile_decode)
+        return self
+
+    def _setup(self, *, max_batch: int | None, batch_wait: float, max_wait: float, compile_decode: bool) -> None:
         self.model.eval()
         self.device = self.model.device
         self.tokenizer.padding_side = "left"
@@ -108,18 +112,24 @@ class TransformersModel:
         self._eos = set(eos if isinstance(eos, list) else [eos])
         template = self.tokenizer.chat_template or ""
         self._native_tools = "tools" in template
+        if max_batch is None:
+            max_batch = CPU_MAX_BATCH
+            if self.device.type == "cuda":
+                max_batch, _ = cuda_max_batch(self.model.config, self.model.dtype.itemsize, self.device.index or 0)
         self.max_batch = max_batch
-        self.batch_wait = batch_wait
-        self.max_wait = max_wait
         self._tok_lock = threading.Lock()
         self._grammar_lock = threading.Lock()
         self._grammars: dict[str, Any] = {}
         self._compiler: Any = None
-        self._queue: queue.Queue[_Request | None] = queue.Queue()
-        self._worker: threading.Thread | None = None
-        self._worker_lock = threading.Lock()
-        self._preparing = 0  # callers inside chat() that have not queued their request yet
-        self.batches: list[int] = []  # sizes of the generate calls made (for tests and benchmarks)
+        self.batcher = ContinuousBatcher(self.model, self.tokenizer, eos=self._eos, name=self.name,
+                                         max_batch=max_batch, batch_wait=batch_wait, max_wait=max_wait,
+                                         compile_decode=compile_decode and self.device.type == "cuda",
+                                         context=context_tokens(self.model.config), tok_lock=self._tok_lock)
+
+    @property
+    def batches(self) -> list[int]:
+        """Rows of each decode step so far (for tests and benchmarks)."""
+        return self.batcher.batches
 
     # -- the ChatModel interface -----------------------------------------------------------------
 
@@ -160,8 +170,7 @@ class TransformersModel:
 
     def _chat(self, messages: list[Message], tools: list[ToolSpec] | None, response_schema: dict[str, Any] | None,
               sampling: Sampling) -> ChatResponse:
-        with self._worker_lock:
-            self._preparing += 1
+        self.batcher.begin()
         try:
             schema = reply_schema(tools, sampling.tool_choice, response_schema)
             default_max = DEFAULT_MAX_TOKENS if schema is None else DEFAULT_CONSTRAINED_MAX_TOKENS
@@ -172,16 +181,12 @@ class TransformersModel:
                 max_new = max(max_new, max_chars(bounded) + 1)  # a budget too small for any reply is raised
                 grammar = self._grammar(bounded)
             prompt = self.prompt_ids(messages, tools, sampling.tool_choice, response_schema)
-            do_sample = bool(sampling.temperature)
-            key = (grammar is not None, do_sample, sampling.temperature if do_sample else None,
-                   sampling.top_p if do_sample else None, sampling.seed if do_sample else None,
-                   tuple(sampling.stop or ()))
-            req = _Request(prompt, max_new, key, grammar)
+            req = Request(prompt, max_new, grammar, temperature=sampling.temperature or None, top_p=sampling.top_p,
+                          seed=sampling.seed, stop=tuple(sampling.stop or ()))
         except BaseException:
-            with self._worker_lock:
-                self._preparing -= 1
+            self.batcher.cancel()
             raise
-        self._submit(req)
+        self.batcher.submit(req)
         text = self.tokenizer.decode(req.tokens, skip_special_tokens=True)
         finish = "stop" if req.hit_eos else "length"
         for s in sampling.stop or ():
@@ -245,118 +250,6 @@ class TransformersModel:
                     raise ModelError(f"model {self.name}: cannot constrain to this JSON Schema: {e}") from e
             return self._grammars[key]
 
-    # -- dynamic batching ------------------------------------------------------------------------
-
-    def _submit(self, req: _Request) -> None:
-        with self._worker_lock:
-            if self._worker is None or not self._worker.is_alive():
-                self._worker = threading.Thread(target=self._loop, name=f"batcher:{self.name}", daemon=True)
-                self._worker.start()
-            self._queue.put(req)
-            self._preparing -= 1
-        req.done.wait()
-        if req.error is not None:
-            raise req.error
-
     def close(self) -> None:
-        """Stop the batch worker (the model stays usable: the next call starts a new one)."""
-        with self._worker_lock:
-            if self._worker is not None and self._worker.is_alive():
-                self._queue.put(None)
-                self._worker.join()
-            self._worker = None
-
-    def _loop(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            start = time.monotonic()
-            while len(batch) < self.max_batch:
-                # wait out the window; past it, keep waiting (up to max_wait) while callers that already
-                # entered chat() are still preparing their prompts
-                now = time.monotonic()
-                wait = start + self.batch_wait - now
-                if wait <= 0:
-                    if self._preparing == 0 or now > start + self.max_wait:
-                        break
-                    wait = 0.002
-                try:
-                    nxt = self._queue.get(timeout=wait)
-                except queue.Empty:
-                    continue
-                if nxt is None:
-                    self._queue.put(None)  # stop after this batch
-                    break
-                batch.append(nxt)
-            groups: dict[tuple, list[_Request]] = {}
-            for r in batch:
-                groups.setdefault(r.key, []).append(r)
-            for group in groups.values():
-                self._run(group)
-
-    def _run(self, group: list[_Request]) -> None:
-        """Generate one group of compatible requests; on CUDA OOM, retry in halves."""
-        import torch
-
-        try:
-            self._generate(group)
-        except torch.OutOfMemoryError:
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            if len(group) > 1:
-                half = len(group) // 2
-                self._run(group[:half])
-                self._run(group[half:])
-                return
-            err: BaseException = ModelError(_oom_message(self.name, f"generating {group[0].max_new_tokens} tokens "
-                                                                    f"after a {len(group[0].input_ids)}-token prompt"))
-            self._finish(group, err)
-        except Exception as e:  # noqa: BLE001 - every waiting caller gets the failure, never a hang
-            self._finish(group, ModelError(f"model {self.name}: generation failed: {type(e).__name__}: {e}"))
-        else:
-            self._finish(group, None)
-
-    @staticmethod
-    def _finish(group: list[_Request], error: BaseException | None) -> None:
-        for r in group:
-            r.error = error
-            r.done.set()
-
-    def _generate(self, group: list[_Request]) -> None:
-        import torch
-
-        with self._tok_lock:
-            enc = self.tokenizer.pad({"input_ids": [r.input_ids for r in group]}, padding=True, return_tensors="pt")
-        ids = enc["input_ids"].to(self.device)
-        mask = enc["attention_mask"].to(self.device)
-        do_sample, temperature, top_p, seed, stop = group[0].key[1:]
-        kwargs: dict[str, Any] = {"max_new_tokens": max(r.max_new_tokens for r in group), "do_sample": do_sample,
-                                  "pad_token_id": self.tokenizer.pad_token_id, "eos_token_id": sorted(self._eos)}
-        if do_sample:
-            kwargs.update(temperature=temperature, top_p=top_p if top_p is not None else 1.0, top_k=0)
-            if seed is not None:
-                torch.manual_seed(seed)
-        else:
-            kwargs.update(temperature=None, top_p=None, top_k=None)
-        if stop:
-            kwargs.update(stop_strings=list(stop), tokenizer=self.tokenizer)
-        if group[0].grammar is not None:
-            from xgrammar.contrib.hf import LogitsProcessor
-
-            kwargs["logits_processor"] = [LogitsProcessor([r.grammar for r in group])]
-        with torch.inference_mode():
-            out = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
-        self.batches.append(len(group))
-        new = out[:, ids.shape[1]:].tolist()
-        for r, row in zip(group, new):
-            row = row[: r.max_new_tokens]
-            cut = next((i for i, t in enumerate(row) if t in self._eos), None)
-            r.hit_eos = cut is not None
-            r.tokens = row[:cut] if cut is not None else row
-
-
-def _oom_message(name: str, doing: str) -> str:
-    return (f"model {name}: CUDA out of memory {doing}; use a smaller max_batch or max_tokens, a smaller model, "
-            f"or serve the model with vLLM/SGLang and use openai:<model>@<url>")
+        """Finish the running requests and stop the batch worker (the next call starts a new one)."""
+        self.batcher.close()

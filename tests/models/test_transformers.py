@@ -1,5 +1,5 @@
 """The transformers backend on the real embedded SmolLM2 (CPU): answers, constrained tool calls and JSON,
-dynamic batching, recording, and faults. One model is shared by every test (session fixture)."""
+continuous batching, recording, and faults. One model is shared by every test (session fixture)."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def test_concurrent_tool_calls_are_batched_and_schema_valid(smollm2):
         t.start()
     for t in threads:
         t.join()
-    assert max(smollm2.batches[before:]) > 1  # at least one generate call served several agents
+    assert max(smollm2.batches[before:]) > 1  # decode steps served several agents at once
     for r in results:
         assert r.finish_reason == "tool_calls" and len(r.message.tool_calls) == 1
         call = r.message.tool_calls[0]
@@ -89,7 +89,7 @@ def test_generation_faults_are_clear_errors(smollm2, store, monkeypatch):
         calls.append(kwargs["input_ids"].shape[0])
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(smollm2.model, "generate", oom)
+    monkeypatch.setattr(smollm2.model, "forward", oom)
     rec = RunRecorder.start(store, {"task": "q"})
     with pytest.raises(ModelError, match="CUDA out of memory .* smaller max_batch") as e:
         smollm2.chat([Message("user", "hi")], recorder=rec)
@@ -100,12 +100,12 @@ def test_generation_faults_are_clear_errors(smollm2, store, monkeypatch):
     def broken(**kwargs):
         raise RuntimeError("device-side assert")
 
-    monkeypatch.setattr(smollm2.model, "generate", broken)
+    monkeypatch.setattr(smollm2.model, "forward", broken)
     with pytest.raises(ModelError, match="generation failed: RuntimeError: device-side assert"):
         smollm2.chat([Message("user", "hi")])
     with pytest.raises(ModelError, match="tool_choice 'delete' is not one of the offered tools"):
         smollm2.chat([Message("user", "hi")], tools=TOOLS, sampling=Sampling(tool_choice="delete"))
-    assert smollm2._preparing == 0  # a request that failed before queueing does not hold up batches
+    assert smollm2.batcher.preparing == 0  # a request that failed before queueing does not hold up batches
 
 
 def test_missing_and_broken_model_files(tmp_path, monkeypatch):
