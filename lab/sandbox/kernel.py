@@ -139,6 +139,7 @@ class CellResult:
     Attributes:
         status: ``ok``, ``error`` (an exception), ``timeout`` (interrupted at its timeout; the kernel lives),
             ``died`` (the kernel died; its state is lost).
+        code: The cell's source.
         execution_count: The kernel's counter for the cell (``None`` when it never replied).
         stdout: Text written to standard output.
         stderr: Text written to standard error.
@@ -150,6 +151,7 @@ class CellResult:
     """
 
     status: str
+    code: str = ""
     execution_count: int | None = None
     stdout: str = ""
     stderr: str = ""
@@ -161,7 +163,7 @@ class CellResult:
 
     def outputs(self) -> dict[str, Any]:
         """The outputs as a JSON-able dict (what a trace event records)."""
-        return {"status": self.status, "execution_count": self.execution_count, "stdout": self.stdout,
+        return {"code": self.code, "status": self.status, "execution_count": self.execution_count, "stdout": self.stdout,
                 "stderr": self.stderr, "result": self.result, "error": self.error,
                 "displays": [vars(d) for d in self.displays], "duration_s": round(self.duration, 6),
                 "notes": self.notes}
@@ -487,7 +489,7 @@ class SandboxKernel:
         kc = self.client
         started = time.monotonic()
         msg_id = kc.execute(code, store_history=True, allow_stdin=False, stop_on_error=False)
-        res = CellResult("ok")
+        res = CellResult("ok", code)
         out, err = [], []
         interrupted_at: float | None = None
         deadline = None if timeout is None else started + timeout
@@ -522,7 +524,8 @@ class SandboxKernel:
                 continue
             kind, content = msg["msg_type"], msg["content"]
             if kind == "stream":
-                (out if content.get("name") == "stdout" else err).append(content.get("text", ""))
+                text = content.get("text", "").replace("\r\n", "\n")  # `!cmd` output comes through a pty
+                (out if content.get("name") == "stdout" else err).append(text)
             elif kind == "execute_input":
                 res.execution_count = content.get("execution_count")
             elif kind == "execute_result":
