@@ -293,6 +293,49 @@ def _close(s: socket.socket) -> None:
     s.close()
 
 
+class _Cell:
+    """Collects one cell's iopub messages into a :class:`CellResult`."""
+
+    def __init__(self, kernel: SandboxKernel, code: str, started: float) -> None:
+        self.kernel = kernel
+        self.res = CellResult("ok", code)
+        self.started = started
+        self.out: list[str] = []
+        self.err: list[str] = []
+
+    def feed(self, msg: dict[str, Any]) -> bool:
+        """Take one iopub message of this cell; True when the cell is done (the kernel went idle)."""
+        res = self.res
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "stream":
+            text = content.get("text", "").replace("\r\n", "\n")  # `!cmd` output comes through a pty
+            (self.out if content.get("name") == "stdout" else self.err).append(text)
+        elif kind == "execute_input":
+            res.execution_count = content.get("execution_count")
+        elif kind == "execute_result":
+            res.execution_count = content.get("execution_count", res.execution_count)
+            res.result = _clip(content.get("data", {}).get("text/plain", ""))
+            res.displays += self.kernel._rich(content.get("data", {}), text_shown=True)
+        elif kind == "display_data":
+            res.displays += self.kernel._rich(content.get("data", {}), text_shown=False)
+        elif kind == "error":
+            if res.status != "timeout":
+                res.status = "error"
+            res.error = _clip(_ANSI.sub("", "\n".join(content.get("traceback") or [])) or
+                              f"{content.get('ename')}: {content.get('evalue')}")
+        elif kind == "status" and content.get("execution_state") == "idle":
+            return True
+        return False
+
+    def finish(self) -> CellResult:
+        res = self.res
+        res.stdout, res.stderr = _clip("".join(self.out)), _clip("".join(self.err))
+        res.duration = time.monotonic() - self.started
+        if res.status == "timeout":
+            res.error = None if res.error is None else res.error.splitlines()[-1]
+        return res
+
+
 class SandboxKernel:
     """One IPython kernel inside one Docker sandbox (started on first use; thread-safe, one cell at a time).
 
@@ -319,6 +362,8 @@ class SandboxKernel:
         self._lock = threading.RLock()
         self.starts = 0
         self._saved = 0
+        self.setup_code: str | None = None
+        """Code run silently in every kernel this starts (e.g. magics), before its first cell."""
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -364,6 +409,15 @@ class SandboxKernel:
             self.client = kc
             self.starts += 1
             self._wait_ready()
+            if self.setup_code:
+                msg_id = kc.execute(self.setup_code, silent=True, store_history=False)
+                end = time.monotonic() + START_TIMEOUT
+                while time.monotonic() < end and not self._exited.is_set():
+                    try:
+                        if kc.get_shell_msg(timeout=0.1)["parent_header"].get("msg_id") == msg_id:
+                            break
+                    except Exception:  # noqa: BLE001 - queue.Empty
+                        continue
 
     def _watch(self, stream: Any, exited: threading.Event) -> None:
         try:
@@ -489,8 +543,8 @@ class SandboxKernel:
         kc = self.client
         started = time.monotonic()
         msg_id = kc.execute(code, store_history=True, allow_stdin=False, stop_on_error=False)
-        res = CellResult("ok", code)
-        out, err = [], []
+        cell = _Cell(self, code, started)
+        res = cell.res
         interrupted_at: float | None = None
         deadline = None if timeout is None else started + timeout
         while True:
@@ -520,32 +574,9 @@ class SandboxKernel:
                 msg = kc.get_iopub_msg(timeout=0.1)
             except Exception:  # noqa: BLE001 - queue.Empty
                 continue
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            kind, content = msg["msg_type"], msg["content"]
-            if kind == "stream":
-                text = content.get("text", "").replace("\r\n", "\n")  # `!cmd` output comes through a pty
-                (out if content.get("name") == "stdout" else err).append(text)
-            elif kind == "execute_input":
-                res.execution_count = content.get("execution_count")
-            elif kind == "execute_result":
-                res.execution_count = content.get("execution_count", res.execution_count)
-                res.result = _clip(content.get("data", {}).get("text/plain", ""))
-                res.displays += self._rich(content.get("data", {}), text_shown=True)
-            elif kind == "display_data":
-                res.displays += self._rich(content.get("data", {}), text_shown=False)
-            elif kind == "error":
-                if res.status != "timeout":
-                    res.status = "error"
-                res.error = _clip(_ANSI.sub("", "\n".join(content.get("traceback") or [])) or
-                                  f"{content.get('ename')}: {content.get('evalue')}")
-            elif kind == "status" and content.get("execution_state") == "idle":
+            if msg["parent_header"].get("msg_id") == msg_id and cell.feed(msg):
                 break
-        res.stdout, res.stderr = _clip("".join(out)), _clip("".join(err))
-        res.duration = time.monotonic() - started
-        if res.status == "timeout":
-            res.error = None if res.error is None else res.error.splitlines()[-1]
-        return res
+        return cell.finish()
 
     def _rich(self, data: dict[str, Any], *, text_shown: bool) -> list[Display]:
         """Images are saved as files in the sandbox; other rich types keep their text form."""
