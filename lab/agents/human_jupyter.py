@@ -203,6 +203,9 @@ class JupyterHumanSession(HumanSession):
         self.result: RunResult | None = None
         self._server = None
         self._ending: tuple[RunStatus, str, Any] | None = None
+        self._observer: threading.Thread | None = None
+        self._done: dict[str, str] = {}  # request id -> the recorded cell's text, or the magic's reply
+        self._done_cv = threading.Condition()
 
     @property
     def url(self) -> str:
@@ -221,7 +224,7 @@ class JupyterHumanSession(HumanSession):
         try:
             self._write_notebook()
             self._server = self._make_server(Path(tmp.name))
-            threading.Thread(target=self._observe, name="lab-jupyter-observer", daemon=True).start()
+            self._start_observer()
             self._print(f"Task {self.task.key} (run {self.run_id})\n\n{self.task.instructions}\n")
             self._print(f"JupyterLab: {self.url}")
             self._print("In the notebook: %pause / %resume, %status, %score [ANSWER], %submit ANSWER, %quit")
@@ -298,6 +301,43 @@ class JupyterHumanSession(HumanSession):
         c.LabApp.news_url = None
         return LabApp.initialize_server(argv=[], load_other_extensions=False, config=c)
 
+    def run_cells(self, cells: list[str], *, timeout: float = 600.0) -> list[str]:
+        """Run cells as a frontend would, with no JupyterLab (a scripted expert): each goes to the sandbox's
+        kernel and is recorded by the same observer; magics work the same. The kernel stops once the session
+        has ended (``%submit``, ``%quit``, the budget).
+
+        Returns:
+            Each cell's recorded text (a magic's: its reply).
+
+        Raises:
+            LabError: The session has ended, or a cell was not recorded within ``timeout`` seconds.
+        """
+        out = []
+        for code in cells:
+            if self.result is not None:
+                raise LabError(f"the session has ended ({self.result.stop_reason}); cell not run: {code[:80]!r}")
+            if not self.kernel.alive:
+                self.kernel.start()
+            self._start_observer()
+            msg_id = self.kernel.client.execute(code)
+            with self._done_cv:
+                if not self._done_cv.wait_for(lambda: msg_id in self._done, timeout):
+                    raise LabError(f"cell not recorded within {timeout} s: {code[:80]!r}")
+                out.append(self._done.pop(msg_id))
+        if self.result is not None:
+            self.kernel.shutdown()
+        return out
+
+    def _start_observer(self) -> None:
+        if self._observer is None:
+            self._observer = threading.Thread(target=self._observe, name="lab-jupyter-observer", daemon=True)
+            self._observer.start()
+
+    def _done_with(self, msg_id: str, text: str) -> None:
+        with self._done_cv:
+            self._done[msg_id] = text
+            self._done_cv.notify_all()
+
     def _stop_server(self) -> None:
         if self._server is not None:
             self._server.io_loop.add_callback(self._server.io_loop.stop)
@@ -335,18 +375,20 @@ class JupyterHumanSession(HumanSession):
             cell = cells.get(parent)
             if cell is not None and cell.feed(msg):
                 del cells[parent]
-                self._record(cell.finish())
+                self._done_with(parent, self._record(cell.finish()))
 
-    def _record(self, res: Any) -> None:
+    def _record(self, res: Any) -> str:
         self.commands += 1
         text = res.text()
         self.transcript.append(text)
         self._act("kernel_cell", **{TOOL_NAME: "kernel", "lab.arguments": {"code": res.code}, "content": text,
                                     "lab.kernel.outputs": res.outputs(), "lab.duration_s": round(res.duration, 6)})
+        return text
 
     def _reply(self, msg_id: str, message: str) -> None:
         name = hashlib.sha1(msg_id.encode()).hexdigest()
         self.sandbox.write_file(f"{_REPLIES}/reply-{name}.json", json.dumps({"message": message}))
+        self._done_with(msg_id, message)
 
     def _magic(self, word: str, rest: str, count: str) -> None:
         clock = self.recorder.clock
@@ -364,8 +406,8 @@ class JupyterHumanSession(HumanSession):
                             + f", {self.commands} cells")
             elif word == "quit":
                 self._act("quit")
-                self._reply(count, "session ended without a submission")
                 self._end(RunStatus.CANCELLED, "quit")
+                self._reply(count, "session ended without a submission")
             elif word == "score":
                 self._reply(count, self._intermediate_text(rest))
             elif word == "submit":
@@ -382,9 +424,9 @@ class JupyterHumanSession(HumanSession):
                     scores = []
                 for s in scores:
                     self.recorder.score(s, agent=self.agent)
+                self._end(RunStatus.DONE, "submitted", value)
                 self._reply(count, "submitted" + (": " + ", ".join(f"{s.scorer}={s.value}" for s in scores)
                                                   if scores else "") + "; the session has ended")
-                self._end(RunStatus.DONE, "submitted", value)
         except Exception as e:  # noqa: BLE001 - said in the notebook, recorded, the session goes on
             self.recorder.error(e, where=f"%{word}")
             self._reply(count, f"%{word} failed: {type(e).__name__}: {e}")
