@@ -33,6 +33,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import zmq
+
 from lab.sandbox.base import SandboxError, SandboxUnavailable
 
 KERNEL_PATH = "/opt/lab-kernel"
@@ -43,6 +45,8 @@ INTERRUPT_GRACE = 5.0
 START_TIMEOUT = 60.0
 TEXT_CAP = 100_000
 """Characters of a cell's text output kept (the rest is cut, the cut is said)."""
+MESSAGE_CAP = 64 << 20
+"""Largest message the host accepts from a kernel (ZeroMQ drops the connection on a bigger one)."""
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _FRAME = struct.Struct(">BxxxL")
@@ -302,6 +306,7 @@ class _Cell:
         self.started = started
         self.out: list[str] = []
         self.err: list[str] = []
+        self.dropped = 0
 
     def feed(self, msg: dict[str, Any]) -> bool:
         """Take one iopub message of this cell; True when the cell is done (the kernel went idle)."""
@@ -309,7 +314,11 @@ class _Cell:
         kind, content = msg["msg_type"], msg["content"]
         if kind == "stream":
             text = content.get("text", "").replace("\r\n", "\n")  # `!cmd` output comes through a pty
-            (self.out if content.get("name") == "stdout" else self.err).append(text)
+            into = self.out if content.get("name") == "stdout" else self.err
+            kept = sum(map(len, into))
+            if kept <= TEXT_CAP:  # what is past the cap is counted, not kept
+                into.append(text[: TEXT_CAP + 1 - kept])
+            self.dropped += max(0, len(text) - (TEXT_CAP + 1 - kept))
         elif kind == "execute_input":
             res.execution_count = content.get("execution_count")
         elif kind == "execute_result":
@@ -330,6 +339,8 @@ class _Cell:
     def finish(self) -> CellResult:
         res = self.res
         res.stdout, res.stderr = _clip("".join(self.out)), _clip("".join(self.err))
+        if self.dropped:
+            res.notes.append(f"[{self.dropped} more characters of output were not kept]")
         res.duration = time.monotonic() - self.started
         if res.status == "timeout":
             res.error = None if res.error is None else res.error.splitlines()[-1]
@@ -403,7 +414,9 @@ class SandboxKernel:
             self._thread.start()
             self._forward = _Forward(self.sandbox, ports)
             self.connection_info = {**inside, "transport": "ipc", "ip": self._forward.prefix}
-            kc = BlockingKernelClient()
+            context = zmq.Context()  # its own, so the cap below holds for this kernel's sockets only
+            context.setsockopt(zmq.MAXMSGSIZE, MESSAGE_CAP)
+            kc = BlockingKernelClient(context=context)
             kc.load_connection_info(self.connection_info)
             kc.start_channels(hb=False)
             self.client = kc
@@ -477,13 +490,17 @@ class SandboxKernel:
             pass
         self._exited.wait(10)
 
-    def _stop(self) -> None:
+    def _disconnect(self) -> None:
         if self.client is not None:
             self.client.stop_channels()
+            self.client.context.destroy(linger=0)
             self.client = None
         if self._forward is not None:
             self._forward.close()
             self._forward = None
+
+    def _stop(self) -> None:
+        self._disconnect()
         if self._thread is not None and not self._exited.is_set() and self._container == self.sandbox.container.id:
             self._kill()
         self._thread = None
@@ -500,12 +517,7 @@ class SandboxKernel:
             if not self.sandbox.closed:
                 self._stop()
             else:
-                if self.client is not None:
-                    self.client.stop_channels()
-                    self.client = None
-                if self._forward is not None:
-                    self._forward.close()
-                    self._forward = None
+                self._disconnect()
 
     def interrupt(self) -> None:
         """Ask the kernel to interrupt the running cell (``interrupt_request`` on the control channel)."""

@@ -135,3 +135,25 @@ def test_local_sandbox_is_refused_clearly(tmp_path):
     with open_sandbox(SandboxSpec(backend="local", bwrap=False)) as box:
         with pytest.raises(ToolError, match="kernel runs in Docker sandboxes"):
             run(box, "1")
+
+
+def test_output_flood_is_capped_on_the_host(kbox):
+    from lab.sandbox.kernel import TEXT_CAP
+
+    out, ctx = run(kbox, "for _ in range(40):\n    print('x' * 100_000)")
+    rec = ctx.attrs["lab.kernel.outputs"]
+    assert TEXT_CAP <= len(rec["stdout"]) < TEXT_CAP + 200 and "characters cut" in rec["stdout"]
+    assert any("more characters of output were not kept" in n for n in rec["notes"])
+    assert run(kbox, "1 + 1")[0].strip() == "2"
+
+
+def test_image_without_ipykernel_is_a_clear_error():
+    from lab.sandbox import SandboxSpec, open_sandbox
+    from lab.sandbox.images import ensure_image
+
+    from tests.kernel.conftest import kernel_spec
+
+    kernel_spec()
+    with open_sandbox(SandboxSpec(image=ensure_image("base", log=lambda _line: None))) as box:
+        with pytest.raises(ToolError, match=r"has no ipykernel in /opt/lab-kernel .*lab sandbox build repo-setup"):
+            run(box, "1")
