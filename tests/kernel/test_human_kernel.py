@@ -55,3 +55,14 @@ def test_scripted_human_solves_repo_setup_on_the_kernel(store, session):
         "output_match": 1.0, "landmarks": 1.0, "entrypoint": 1.0}
     run = store.get_run(session.run_id)
     assert run["status"] == "done" and run["is_human"]
+
+
+def test_cells_after_a_kernel_restart_are_still_recorded(store, session):
+    assert session.run_cells(["v = 1; print(v)"]) == ["1"]
+    session.kernel.restart()  # what JupyterLab's "Restart kernel" does through the provisioner
+    outs = session.run_cells(["print('v' in dir())", "%quit"])
+    assert outs == ["False", "session ended without a submission"]
+    cells = [e.attrs["lab.arguments"]["code"] for e in store.events(session.run_id, kinds=["human_action"])
+             if e.attrs["lab.action"] == "kernel_cell"]
+    assert cells == ["v = 1; print(v)", "print('v' in dir())"]
+    assert store.get_run(session.run_id)["status"] == "cancelled"
