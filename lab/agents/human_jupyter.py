@@ -179,11 +179,13 @@ class JupyterHumanSession(HumanSession):
         sandbox: The sandbox, or a function of the run's recorder opening it.
         port: JupyterLab's port on 127.0.0.1 (0: a free one).
         token: Its access token (default: a random one).
+        idle_pause_s: Seconds with no cell running after which the clock pauses by itself (recorded as a
+            ``pause`` with reason ``idle``); the next cell resumes it. ``None``: only ``%pause`` pauses.
         **kwargs: Passed to :class:`HumanSession` (``limits``, ``scorer``, ``stdout``).
     """
 
     def __init__(self, store: Any, task: Any, *, expert: str, sandbox: Any, port: int = 0,
-                 token: str | None = None, **kwargs: Any) -> None:
+                 token: str | None = None, idle_pause_s: float | None = 900.0, **kwargs: Any) -> None:
         super().__init__(store, task, expert=expert, sandbox=sandbox, **kwargs)
         if kwargs.get("scorer") is None:
             self.scorer = _score_with_executions(self)
@@ -200,6 +202,9 @@ class JupyterHumanSession(HumanSession):
         self.kernel.setup_code = _MAGIC_CODE
         self.port = port or _free_port()
         self.token = token or secrets.token_urlsafe(24)
+        self.idle_pause_s = idle_pause_s
+        self._last_active = time.monotonic()
+        self._idle_paused = False
         self.result: RunResult | None = None
         self._server = None
         self._ending: tuple[RunStatus, str, Any] | None = None
@@ -357,6 +362,11 @@ class JupyterHumanSession(HumanSession):
                 return
             if self.kernel.client is not client:  # a (re)started kernel
                 client, cells = self.kernel.client, {}
+                self._last_active = time.monotonic()
+            if (self.idle_pause_s is not None and not cells and not self.recorder.clock.paused
+                    and time.monotonic() - self._last_active > self.idle_pause_s):
+                self.recorder.pause("idle")  # nothing ran for idle_pause_s: the clock stops until the next cell
+                self._idle_paused = True
             if client is None:
                 time.sleep(0.1)
                 continue
@@ -365,7 +375,12 @@ class JupyterHumanSession(HumanSession):
             except Exception:  # noqa: BLE001 - queue.Empty, or the client closed by a restart
                 continue
             parent = msg["parent_header"].get("msg_id")
+            if cells or msg["msg_type"] == "execute_input":
+                self._last_active = time.monotonic()
             if msg["msg_type"] == "execute_input":
+                if self._idle_paused and self.recorder.clock.paused:
+                    self.recorder.resume()
+                self._idle_paused = False
                 code = msg["content"].get("code", "")
                 word = code.strip().split(None, 1)[0][1:] if code.strip().startswith("%") else ""
                 if word in MAGICS:
@@ -394,6 +409,7 @@ class JupyterHumanSession(HumanSession):
         clock = self.recorder.clock
         try:
             if word == "pause":
+                self._idle_paused = False
                 self.recorder.pause(rest)
                 self._reply(count, "clock paused; %resume to continue")
             elif word == "resume":

@@ -66,3 +66,29 @@ def test_cells_after_a_kernel_restart_are_still_recorded(store, session):
              if e.attrs["lab.action"] == "kernel_cell"]
     assert cells == ["v = 1; print(v)", "print('v' in dir())"]
     assert store.get_run(session.run_id)["status"] == "cancelled"
+
+
+def test_an_idle_kernel_pauses_the_clock_until_the_next_cell(store):
+    import time
+
+    from tests.kernel.conftest import kernel_spec
+
+    kernel_spec()
+    task = get_task("repo-setup/tinyclf-pinned-version")
+    s = JupyterHumanSession(store, task, expert="ana", sandbox=lambda rec: open_task_sandbox(task, rec),
+                            idle_pause_s=1.0)
+    try:
+        s.run_cells(["x = 1"])
+        time.sleep(3.0)
+        assert s.recorder.clock.paused
+        worked = s.recorder.clock.elapsed()
+        time.sleep(1.0)
+        assert s.recorder.clock.elapsed() == worked  # paused: no working time passes
+        s.run_cells(["x + 1"])
+        assert not s.recorder.clock.paused
+        s.run_cells(["%quit"])
+    finally:
+        s.kernel.shutdown()
+        s.sandbox.close()
+    actions = [(e.attrs["lab.action"], e.attrs.get("lab.reason")) for e in store.events(s.run_id, kinds=["human_action"])]
+    assert actions == [("kernel_cell", None), ("pause", "idle"), ("resume", None), ("kernel_cell", None), ("quit", None)]
