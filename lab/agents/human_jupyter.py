@@ -35,7 +35,7 @@ from lab.agents.human import HumanSession
 from lab.agents.limits import record_limit
 from lab.agents.run import RunResult
 from lab.errors import LabError
-from lab.sandbox.kernel import SandboxKernel, _Cell
+from lab.sandbox.kernel import CellCollector, SandboxKernel
 from lab.tools.submit import parse_answer
 from lab.traces.schema import TOOL_NAME, EventKind, RunStatus
 
@@ -186,12 +186,12 @@ class JupyterHumanSession(HumanSession):
 
     def __init__(self, store: Any, task: Any, *, expert: str, sandbox: Any, port: int = 0,
                  token: str | None = None, idle_pause_s: float | None = 900.0, **kwargs: Any) -> None:
+        if sandbox is None:
+            raise LabError(f"task {task.key} has no sandbox: --jupyter needs one")
         super().__init__(store, task, expert=expert, sandbox=sandbox, **kwargs)
         if kwargs.get("scorer") is None:
             self.scorer = _score_with_executions(self)
         try:
-            if self.sandbox is None:
-                raise LabError(f"task {task.key} has no sandbox: --jupyter needs one")
             self.workdir = host_workdir(self.sandbox)
         except LabError as e:
             self._finish(RunStatus.FAILED, "error", str(e))
@@ -351,7 +351,7 @@ class JupyterHumanSession(HumanSession):
 
     def _observe(self) -> None:
         """Record every cell the kernel runs (whoever sent it), answer the magics, watch the budget."""
-        cells: dict[str, _Cell] = {}
+        cells: dict[str, CellCollector] = {}
         client = None
         while self.result is None:
             hit = self.limits.exceeded(steps=0, tokens=0, created_at=self.created_at,
@@ -386,7 +386,7 @@ class JupyterHumanSession(HumanSession):
                 if word in MAGICS:
                     self._magic(word, code.strip()[len(word) + 1:].strip(), parent)
                     continue
-                cells[parent] = _Cell(self.kernel, code, time.monotonic())
+                cells[parent] = CellCollector(self.kernel, code, time.monotonic())
             cell = cells.get(parent)
             if cell is not None and cell.feed(msg):
                 del cells[parent]

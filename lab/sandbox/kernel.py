@@ -297,7 +297,7 @@ def _close(s: socket.socket) -> None:
     s.close()
 
 
-class _Cell:
+class CellCollector:
     """Collects one cell's iopub messages into a :class:`CellResult`."""
 
     def __init__(self, kernel: SandboxKernel, code: str, started: float) -> None:
@@ -555,7 +555,7 @@ class SandboxKernel:
         kc = self.client
         started = time.monotonic()
         msg_id = kc.execute(code, store_history=True, allow_stdin=False, stop_on_error=False)
-        cell = _Cell(self, code, started)
+        cell = CellCollector(self, code, started)
         res = cell.res
         interrupted_at: float | None = None
         deadline = None if timeout is None else started + timeout
@@ -638,4 +638,4 @@ def shutdown_kernels() -> None:
 
 atexit.register(shutdown_kernels)
 
-__all__ = ["CellResult", "Display", "KernelError", "SandboxKernel", "kernel_for", "shutdown_kernels"]
+__all__ = ["CellCollector", "CellResult", "Display", "KernelError", "SandboxKernel", "kernel_for", "shutdown_kernels"]

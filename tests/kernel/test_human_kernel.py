@@ -92,3 +92,12 @@ def test_an_idle_kernel_pauses_the_clock_until_the_next_cell(store):
         s.sandbox.close()
     actions = [(e.attrs["lab.action"], e.attrs.get("lab.reason")) for e in store.events(s.run_id, kinds=["human_action"])]
     assert actions == [("kernel_cell", None), ("pause", "idle"), ("resume", None), ("kernel_cell", None), ("quit", None)]
+
+
+def test_jupyter_needs_a_task_with_a_sandbox(store):
+    from lab.errors import LabError
+
+    task = get_task("medqa-open/dev-0001")
+    with pytest.raises(LabError, match="has no sandbox: --jupyter needs one"):
+        JupyterHumanSession(store, task, expert="ana", sandbox=None)
+    assert store.list_runs() == []  # nothing recorded for a refused session
