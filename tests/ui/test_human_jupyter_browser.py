@@ -1,6 +1,7 @@
 """A human expert in JupyterLab on a kernel inside the task's sandbox, driven in a real Chromium: `lab human
 repo-setup/tinyclf-pinned-version --jupyter` serves the notebook; cells run (in the sandbox), `%score` answers,
-`%submit` ends the session; the recorded events and SUPER's three scores are checked in the store."""
+`%submit` ends the session; a page reload keeps the kernel's state; the recorded events and SUPER's three
+scores are checked in the store."""
 
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ CELLS = [
     "!python train.py --alpha 0.5",
     "import json\nmetrics = json.load(open('out/metrics.json'))\nprint(json.dumps({'accuracy': metrics['test_accuracy']}))",
 ]
+
+
+AFTER_RELOAD = "print(metrics['test_accuracy'])"
 
 
 @pytest.fixture
@@ -111,6 +115,12 @@ def test_human_solves_repo_setup_in_jupyterlab(session):
             assert "Successfully installed tabulate" in _run_cell(page, CELLS[1], "Successfully installed")
             _run_cell(page, CELLS[2], "accuracy:")
             printed = _run_cell(page, CELLS[3], "accuracy").strip().splitlines()[-1]
+            page.keyboard.press("Control+s")  # save, reload the page: the session and the kernel's state survive
+            page.wait_for_timeout(1000)
+            page.reload()
+            page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=120_000)
+            page.wait_for_function("() => document.body.innerText.includes('Idle')", timeout=120_000)
+            assert "0.9" in _run_cell(page, AFTER_RELOAD, "0.9")
             assert "this task does not give intermediate scores" in _run_cell(page, "%score", "score")
             _run_cell(page, f"%submit {printed}", "the session has ended")
             page.screenshot(path=str(ARTIFACTS / "human_jupyter.png"))
@@ -125,7 +135,7 @@ def test_human_solves_repo_setup_in_jupyterlab(session):
     assert run["status"] == "done" and run["is_human"]
     actions = [e.attrs for e in store.events(run["run_id"], kinds=["human_action"])]
     cells = [a for a in actions if a["lab.action"] == "kernel_cell"]
-    assert [c["lab.arguments"]["code"] for c in cells] == CELLS
+    assert [c["lab.arguments"]["code"] for c in cells] == [*CELLS, AFTER_RELOAD]
     assert all(c["gen_ai.tool.name"] == "kernel" and c["lab.kernel.outputs"]["code"] == c["lab.arguments"]["code"]
                for c in cells)
     assert "accuracy: 0.9" in cells[2]["lab.kernel.outputs"]["stdout"]
