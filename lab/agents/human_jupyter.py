@@ -37,7 +37,7 @@ from lab.agents.run import RunResult
 from lab.errors import LabError
 from lab.sandbox.kernel import CellCollector, SandboxKernel
 from lab.tools.submit import parse_answer
-from lab.traces.schema import TOOL_NAME, EventKind, RunStatus
+from lab.traces.schema import TOOL_NAME, RunStatus
 
 KERNEL_NAME = "lab-sandbox"
 NOTEBOOK = "notebook.ipynb"
