@@ -71,3 +71,23 @@ def test_react_offers_the_kernel_tool(store, kbox):
     assert res.status == "done"
     (first, second, _) = store.events(res.run_id, kinds=["tool_result"])
     assert second.attrs["content"].strip() == "42" and second.attrs["lab.kernel.outputs"]["result"] == "42"
+
+
+def test_a_fork_restores_files_not_kernel_state_and_says_so(store, fresh_box):
+    """ReAct with snapshots: the fork from step 1 gets step 1's files back, a fresh kernel, and a note."""
+    from lab.tools.registry import get_tools
+
+    box = fresh_box()
+    first = ScriptedModel([ToolCall("", "kernel", {"code": "a = 1\nopen('f.txt', 'w').write('x')"}),
+                           ToolCall("", "kernel", {"code": "open('g.txt', 'w').write('later'); a"}),
+                           ToolCall("", "submit", {"answer": "done"})])
+    agent = ReActAgent(first, get_tools(["kernel"]), snapshot_steps=True)
+    run = agent.start(store, "work", sandbox=box)
+    assert run.run().status == "done"
+    check = ScriptedModel([ToolCall("", "kernel", {"code": "import os\nos.path.exists('f.txt'), os.path.exists('g.txt'), 'a' in dir()"}),
+                           ToolCall("", "submit", {"answer": "checked"})])
+    child = run.fork(1, agent=ReActAgent(check, get_tools(["kernel"]), snapshot_steps=True))
+    assert child.run().status == "done"
+    (obs,) = [e.attrs["content"] for e in store.events(child.run_id, kinds=["tool_result"])
+              if e.attrs["gen_ai.tool.name"] == "kernel"]
+    assert "kernel state is not" in obs and obs.strip().endswith("(True, False, False)")
