@@ -167,7 +167,8 @@ class CellResult:
 
     def outputs(self) -> dict[str, Any]:
         """The outputs as a JSON-able dict (what a trace event records)."""
-        return {"code": self.code, "status": self.status, "execution_count": self.execution_count, "stdout": self.stdout,
+        return {"code": self.code, "status": self.status, "execution_count": self.execution_count,
+                "stdout": self.stdout,
                 "stderr": self.stderr, "result": self.result, "error": self.error,
                 "displays": [vars(d) for d in self.displays], "duration_s": round(self.duration, 6),
                 "notes": self.notes}
@@ -474,7 +475,8 @@ class SandboxKernel:
     def stderr_tail(self) -> str:
         """The end of what the kernel process wrote to its stderr (why it failed to start)."""
         text = _ANSI.sub("", self._stderr.decode("utf-8", "replace"))
-        text = "\n".join(line for line in text.splitlines() if "running over TCP without encryption" not in line).strip()
+        text = "\n".join(line for line in text.splitlines()
+                         if "running over TCP without encryption" not in line).strip()  # loopback in the sandbox
         if "No module named 'ipykernel'" in text:
             return (f"the sandbox image {self.sandbox.spec.image!r} has no ipykernel in {KERNEL_PATH} "
                     "(build it from a definition with a kernel-wheels.txt, e.g. `lab sandbox build repo-setup`)")

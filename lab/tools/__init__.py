@@ -1,7 +1,8 @@
 """Tools agents call: typed Python functions with a JSON Schema, and the built-in sandbox tools.
 
 ``tool`` turns a typed, documented function into a :class:`Tool`; ``shell``, ``python``, ``edit_file`` and
-``kernel`` (a persistent IPython kernel) act inside the run's sandbox; ``submit`` / ``submit_json`` hand in the final answer.
+``kernel`` (a persistent IPython kernel) act inside the run's sandbox; ``submit`` / ``submit_json`` hand in the
+final answer.
 Domain tools live in their own modules (``lab.tools.chemistry``).
 """
 

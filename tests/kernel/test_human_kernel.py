@@ -29,7 +29,8 @@ def session(store):
 
 def test_scripted_human_solves_repo_setup_on_the_kernel(store, session):
     outs = session.run_cells([
-        "%cd /work/tinyclf\n!sed -i 's/tabulate==0.7.5/tabulate>=0.9/' requirements.txt && pip install -r requirements.txt",
+        "%cd /work/tinyclf\n"
+        "!sed -i 's/tabulate==0.7.5/tabulate>=0.9/' requirements.txt && pip install -r requirements.txt",
         "%pause coffee", "%status", "%resume",
         "!python train.py --alpha 0.5",
         "import json\nprint(json.dumps({'accuracy': json.load(open('out/metrics.json'))['test_accuracy']}))",
@@ -90,8 +91,10 @@ def test_an_idle_kernel_pauses_the_clock_until_the_next_cell(store):
     finally:
         s.kernel.shutdown()
         s.sandbox.close()
-    actions = [(e.attrs["lab.action"], e.attrs.get("lab.reason")) for e in store.events(s.run_id, kinds=["human_action"])]
-    assert actions == [("kernel_cell", None), ("pause", "idle"), ("resume", None), ("kernel_cell", None), ("quit", None)]
+    actions = [(e.attrs["lab.action"], e.attrs.get("lab.reason"))
+               for e in store.events(s.run_id, kinds=["human_action"])]
+    assert actions == [("kernel_cell", None), ("pause", "idle"), ("resume", None), ("kernel_cell", None),
+                       ("quit", None)]
 
 
 def test_jupyter_needs_a_task_with_a_sandbox(store):

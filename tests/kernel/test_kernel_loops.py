@@ -44,7 +44,8 @@ def test_repo_setup_on_the_kernel_workbench_through_the_runner_to_a_score(store)
                                      "loops": [{"loop": "repo_setup", "options": {"workbench": "kernel"}}],
                                      "models": ["notebook"], "concurrency": 1})
     (o,) = Runner(store, progress=False, model_loader=lambda _name: notebook_solver()).run(exp).outcomes
-    assert o.status == "done", (o.error, [e.attrs.get("content") for e in store.events(o.run_id, kinds=["tool_result"])])
+    assert o.status == "done", (o.error, [e.attrs.get("content")
+                                          for e in store.events(o.run_id, kinds=["tool_result"])])
     assert {k: o.scores[k] for k in ("output_match", "landmarks", "entrypoint")} == {
         "output_match": 1.0, "landmarks": 1.0, "entrypoint": 1.0}
     calls = store.events(o.run_id, kinds=["tool_call"])
@@ -84,7 +85,8 @@ def test_a_fork_restores_files_not_kernel_state_and_says_so(store, fresh_box):
     agent = ReActAgent(first, get_tools(["kernel"]), snapshot_steps=True)
     run = agent.start(store, "work", sandbox=box)
     assert run.run().status == "done"
-    check = ScriptedModel([ToolCall("", "kernel", {"code": "import os\nos.path.exists('f.txt'), os.path.exists('g.txt'), 'a' in dir()"}),
+    probe = "import os\nos.path.exists('f.txt'), os.path.exists('g.txt'), 'a' in dir()"
+    check = ScriptedModel([ToolCall("", "kernel", {"code": probe}),
                            ToolCall("", "submit", {"answer": "checked"})])
     child = run.fork(1, agent=ReActAgent(check, get_tools(["kernel"]), snapshot_steps=True))
     assert child.run().status == "done"

@@ -48,7 +48,8 @@ def test_images_are_saved_in_the_sandbox_and_recorded_by_path(kbox):
 
     png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
            + chunk(b"IDAT", zlib.compress(b"\x00\x7f")) + chunk(b"IEND", b""))
-    code = f"from IPython.display import Image, display\ndisplay(Image(data=__import__('base64').b64decode({base64.b64encode(png).decode()!r})))"
+    data = base64.b64encode(png).decode()
+    code = f"from IPython.display import Image, display\nimport base64\ndisplay(Image(data=base64.b64decode({data!r})))"
     out, ctx = run(kbox, code)
     (shown,) = ctx.attrs["lab.kernel.outputs"]["displays"]
     assert shown["mime"] == "image/png" and shown["path"].startswith("/work/.kernel_outputs/")

@@ -28,7 +28,8 @@ CELLS = [
     "%cd /work/tinyclf\n!pip install -r requirements.txt",
     "!sed -i 's/tabulate==0.7.5/tabulate>=0.9/' requirements.txt && pip install -r requirements.txt",
     "!python train.py --alpha 0.5",
-    "import json\nmetrics = json.load(open('out/metrics.json'))\nprint(json.dumps({'accuracy': metrics['test_accuracy']}))",
+    "import json\nmetrics = json.load(open('out/metrics.json'))\n"
+    "print(json.dumps({'accuracy': metrics['test_accuracy']}))",
 ]
 
 
@@ -76,7 +77,7 @@ def session(tmp_path):
                 os.killpg(proc.pid, signal.SIGKILL)
 
 
-def _run_cell(page, code: str, expect: str, timeout_ms: int = int(os.environ.get("LAB_CELL_TIMEOUT_MS", 120_000))) -> str:
+def _run_cell(page, code: str, expect: str, timeout_ms: int = 120_000) -> str:
     """Type ``code`` into the empty code cell at the end (made below the last cell when there is none), run it
     with Shift+Enter, and wait until its output contains ``expect``; returns the output's text."""
     code_cells = page.locator(".jp-Notebook .jp-CodeCell")
@@ -93,7 +94,8 @@ def _run_cell(page, code: str, expect: str, timeout_ms: int = int(os.environ.get
     page.keyboard.press("Shift+Enter")
     page.wait_for_function(
         """([i, expect]) => { const c = document.querySelectorAll('.jp-Notebook .jp-CodeCell')[i];
-             return c && c.querySelector('.jp-OutputArea') && c.querySelector('.jp-OutputArea').innerText.includes(expect); }""",
+             const out = c && c.querySelector('.jp-OutputArea');
+             return out && out.innerText.includes(expect); }""",
         arg=[index, expect], timeout=timeout_ms)
     return code_cells.nth(index).locator(".jp-OutputArea").inner_text()
 
