@@ -20,6 +20,12 @@ def kernel_spec() -> SandboxSpec:
     return SandboxSpec(image=ensure_image("repo-setup", log=lambda _line: None))  # its content tag, not :latest
 
 
+@pytest.fixture(scope="session")
+def kernel_image() -> SandboxSpec:
+    """The spec of the image with ipykernel (built when missing or stale); skips without a Docker engine."""
+    return kernel_spec()
+
+
 @pytest.fixture(scope="module")
 def kbox():
     """One sandbox for the module's tests that leave its kernel running."""

@@ -16,10 +16,7 @@ pytestmark = pytest.mark.docker
 
 
 @pytest.fixture
-def session(store):
-    from tests.kernel.conftest import kernel_spec
-
-    kernel_spec()
+def session(store, kernel_image):
     task = get_task("repo-setup/tinyclf-pinned-version")
     s = JupyterHumanSession(store, task, expert="ana", sandbox=lambda rec: open_task_sandbox(task, rec))
     yield s
@@ -69,12 +66,9 @@ def test_cells_after_a_kernel_restart_are_still_recorded(store, session):
     assert store.get_run(session.run_id)["status"] == "cancelled"
 
 
-def test_an_idle_kernel_pauses_the_clock_until_the_next_cell(store):
+def test_an_idle_kernel_pauses_the_clock_until_the_next_cell(store, kernel_image):
     import time
 
-    from tests.kernel.conftest import kernel_spec
-
-    kernel_spec()
     task = get_task("repo-setup/tinyclf-pinned-version")
     s = JupyterHumanSession(store, task, expert="ana", sandbox=lambda rec: open_task_sandbox(task, rec),
                             idle_pause_s=1.0)

@@ -36,10 +36,7 @@ def notebook_solver() -> ScriptedModel:
 
 
 @pytest.mark.docker
-def test_repo_setup_on_the_kernel_workbench_through_the_runner_to_a_score(store):
-    from tests.kernel.conftest import kernel_spec
-
-    kernel_spec()  # builds the image (the task runs expertlab/repo-setup)
+def test_repo_setup_on_the_kernel_workbench_through_the_runner_to_a_score(store, kernel_image):
     exp = Experiment.model_validate({"name": "nb", "tasks": ["repo-setup/tinyclf-pinned-version"],
                                      "loops": [{"loop": "repo_setup", "options": {"workbench": "kernel"}}],
                                      "models": ["notebook"], "concurrency": 1})

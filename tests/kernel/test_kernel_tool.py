@@ -148,13 +148,10 @@ def test_output_flood_is_capped_on_the_host(kbox):
     assert run(kbox, "1 + 1")[0].strip() == "2"
 
 
-def test_image_without_ipykernel_is_a_clear_error():
+def test_image_without_ipykernel_is_a_clear_error(kernel_image):
     from lab.sandbox import SandboxSpec, open_sandbox
     from lab.sandbox.images import ensure_image
 
-    from tests.kernel.conftest import kernel_spec
-
-    kernel_spec()
     with open_sandbox(SandboxSpec(image=ensure_image("base", log=lambda _line: None))) as box:
         with pytest.raises(ToolError, match=r"has no ipykernel in /opt/lab-kernel .*lab sandbox build repo-setup"):
             run(box, "1")
