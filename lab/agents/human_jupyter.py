@@ -4,7 +4,8 @@
 spec runs, through a kernel provisioner (:class:`SandboxProvisioner`), a :class:`lab.sandbox.kernel.SandboxKernel`
 inside the task's sandbox: the same kernel and transport as the agents' ``kernel`` tool. The file browser
 shows the host side of the sandbox's workdir (the Docker volume; what the server saves is handed to the
-sandbox's user). There are no terminals (they would run on the host) and no other kernels.
+sandbox's user; links leading out of it are refused, though a link swapped in between the check and the use
+is not). There are no terminals (they would run on the host) and no other kernels.
 
 An observer on the kernel's broadcast channel records every executed cell as a ``human_action`` event
 (``lab.action: kernel_cell``) with the same ``lab.kernel.outputs`` the agent's ``kernel`` tool records, so
@@ -152,6 +153,23 @@ def host_workdir(sandbox: Any) -> Path:
     raise LabError(f"sandbox {sandbox.id} has no volume at its workdir {sandbox.workdir}")
 
 
+def _workdir_contents_class():
+    """JupyterLab's file manager confined to the workdir's real path: the workdir belongs to the sandbox, so a
+    link planted there (``ln -s / rootfs``) would otherwise lead this host process (root) anywhere on the host."""
+    from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
+    from tornado.web import HTTPError
+
+    class WorkdirContents(AsyncLargeFileManager):
+        def _get_os_path(self, path: str) -> str:
+            os_path = super()._get_os_path(path)
+            root, real = os.path.realpath(self.root_dir), os.path.realpath(os_path)
+            if real != root and not real.startswith(root + os.sep):
+                raise HTTPError(404, f"{path} leads outside the sandbox's workdir")
+            return os_path
+
+    return WorkdirContents
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -284,8 +302,8 @@ class JupyterHumanSession(HumanSession):
         uid, _, gid = (self.sandbox.user or "1000:1000").partition(":")
 
         def hand_to_sandbox_user(model: Any = None, os_path: str = "", contents_manager: Any = None, **_: Any) -> None:
-            if os_path and os.path.exists(os_path):
-                os.chown(os_path, int(uid), int(gid or uid))
+            if os_path and os.path.lexists(os_path):
+                os.chown(os_path, int(uid), int(gid or uid), follow_symlinks=False)
 
         c = Config()
         c.ServerApp.ip = "127.0.0.1"
@@ -295,6 +313,7 @@ class JupyterHumanSession(HumanSession):
         c.ServerApp.allow_root = True
         c.ServerApp.root_dir = str(self.workdir)
         c.ServerApp.terminals_enabled = False
+        c.ServerApp.contents_manager_class = _workdir_contents_class()
         c.IdentityProvider.token = self.token
         c.KernelSpecManager.allowed_kernelspecs = {KERNEL_NAME}
         c.KernelSpecManager.ensure_native_kernel = False

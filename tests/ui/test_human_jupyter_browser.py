@@ -77,6 +77,22 @@ def session(tmp_path):
                 os.killpg(proc.pid, signal.SIGKILL)
 
 
+def _api_status(url: str, path: str) -> int:
+    """HTTP status of a GET on the session's server (with its token)."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    parts = urllib.parse.urlsplit(url)
+    token = urllib.parse.parse_qs(parts.query)["token"][0]
+    req = urllib.request.Request(f"{parts.scheme}://{parts.netloc}/{path}", headers={"Authorization": f"token {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
 def _run_cell(page, code: str, expect: str, timeout_ms: int = 120_000) -> str:
     """Type ``code`` into the empty code cell at the end (made below the last cell when there is none), run it
     with Shift+Enter, and wait until its output contains ``expect``; returns the output's text."""
@@ -123,6 +139,12 @@ def test_human_solves_repo_setup_in_jupyterlab(session):
             page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=120_000)
             page.wait_for_function("() => document.body.innerText.includes('Idle')", timeout=120_000)
             assert "0.9" in _run_cell(page, AFTER_RELOAD, "0.9")
+            # links planted in the workdir lead nowhere on the host: the server reads the workdir's host side
+            _run_cell(page, "!ln -s / /work/rootfs && ln -s /etc/hostname /work/hostlink && echo planted", "planted")
+            for path in ("rootfs/etc/hostname", "rootfs", "hostlink"):
+                status = _api_status(url, f"api/contents/{path}")
+                assert status == 404, f"{path}: HTTP {status}"
+            assert _api_status(url, "api/contents/tinyclf/train.py") == 200
             assert "this task does not give intermediate scores" in _run_cell(page, "%score", "score")
             _run_cell(page, f"%submit {printed}", "the session has ended")
             page.screenshot(path=str(ARTIFACTS / "human_jupyter.png"))
@@ -137,7 +159,7 @@ def test_human_solves_repo_setup_in_jupyterlab(session):
     assert run["status"] == "done" and run["is_human"]
     actions = [e.attrs for e in store.events(run["run_id"], kinds=["human_action"])]
     cells = [a for a in actions if a["lab.action"] == "kernel_cell"]
-    assert [c["lab.arguments"]["code"] for c in cells] == [*CELLS, AFTER_RELOAD]
+    assert [c["lab.arguments"]["code"] for c in cells][:5] == [*CELLS, AFTER_RELOAD]
     assert all(c["gen_ai.tool.name"] == "kernel" and c["lab.kernel.outputs"]["code"] == c["lab.arguments"]["code"]
                for c in cells)
     assert "accuracy: 0.9" in cells[2]["lab.kernel.outputs"]["stdout"]
