@@ -77,15 +77,16 @@ def session(tmp_path):
                 os.killpg(proc.pid, signal.SIGKILL)
 
 
-def _api_status(url: str, path: str) -> int:
-    """HTTP status of a GET on the session's server (with its token)."""
+def _api_status(url: str, path: str, method: str = "GET") -> int:
+    """HTTP status of a request to the session's server (with its token)."""
     import urllib.error
     import urllib.parse
     import urllib.request
 
     parts = urllib.parse.urlsplit(url)
     token = urllib.parse.parse_qs(parts.query)["token"][0]
-    req = urllib.request.Request(f"{parts.scheme}://{parts.netloc}/{path}", headers={"Authorization": f"token {token}"})
+    req = urllib.request.Request(f"{parts.scheme}://{parts.netloc}/{path}", method=method,
+                                 headers={"Authorization": f"token {token}"})
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
             return r.status
@@ -141,9 +142,12 @@ def test_human_solves_repo_setup_in_jupyterlab(session):
             assert "0.9" in _run_cell(page, AFTER_RELOAD, "0.9")
             # links planted in the workdir lead nowhere on the host: the server reads the workdir's host side
             _run_cell(page, "!ln -s / /work/rootfs && ln -s /etc/hostname /work/hostlink && echo planted", "planted")
-            for path in ("rootfs/etc/hostname", "rootfs", "hostlink"):
-                status = _api_status(url, f"api/contents/{path}")
-                assert status == 404, f"{path}: HTTP {status}"
+            for path in ("api/contents/rootfs/etc/hostname", "api/contents/rootfs", "api/contents/hostlink",
+                         "files/rootfs/etc/hostname", "files/hostlink"):
+                status = _api_status(url, path)
+                assert status in (403, 404), f"{path}: HTTP {status}"
+            status = _api_status(url, "api/contents/hostlink/checkpoints", "POST")  # would copy the host file
+            assert status in (403, 404), f"checkpoint of hostlink: HTTP {status}"
             assert _api_status(url, "api/contents/tinyclf/train.py") == 200
             assert "this task does not give intermediate scores" in _run_cell(page, "%score", "score")
             _run_cell(page, f"%submit {printed}", "the session has ended")
