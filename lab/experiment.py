@@ -109,7 +109,8 @@ class LoopSpec(_Strict):
         loop: A registered loop (:data:`lab.agents.run.LOOPS`): ``dera``, ``react``, ``repo_setup`` ...
         label: Name of this configuration in results (default: the loop name).
         options: Loop options: DERA ``kind``, ``researcher_model``; ReAct ``tools`` (names, added to the
-            task's), ``approval``; any loop ``system_prompt``, ``snapshot_steps``, ``tool_timeout``.
+            task's; ``kernel`` is a persistent IPython kernel), ``approval``; repo-setup ``workbench``
+            (``shell`` or ``kernel``); any loop ``system_prompt``, ``snapshot_steps``, ``tool_timeout``.
     """
 
     loop: str

@@ -245,6 +245,7 @@ class ReActAgent(Agent):
                                                "lab.arguments": c["arguments"]}, agent=self.name)
                 t0 = time.perf_counter()
                 error_type = None
+                ctx.attrs = {}
                 if "rejected" in c:
                     obs, error_type = f"The reviewer rejected this call: {c['rejected']}", "Rejected"
                 elif c["name"] == SUBMIT:
@@ -265,6 +266,7 @@ class ReActAgent(Agent):
                          "lab.duration_s": round(time.perf_counter() - t0, 6)}
                 if error_type:
                     attrs["error.type"] = error_type
+                attrs.update(ctx.attrs)
                 rec.emit(EventKind.TOOL_RESULT, attrs, agent=self.name)
                 messages.append({"role": "tool", "content": obs, "tool_call_id": c["id"], "name": c["name"]})
                 if update.get("done"):

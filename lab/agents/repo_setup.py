@@ -1,5 +1,8 @@
 """The repository set-up agent (SUPER): shell, Python and file edits in a sandbox, then a JSON answer.
 
+With ``workbench="kernel"`` it works as SUPER's agents do, in cells of a persistent IPython kernel inside
+the sandbox (``!cmd`` for shell commands) instead of shell calls.
+
 It is the ReAct loop with SUPER's tools, prompt and observation policy: the latest step's output is
 shown in full up to ``last_cap`` characters, older steps only their last ``older_cap`` characters (the
 tail, where errors and results land), so long runs stay within the model's context.
@@ -8,13 +11,14 @@ tail, where errors and results land), so long runs stay within the model's conte
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from lab.agents.limits import Limits
 from lab.agents.react import ReActAgent
 from lab.agents.run import LOOPS
 from lab.models.base import ChatModel, Sampling
 from lab.tools.base import Tool
+from lab.tools.kernel import kernel
 from lab.tools.shell import edit_file, python, shell
 from lab.tools.submit import parse_answer, submit_json
 
@@ -25,6 +29,15 @@ REPO_SETUP_SYSTEM = (
     "persists), `python` runs a Python program, `edit_file` replaces exact text in a file (empty `old` "
     "writes the whole file). When you have the result, call `submit` with the answer as JSON text, "
     'for example {"accuracy": 0.91}, or null when there is none. Avoid interactive commands.'
+)
+
+REPO_SETUP_KERNEL_SYSTEM = (
+    "You are setting up and running a research repository inside a Linux sandbox, to answer a question "
+    "about its results. You work in a Jupyter notebook: each step, call `kernel` with one cell of Python "
+    "code. Variables, imports and the working directory persist between cells; `!command` runs a shell "
+    "command, `%cd DIR` changes directory, `%%writefile PATH` writes a file. Read the README, install what is "
+    "needed, fix what breaks, run the experiment. When you have the result, call `submit` with the answer as "
+    'JSON text, for example {"accuracy": 0.91}, or null when there is none. Avoid interactive commands.'
 )
 
 
@@ -67,8 +80,10 @@ class RepoSetupAgent(ReActAgent):
 
     Args:
         model: The chat model.
-        tools: Extra tools besides ``shell``, ``python``, ``edit_file`` and ``submit`` (JSON).
-        system_prompt: The instructions before the task.
+        tools: Extra tools besides the workbench's and ``submit`` (JSON).
+        workbench: ``"shell"`` (``shell``, ``python``, ``edit_file``) or ``"kernel"`` (cells in a persistent
+            IPython kernel in the sandbox, as SUPER's agents work).
+        system_prompt: The instructions before the task (default: the workbench's).
         limits: Limits on steps, tokens and time.
         observation: The observation policy (default: :class:`SuperObservations`).
         **kwargs: Passed to :class:`ReActAgent` (``approval``, ``sampling``, ``snapshot_steps`` ...).
@@ -76,12 +91,19 @@ class RepoSetupAgent(ReActAgent):
 
     name = "repo_setup"
 
-    def __init__(self, model: ChatModel, tools: Sequence[Tool] = (), *, system_prompt: str = REPO_SETUP_SYSTEM,
+    def __init__(self, model: ChatModel, tools: Sequence[Tool] = (), *,
+                 workbench: Literal["shell", "kernel"] = "shell", system_prompt: str | None = None,
                  limits: Limits | None = None, observation: SuperObservations | None = None,
                  sampling: Sampling | None = None, **kwargs: Any) -> None:
-        super().__init__(model, [shell, python, edit_file, *tools, submit_json], system_prompt=system_prompt,
-                         limits=limits, observation=observation or SuperObservations(), sampling=sampling,
-                         answer=parse_answer, **kwargs)
+        if workbench not in WORKBENCHES:
+            raise TypeError(f"workbench must be one of {sorted(WORKBENCHES)}, got {workbench!r}")
+        own, prompt = WORKBENCHES[workbench]
+        names = {t.name for t in own}
+        self.workbench = workbench
+        super().__init__(model, [*own, *(t for t in tools if t.name not in names), submit_json],
+                         system_prompt=system_prompt or prompt, limits=limits,
+                         observation=observation or SuperObservations(), sampling=sampling, answer=parse_answer,
+                         **kwargs)
 
     @classmethod
     def own_tools(cls, tools: list[Tool]) -> list[Tool]:
@@ -89,4 +111,11 @@ class RepoSetupAgent(ReActAgent):
         return [t for t in tools if t.name not in (shell.name, python.name, edit_file.name)]
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "observation": self.observation.describe()}
+        return {**super().describe(), "observation": self.observation.describe(), "workbench": self.workbench}
+
+
+WORKBENCHES: dict[str, tuple[list[Tool], str]] = {
+    "shell": ([shell, python, edit_file], REPO_SETUP_SYSTEM),
+    "kernel": ([kernel], REPO_SETUP_KERNEL_SYSTEM),
+}
+"""The repo-setup loop's workbenches: their tools and default instructions."""

@@ -15,6 +15,9 @@ def human(
     expert: str = typer.Option(None, "--expert", help="Who is working (default: your user name)."),
     store: Path = StoreOption,
     backend: str = typer.Option("docker", "--backend", help="Sandbox backend: docker or local."),
+    jupyter: bool = typer.Option(False, "--jupyter", help="Work in JupyterLab (127.0.0.1, token) on a kernel inside "
+                                 "the sandbox; %submit / %score / %pause / %quit in the notebook."),
+    port: int = typer.Option(0, "--port", help="JupyterLab's port with --jupyter (0: a free one)."),
 ) -> None:
     """Open an interactive shell in the task's sandbox with a pausable clock; `submit ANSWER` to finish."""
     from lab.agents.human import HumanSession
@@ -37,7 +40,13 @@ def human(
     else:
         t = get_task(task)
     opener = (lambda rec: open_task_sandbox(t, rec, backend=backend)) if t.sandbox is not None else None
-    session = HumanSession(open_store(store, create=True), t, expert=expert or getpass.getuser(), sandbox=opener)
+    if jupyter:
+        from lab.agents.human_jupyter import JupyterHumanSession
+
+        session = JupyterHumanSession(open_store(store, create=True), t, expert=expert or getpass.getuser(),
+                                      sandbox=opener, port=port)
+    else:
+        session = HumanSession(open_store(store, create=True), t, expert=expert or getpass.getuser(), sandbox=opener)
     try:
         result = session.run()
     finally:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import re
 import shutil
 import subprocess
@@ -92,6 +93,47 @@ def content_hash(directory: Path, parent_ids: list[str]) -> str:
     for pid in parent_ids:
         h.update(pid.encode() + b"\0")
     return h.hexdigest()[:16]
+
+
+WHEEL_PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64")
+"""Platforms the wheelhouses of sandbox images are fetched for (the images' Python is CPython 3.11)."""
+
+
+def fetch_wheels(directory: Path, log: Log = print) -> list[Path]:
+    """Fill the wheelhouses of one definition: for each ``<name>-wheels.txt`` (a requirements file) in
+    ``directory``, ``pip download`` the wheels for the images' Python (CPython 3.11, x86-64 Linux) into
+    ``<name>-wheels/`` (git-ignored), so the image build itself downloads nothing. A wheelhouse whose stamp
+    matches its requirements file is left as it is.
+
+    Returns:
+        The wheelhouse directories.
+
+    Raises:
+        ImageBuildError: ``pip download`` failed (no index reachable and no wheels fetched before).
+    """
+    out = []
+    for req in sorted(directory.glob("*-wheels.txt")):
+        house = directory / req.name[: -len(".txt")]
+        digest = hashlib.sha256(req.read_bytes()).hexdigest()
+        stamp = house / ".requirements-sha256"
+        out.append(house)
+        if stamp.is_file() and stamp.read_text() == digest:
+            continue
+        log(f"fetching wheels of {req.relative_to(directory.parent)} into {house.relative_to(directory.parent)}")
+        shutil.rmtree(house, ignore_errors=True)
+        house.mkdir()
+        argv = [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--only-binary=:all:",
+                "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311", "-d", str(house),
+                "-r", str(req)]
+        for plat in WHEEL_PLATFORMS:
+            argv += ["--platform", plat]
+        proc = subprocess.run(argv, capture_output=True, text=True)
+        if proc.returncode != 0:
+            shutil.rmtree(house, ignore_errors=True)
+            raise ImageBuildError(f"{req}: pip download failed (exit {proc.returncode}); the image needs these wheels "
+                                  f"and no package index was reachable:\n{(proc.stderr or proc.stdout)[-1500:]}")
+        stamp.write_text(digest)
+    return out
 
 
 def _image_id(client, ref: str) -> str | None:
@@ -227,6 +269,7 @@ def build(names: list[str] | None = None, *, client=None, force: bool = False, l
         d = defs[name]
         if _uses_base(d) and base is None:
             base = python_base(client, log)
+        fetch_wheels(d, log)
         tag, args = _plan(client, name, d, base if _uses_base(d) else None)
         latest = f"{PREFIX}{name}:latest"
         if not force and _image_id(client, tag):

@@ -106,10 +106,17 @@ def score_task(task: Task, submission: Any, *, sandbox: Any = None, transcript: 
 
 
 def executions_of(store: Any, run_id: str) -> list[dict[str, Any]]:
-    """A run's recorded sandbox commands in the shape the ``entrypoint`` scorer reads."""
+    """A run's recorded sandbox commands, and its kernel cells (``!python train.py`` runs there), in the shape
+    the ``entrypoint`` scorer reads."""
     out = []
-    for e in store.events(run_id, kinds=["sandbox_exec"]):
+    for e in store.events(run_id, kinds=["sandbox_exec", "tool_result", "human_action"]):
         a = e.attrs
+        cell = a.get("lab.kernel.outputs")
+        if isinstance(cell, dict) and "code" in cell:
+            out.append({"command": cell["code"], "exit_code": 0 if cell.get("status") == "ok" else 1,
+                        "duration": cell.get("duration_s"),
+                        "output": "\n".join(str(cell.get(k) or "") for k in ("stdout", "stderr", "error"))})
+            continue
         if "process.command_args" not in a:
             continue
         out.append({"command": " ".join(map(str, a["process.command_args"])), "exit_code": a.get("process.exit.code"),

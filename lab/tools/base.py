@@ -52,12 +52,15 @@ class ToolContext:
         state: Per-run tool state kept in the checkpointed graph state (e.g. the shell's working
             directory), so a resumed or forked run continues where its tools were.
         timeout: Seconds a sandbox command may run.
+        attrs: Extra attributes a tool adds to its ``tool_result`` event (e.g. the kernel tool's structured
+            outputs); the loop clears them before each call.
     """
 
     sandbox: Any = None
     recorder: Any = None
     state: dict[str, Any] = field(default_factory=dict)
     timeout: float | None = 300.0
+    attrs: dict[str, Any] = field(default_factory=dict)
 
     def require_sandbox(self, tool: str) -> Any:
         """The sandbox, or a :class:`ToolError` naming ``tool`` when the run has none."""

@@ -92,3 +92,20 @@ def test_cli_build_and_ls(defs):
     assert ls.returncode == 0 and "labtest-tool" in ls.stdout and "built" in ls.stdout
     bad = subprocess.run([lab, "sandbox", "build", "nope"], capture_output=True, text=True)
     assert bad.returncode == 2 and "no sandbox definition 'nope'" in bad.stderr
+
+
+def test_wheelhouse_that_cannot_be_fetched_is_a_clear_error(tmp_path):
+    """`lab sandbox build` fetches `<house>-wheels.txt` with pip download; a requirement no index has fails the
+    build naming the file, and leaves no half-filled wheelhouse."""
+    import pytest
+
+    from lab.sandbox.images import ImageBuildError, fetch_wheels
+
+    d = tmp_path / "img"
+    d.mkdir()
+    (d / "Dockerfile").write_text("FROM scratch\n")
+    (d / "extra-wheels.txt").write_text("expertlab-no-such-package-anywhere==0.0.1\n")
+    with pytest.raises(ImageBuildError, match=r"extra-wheels.txt: pip download failed"):
+        fetch_wheels(d, log=lambda _line: None)
+    assert not (d / "extra-wheels").exists()
+    assert fetch_wheels(tmp_path, log=lambda _line: None) == []  # no wheelhouse: nothing to fetch
