@@ -16,7 +16,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 from dataclasses import dataclass
 
-from lab.agents.checkpointing import checkpointer_for
+from lab.traces.checkpoints import checkpointer_for
 from lab.agents.run import Approver, ModelLoader
 from lab.executors import Executor, LocalExecutor
 from lab.models.base import ChatModel

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import re
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 MASK = "***"
 
@@ -96,3 +96,12 @@ def redact_all(texts: list[str]) -> list[str]:
     if not texts or not _suspect("\n".join(texts)):
         return texts
     return [redact(t) for t in texts]
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ``***`` (safe to print), then any other secret redacted."""
+    parts = urlsplit(url)
+    if parts.password is not None:
+        host = parts.netloc.rsplit("@", 1)[1]
+        parts = parts._replace(netloc=f"{parts.username}:***@{host}")
+    return redact(urlunsplit(parts))

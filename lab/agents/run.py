@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from langgraph.graph import StateGraph
 from langgraph.types import Command
 
-from lab.agents.checkpointing import checkpointer_for
+from lab.traces.checkpoints import checkpointer_for
 from lab.agents.limits import Limits, record_limit
 from lab.errors import LabError
 from lab.models.base import ChatModel, ChatResponse, Message, Sampling

@@ -17,7 +17,7 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver, ChannelVersions, Checkpoint, CheckpointMetadata
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from lab.agents.checkpointing import checkpointer_for
+from lab.traces.checkpoints import checkpointer_for
 from lab.traces.protocol import Store
 from lab.traces.schema import Event, Score
 from lab.traces.store import TraceStore

@@ -5,12 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from lab.traces.store import TraceStore, default_store_path
-
-
-def is_postgres_url(location: object) -> bool:
-    """Whether a store location names a PostgreSQL server rather than a SQLite file."""
-    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+from lab.traces.store import TraceStore, default_store_path, is_postgres_url
 
 
 def default_store_location() -> str | Path:

@@ -280,7 +280,7 @@ def check_checkpoints(location: Location) -> None:
     checkpointer, with its history, and a checkpoint's secrets are redacted."""
     from langgraph.graph import END, START, StateGraph
 
-    from lab.agents.checkpointing import checkpointer_for
+    from lab.traces.checkpoints import checkpointer_for
 
     def step(state: _State) -> dict:
         return {"n": state["n"] + 1}

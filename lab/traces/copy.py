@@ -33,7 +33,7 @@ def is_empty(store: TraceStore) -> bool:
 
 def _saver(store: TraceStore, *, create: bool):
     """The store's checkpointer; ``None`` for a SQLite store without a checkpoint file (unless ``create``)."""
-    from lab.agents.checkpointing import checkpoint_path, checkpointer_for
+    from lab.traces.checkpoints import checkpoint_path, checkpointer_for
 
     saver = getattr(store, "checkpointer", None)
     if saver is not None:
@@ -107,7 +107,7 @@ def copy_checkpoints(src: TraceStore, dst: TraceStore) -> int:
 def clear_store(store: TraceStore) -> None:
     """Remove everything a store holds, for ``lab store copy --force``: a SQLite store's files are deleted
     (and made anew when reopened); a PostgreSQL store's tables are dropped."""
-    from lab.agents import checkpointing
+    from lab.traces import checkpoints as checkpointing
 
     checkpoint_path = checkpointing.checkpoint_path
     if isinstance(store.path, Path):

@@ -14,12 +14,11 @@ from __future__ import annotations
 import functools
 import threading
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import pq
 
-from lab.secrets import redact
+from lab.secrets import redact, redact_url
 from lab.traces.store import SCHEMA_VERSION, StoreError, TraceStore
 
 _DDL = """
@@ -72,15 +71,6 @@ FOR EACH ROW EXECUTE FUNCTION lab_events_append_only();
 CREATE OR REPLACE TRIGGER events_append_only_t BEFORE TRUNCATE ON events
 FOR EACH STATEMENT EXECUTE FUNCTION lab_events_append_only();
 """
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (safe to print), then any other secret redacted."""
-    parts = urlsplit(url)
-    if parts.password is not None:
-        host = parts.netloc.rsplit("@", 1)[1]
-        parts = parts._replace(netloc=f"{parts.username}:***@{host}")
-    return redact(urlunsplit(parts))
-
 
 @functools.lru_cache(maxsize=512)
 def _pg_sql(sql: str) -> str:
@@ -218,6 +208,6 @@ class PostgresTraceStore(TraceStore):
     @functools.cached_property
     def checkpointer(self):  # noqa: ANN201 - langgraph's PostgresSaver
         """LangGraph's Postgres checkpointer on this database (secrets redacted from checkpoints)."""
-        from lab.agents.checkpointing import checkpointer_for
+        from lab.traces.checkpoints import checkpointer_for
 
         return checkpointer_for(self.url)

@@ -98,6 +98,11 @@ if _C_ENCODE and dumps(_probe := {"a": [1.5, -0.0, 1e16, None, True], "é\n": "\
     _C_ENCODE = None
 
 
+def is_postgres_url(location: object) -> bool:
+    """Whether a store location names a PostgreSQL server rather than a SQLite file."""
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
 def default_store_path() -> Path:
     """The project's store: ``$LAB_STORE``, else ``.lab/traces.db`` in the nearest directory
     (this one or an ancestor) that has a ``.lab`` folder, else in the current directory."""

@@ -116,7 +116,7 @@ def test_the_sqlite_class_refuses_a_url_instead_of_making_a_file(tmp_path, monke
 
 OPEN_CHECKPOINTS = """
     import sys
-    from lab.agents.checkpointing import checkpointer_for
+    from lab.traces.checkpoints import checkpointer_for
     from lab.traces.backend import open_trace_store
     store = open_trace_store(sys.argv[1])
     print(store.checkpointer.get_tuple({"configurable": {"thread_id": "x", "checkpoint_ns": ""}}))

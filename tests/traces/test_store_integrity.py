@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lab.traces import Event, RunRecorder, Score, StoreError, TraceStore
-from lab.agents.checkpointing import checkpoint_path, checkpointer_for
+from lab.traces.checkpoints import checkpoint_path, checkpointer_for
 from lab.traces import jsonl
 
 

@@ -53,7 +53,7 @@ def checkpoint_path(store_path: str | Path) -> Path:
 def checkpointer_for(store_path: str | Path) -> BaseCheckpointSaver:
     """The process-wide checkpointer for a trace store (created on first use): a SQLite file (WAL mode)
     beside a store file, or LangGraph's Postgres checkpointer for a ``postgresql://`` store URL."""
-    from lab.traces.backend import is_postgres_url
+    from lab.traces.store import is_postgres_url
 
     if is_postgres_url(store_path):
         return _postgres_saver(str(store_path))
@@ -77,7 +77,7 @@ def _postgres_saver(url: str) -> BaseCheckpointSaver:
     from langgraph.checkpoint.postgres import PostgresSaver
     from psycopg.rows import dict_row
 
-    from lab.traces.pg_store import redact_url
+    from lab.secrets import redact_url
     from lab.traces.store import StoreError
 
     with _lock:
