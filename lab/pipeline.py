@@ -239,7 +239,7 @@ def _run_owned(ctx: RunContext, combo: Combo, key: str, resume_id: str | None, l
                 sandbox = ctx.open_sandbox(combo.task, run.recorder)
                 try:
                     run.use_sandbox(sandbox)
-                except SandboxError as e:  # removed with the process that took it: start over
+                except SandboxError as e:  # its snapshot and archive are gone (the snapshot cap): start over
                     run.recorder.error(e, where="runner: resume")
                     run.recorder.finish(RunStatus.INTERRUPTED, error="cannot resume: its sandbox snapshot "
                                         f"is gone ({e}); the combination started over as a new run")
