@@ -22,6 +22,7 @@ from lab.models.base import ChatModel
 from lab.experiment import Experiment
 from lab.pipeline import Outcome, RunContext, SandboxOpener, StopSignal, previous_runs
 from lab.preflight import check_experiment
+from lab.sandbox.snapshot_store import SnapshotStore, snapshot_cap
 from lab.traces.protocol import Store
 from lab.traces.schema import RunStatus
 
@@ -138,6 +139,9 @@ class Runner:
             raise
         pool.shutdown()
         bar.close()
+        snapshots = SnapshotStore.beside(self.store.path)
+        if snapshots.size() > snapshot_cap():  # past the cap: finished runs' step archives go, oldest first
+            snapshots.gc(self.store)
         return BatchResult([outcomes[i] for i in sorted(outcomes)])
 
     def stop(self) -> None:
