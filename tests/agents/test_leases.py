@@ -112,3 +112,15 @@ def test_lease_is_exclusive_until_released_or_its_owner_is_gone(tmp_path):
     assert Lease(store, "j", ttl=30).take()
     store.take_lease("e", "somehost-gone:1:1", "tok", -1)  # expired
     assert Lease(store, "e", ttl=30).take()
+
+
+def test_the_cluster_store_actor_serves_leases(tmp_path):
+    """Cluster workers take leases through the store actor (a StoreSink; called here without Ray)."""
+    from lab.executors.remote_store import StoreSink
+
+    sink = StoreSink(str(tmp_path / "t.db"))
+    assert sink.store_call("take_lease", ("k", "otherhost:1:1", "a", 30.0), {}) is None
+    assert sink.store_call("take_lease", ("k", "otherhost:2:1", "b", 30.0), {}) == "otherhost:1:1"
+    assert sink.store_call("renew_lease", ("k", "a", 30.0), {}) is True
+    sink.store_call("release_lease", ("k", "a"), {})
+    assert sink.store_call("take_lease", ("k", "otherhost:2:1", "b", 30.0), {}) is None
