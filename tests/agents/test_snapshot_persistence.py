@@ -182,3 +182,34 @@ def test_docker_run_killed_mid_way_resumes_with_its_files(tmp_path, docker_base)
     resumed = results[len(before)]  # the first step after the resume saw the files written before the kill
     assert "f0.txt f1.txt" in resumed, resumed
     assert results[:len(before)] == [e.attrs["content"] for e in before]
+
+
+@pytest.mark.docker
+def test_dashboard_fork_opens_the_task_sandbox_with_the_step_files(tmp_path, store, docker_base):
+    """The trace viewer's fork (widgets.fork.fork_run) works in a new sandbox of the task, step 1's files
+    restored from the snapshot store after the parent's sandbox was removed."""
+    from lab.experiment import Experiment
+    from lab.runner import Runner
+    from lab.sandbox.images import ensure_image
+    from widgets.fork import fork_run
+
+    ensure_image("repo-setup", log=lambda _line: None)
+
+    def script(name: str, calls: list[dict]) -> str:
+        (tmp_path / name).write_text(json.dumps([{"tool_calls": [c]} for c in calls]))
+        return f"scripted:{tmp_path / name}"
+
+    parent_model = script("parent.json", [{"name": "shell", "arguments": {"command": "echo one > f1.txt"}},
+                                          {"name": "shell", "arguments": {"command": "echo two > f2.txt"}},
+                                          {"name": "submit", "arguments": {"answer": "x"}}])
+    exp = Experiment.from_dict({"name": "dash", "tasks": ["repo-setup/tinyclf-pinned-version"],
+                                "loops": ["repo_setup"], "models": [parent_model], "task_scoring": False})
+    (o,) = Runner(store, progress=False).run(exp).outcomes
+    assert o.status == "done", o.error
+    child_model = script("child.json", [{"name": "shell", "arguments": {"command": "ls"}},
+                                        {"name": "submit", "arguments": {"answer": "y"}}])
+    child = fork_run(store, o.run_id, 1, model=child_model, background=False)
+    row = store.get_run(child)
+    assert (row["status"], row["parent_run_id"]) == ("done", o.run_id)
+    listing = [e.attrs["content"] for e in store.events(child, kinds=["tool_result"])][0]
+    assert "f1.txt" in listing and "tinyclf" in listing and "f2.txt" not in listing
