@@ -5,6 +5,9 @@ name: demo
 tasks:
   - suite: medqa-open        # or: path: my_tasks.yaml   (relative to this file)
     ids: [dev-0001, dev-0002]   # optional; or subset: ci, limit: 3
+  - data: questions.csv      # CSV/JSONL/Parquet or a saved datasets folder, one task per row
+    fields: {prompt: question, answer: gold, id: qid}
+    tools: [mytools:molar_mass]   # registered names, or module:function (module beside this file)
 loops:
   - loop: dera
     options: {kind: qa}
@@ -34,8 +37,9 @@ from pydantic import (
 
 from lab.errors import LabError
 from lab.limits import Limits
+from lab.tasks.dataset_tasks import FieldMap
 from lab.tasks.errors import TaskSpecError
-from lab.tasks.model import ScorerRef, Task
+from lab.tasks.model import ScorerRef, Scoring, Task, TaskKind
 from lab.tasks.yaml_loader import read_yaml
 
 
@@ -48,11 +52,19 @@ class _Strict(BaseModel):
 
 
 class TaskSelector(_Strict):
-    """Which tasks to run: a bundled or user suite, or a task file/directory, optionally narrowed.
+    """Which tasks to run: a bundled or user suite, a task file/directory, or a data file, optionally narrowed.
 
     Attributes:
         suite: Suite name (``medqa-open`` ...).
         path: A task file or directory (relative to the experiment file).
+        data: A CSV/JSONL/Parquet file or a ``datasets`` folder saved with ``save_to_disk`` (relative to the
+            experiment file, confined to its directory unless allowed), one task per row
+            (:mod:`lab.tasks.dataset_tasks`).
+        fields: For ``data``: which columns are the prompt, answer, id and metadata.
+        split: For ``data``: the split of a saved ``DatasetDict``.
+        tools: For ``data``: the tools each task gets (names, or ``module:function`` import paths).
+        kind: For ``data``: the tasks' kind (default ``tools`` with tools, else ``qa``).
+        scoring: For ``data``: how each task is scored (default ``normalized_match`` against the answer).
         ids: Only these task ids.
         subset: ``ci`` for the suite's small CI subset.
         limit: At most this many tasks (the first ones).
@@ -60,6 +72,12 @@ class TaskSelector(_Strict):
 
     suite: str | None = None
     path: str | None = None
+    data: str | None = None
+    fields: FieldMap | None = None
+    split: str | None = None
+    tools: list[str] = Field(default_factory=list)
+    kind: TaskKind | None = None
+    scoring: Scoring | None = None
     ids: list[str] | None = None
     subset: Literal["all", "ci"] = "all"
     limit: int | None = Field(None, gt=0)
@@ -76,8 +94,12 @@ class TaskSelector(_Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> TaskSelector:
-        if (self.suite is None) == (self.path is None):
-            raise ValueError("give exactly one of 'suite' or 'path'")
+        if sum(x is not None for x in (self.suite, self.path, self.data)) != 1:
+            raise ValueError("give exactly one of 'suite', 'path' or 'data'")
+        if (self.data is None) != (self.fields is None):
+            raise ValueError("'data' needs 'fields' (prompt: COLUMN, answer: COLUMN ...), and 'fields' needs 'data'")
+        if self.data is None and (self.tools or self.split or self.kind or self.scoring):
+            raise ValueError("'tools', 'split', 'kind' and 'scoring' go with 'data' (task files set their own)")
         return self
 
     def load(self, base_dir: Path) -> list[Task]:
@@ -87,8 +109,13 @@ class TaskSelector(_Strict):
             ExperimentError: An id names no task.
         """
         from lab.tasks import load_suite, load_tasks
+        from lab.tasks.dataset_tasks import load_dataset_tasks, resolve_data_path
 
-        if self.suite is not None:
+        if self.data is not None:
+            assert self.fields is not None
+            tasks = load_dataset_tasks(resolve_data_path(self.data, base_dir), self.fields, split=self.split,
+                                       tools=self.tools, kind=self.kind, scoring=self.scoring)
+        elif self.suite is not None:
             tasks = load_suite(self.suite, subset=self.subset)
         else:
             p = Path(self.path).expanduser()
@@ -97,7 +124,7 @@ class TaskSelector(_Strict):
             by_id = {t.id: t for t in tasks}
             missing = [i for i in self.ids if i not in by_id]
             if missing:
-                raise ExperimentError(f"tasks {missing} not found in {self.suite or self.path}")
+                raise ExperimentError(f"tasks {missing} not found in {self.suite or self.path or self.data}")
             tasks = [by_id[i] for i in self.ids]
         return tasks[: self.limit] if self.limit else tasks
 
@@ -177,6 +204,8 @@ class Experiment(_Strict):
         judge_fallback: Let the task's fallback scorer (an LLM judge) grade answers its rule did not accept.
         concurrency: Combinations run at once.
         sandbox_backend: ``docker``, ``local`` (or another registered backend) for tasks with a sandbox.
+        python_path: Directories (relative to the experiment file) where ``module:function`` tools are
+            imported from; the experiment's own directory always is.
     """
 
     name: str = Field(min_length=1)
@@ -191,6 +220,7 @@ class Experiment(_Strict):
     judge_fallback: bool = True
     concurrency: int = Field(1, gt=0)
     sandbox_backend: str = "docker"
+    python_path: list[str] = Field(default_factory=list)
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source: str = PrivateAttr(default="experiment")
 
@@ -261,6 +291,26 @@ class Experiment(_Strict):
             raise ExperimentError(f"{source}: field '{where}': {err['msg']}") from None
         exp._source = source
         return exp
+
+    def import_dirs(self) -> list[Path]:
+        """Where this experiment's ``module:function`` tools are imported from: its directory, then
+        ``python_path`` (each confined to the experiment's directory unless allowed by ``$LAB_TASK_ALLOW_PATHS``).
+
+        Raises:
+            ExperimentError: A ``python_path`` entry leads elsewhere or is not a directory.
+        """
+        from lab.tasks.dataset_tasks import DatasetTaskError, resolve_data_path
+
+        dirs = [self._base_dir.resolve()]
+        for i, d in enumerate(self.python_path):
+            try:
+                path = resolve_data_path(d, self._base_dir)
+            except DatasetTaskError as e:
+                raise ExperimentError(f"{self._source}: field 'python_path.{i}': {e}") from None
+            if not path.is_dir():
+                raise ExperimentError(f"{self._source}: field 'python_path.{i}': {path} is not a directory")
+            dirs.append(path)
+        return dirs
 
     def combos(self, tasks: list[Task] | None = None) -> list[Combo]:
         """Every combination, task-major (tasks load here unless given; their errors propagate)."""

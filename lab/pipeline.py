@@ -38,8 +38,9 @@ class Outcome:
         loop: Loop label.
         model: Model name.
         seed: Seed.
-        status: ``done``, ``failed``, ``interrupted``, ``awaiting_approval``, ``skipped`` (done before) or
-            ``unavailable`` (cannot run on this machine; ``error`` says why).
+        status: ``done``, ``failed``, ``interrupted``, ``awaiting_approval``, ``skipped`` (done before),
+            ``owned`` (another live runner is running it; ``error`` names it) or ``unavailable`` (cannot run on
+            this machine; ``error`` says why).
         run_id: The run (``None`` when none was made).
         stop_reason: Why the run stopped.
         answer: The final answer.
@@ -117,6 +118,8 @@ class RunContext:
             the experiment's backend).
         approver: Decides tool-call approvals for loops that ask (a batch cannot wait for a person).
         stop: Set to stop the batch's runs.
+        wait: When another live runner owns a combination, wait for it to let go (then skip it if it finished,
+            resume it if not) instead of skipping it at once.
     """
 
     experiment: Experiment
@@ -125,6 +128,7 @@ class RunContext:
     sandbox_opener: SandboxOpener | None = None
     approver: Approver | None = None
     stop: StopSignal = field(default_factory=StopSignal)
+    wait: bool = False
 
     def open_sandbox(self, task: Task, recorder: RunRecorder) -> Any:
         """The task's sandbox for a run."""
@@ -170,16 +174,56 @@ def previous_runs(store: Store, experiment: Experiment) -> dict[str, list[dict[s
     return found
 
 
-def run_combo(ctx: RunContext, combo: Combo, key: str, resume_id: str | None = None) -> Outcome:
-    """Run (or, given ``resume_id``, resume) one combination and score it; every executor calls this.
+def has_checkpoint(store: Store, run_id: str) -> bool:
+    """Whether an interrupted run got far enough to resume (one stopped before that starts over)."""
+    from lab.traces.checkpoints import checkpointer_for
 
-    A failure of the run is recorded in it and returned as a ``failed`` outcome, never raised.
+    saver = getattr(store, "checkpointer", None) or checkpointer_for(store.path)
+    return saver.get_tuple({"configurable": {"thread_id": run_id, "checkpoint_ns": ""}}) is not None
+
+
+def run_combo(ctx: RunContext, combo: Combo, key: str, resume_id: str | None = None) -> Outcome:
+    """Run one combination and score it, as its one live owner; every executor calls this.
+
+    The combination's lease (:class:`lab.leases.Lease`) is taken first: when another live runner holds it the
+    outcome is ``owned`` (or, with ``ctx.wait``, this waits for it). Holding it, the store decides what to do:
+    a ``done`` run is ``skipped``, a run its dead owner left is resumed from its last checkpoint (``resume_id``,
+    when given, is resumed instead), else a new run starts. A failure of the run is recorded in it and returned
+    as a ``failed`` outcome, never raised.
     """
-    from lab.tasks import unavailable_reason
+    from lab.leases import Lease
 
     exp, store = ctx.experiment, ctx.store
     if ctx.stop.is_set():
         return Outcome.of(combo, key, "interrupted")
+    lease = Lease(store, f"{exp.batch_id}/{key}")
+    if not lease.take():
+        if not ctx.wait:
+            return Outcome.of(combo, key, "owned", error=f"running in another process ({lease.holder})")
+        if not lease.wait(ctx.stop.is_set):
+            return Outcome.of(combo, key, "interrupted")
+    try:
+        prev = previous_runs(store, exp).get(key, [])
+        done = next((r for r in prev if r["status"] == RunStatus.DONE.value), None)
+        if done is not None:
+            return Outcome.of(combo, key, "skipped", done["run_id"], scores=store.final_scores(done["run_id"]))
+        if any(r["status"] == RunStatus.RUNNING.value for r in prev):  # its owner let the lease go: it died
+            abandon_run(store, exp, key, "the process running it stopped")
+            prev = previous_runs(store, exp).get(key, [])
+        if resume_id is None:
+            resumable = next((r for r in reversed(prev) if r["status"] == RunStatus.INTERRUPTED.value
+                              and has_checkpoint(store, r["run_id"])), None)
+            resume_id = resumable["run_id"] if resumable else None
+        return _run_owned(ctx, combo, key, resume_id, lease)
+    finally:
+        lease.release()
+
+
+def _run_owned(ctx: RunContext, combo: Combo, key: str, resume_id: str | None, lease: Any) -> Outcome:
+    """Run (or resume) one combination whose lease this process holds, and score it."""
+    from lab.tasks import unavailable_reason
+
+    exp, store = ctx.experiment, ctx.store
     reason = unavailable_reason(combo.task)
     if reason:
         return Outcome.of(combo, key, "unavailable", error=reason)
@@ -195,13 +239,14 @@ def run_combo(ctx: RunContext, combo: Combo, key: str, resume_id: str | None = N
                 sandbox = ctx.open_sandbox(combo.task, run.recorder)
                 try:
                     run.use_sandbox(sandbox)
-                except SandboxError as e:  # removed with the process that took it: start over
+                except SandboxError as e:  # its snapshot and archive are gone (the snapshot cap): start over
                     run.recorder.error(e, where="runner: resume")
                     run.recorder.finish(RunStatus.INTERRUPTED, error="cannot resume: its sandbox snapshot "
                                         f"is gone ({e}); the combination started over as a new run")
                     sandbox.close()
                     sandbox = None
-                    return run_combo(ctx, combo, key, None)
+                    return _run_owned(ctx, combo, key, None, lease)
+            lease.on_lost = run.pause
             ctx.stop.track(key, run)
             result = run.resume()
         else:
@@ -211,6 +256,7 @@ def run_combo(ctx: RunContext, combo: Combo, key: str, resume_id: str | None = N
                               seed=combo.seed, batch_id=exp.batch_id, approver=ctx.approver,
                               config={"combo": key, "experiment": exp.name, "loop_label": combo.loop.name})
             sandbox = run.sandbox
+            lease.on_lost = run.pause
             ctx.stop.track(key, run)
             result = run.run()
         scores, error = (score_run(ctx, combo, run, result, sandbox) if result.status == RunStatus.DONE.value
@@ -225,6 +271,7 @@ def run_combo(ctx: RunContext, combo: Combo, key: str, resume_id: str | None = N
             run.recorder.finish(RunStatus.FAILED, error=f"{type(e).__name__}: {e}")
         return Outcome.of(combo, key, "failed", run_id, error=f"{type(e).__name__}: {e}")
     finally:
+        lease.on_lost = None
         ctx.stop.untrack(key)
         if sandbox is not None:
             sandbox.close()

@@ -1,11 +1,13 @@
 """Checks on an experiment before its first run starts: every task loads, every loop builds from its options,
-every model name resolves, every tool and scorer exists and takes its arguments. Nothing is loaded that a
+every model name resolves, every tool and scorer exists and takes its arguments (tools named by import path
+import; data files read and have the mapped columns). Nothing is loaded that a
 run would not need (no model weights), and nothing is written.
 """
 
 from __future__ import annotations
 
 import inspect
+import sys
 from typing import Any
 
 from lab.errors import LabError
@@ -33,6 +35,9 @@ def check_experiment(experiment: Experiment, *, models: bool = True) -> list[Tas
         ExperimentError: The first problem found, naming the experiment (its file) and the field.
     """
     src = experiment.source
+    for d in experiment.import_dirs():  # where module:function tools import from
+        if str(d) not in sys.path:
+            sys.path.append(str(d))
 
     def fail(field: str, e: Exception | str) -> ExperimentError:
         return ExperimentError(f"{src}: field '{field}': {e}")

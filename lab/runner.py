@@ -16,13 +16,13 @@ from __future__ import annotations
 import concurrent.futures as cf
 from dataclasses import dataclass
 
-from lab.traces.checkpoints import checkpointer_for
 from lab.agents.run import Approver, ModelLoader
 from lab.executors import Executor, LocalExecutor
 from lab.models.base import ChatModel
 from lab.experiment import Experiment
 from lab.pipeline import Outcome, RunContext, SandboxOpener, StopSignal, previous_runs
 from lab.preflight import check_experiment
+from lab.sandbox.snapshot_store import SnapshotStore, snapshot_cap
 from lab.traces.protocol import Store
 from lab.traces.schema import RunStatus
 
@@ -69,11 +69,12 @@ class Runner:
         approver: Decides tool-call approvals for loops that ask (a batch cannot wait for a person).
         executor: Where runs execute (default :class:`lab.executors.LocalExecutor`, threads here; or
             :class:`lab.executors.RayExecutor`, a Ray cluster).
+        wait: Wait for combinations another live runner owns (default: skip them as ``owned``).
     """
 
     def __init__(self, store: Store, *, concurrency: int | None = None, progress: bool = True,
                  model_loader: ModelLoader | None = None, sandbox_opener: SandboxOpener | None = None,
-                 approver: Approver | None = None, executor: Executor | None = None) -> None:
+                 approver: Approver | None = None, executor: Executor | None = None, wait: bool = False) -> None:
         self.store = store
         self.executor = executor or LocalExecutor()
         self.concurrency = concurrency
@@ -81,12 +82,13 @@ class Runner:
         self.model_loader = model_loader or _load_model
         self.sandbox_opener = sandbox_opener
         self.approver = approver
+        self.wait = wait
         self._stop = StopSignal()
 
     def context(self, experiment: Experiment) -> RunContext:
         """What each run of ``experiment`` gets from this runner."""
         return RunContext(experiment, self.store, self.model_loader, self.sandbox_opener, self.approver,
-                          self._stop)
+                          self._stop, self.wait)
 
     def run(self, experiment: Experiment) -> BatchResult:
         """Run every combination not done yet; return all outcomes (done ones as ``skipped``).
@@ -115,9 +117,7 @@ class Runner:
                 outcomes[i] = Outcome.of(c, key, "skipped", done["run_id"],
                                          scores=self.store.final_scores(done["run_id"]))
             else:
-                resumable = next((r for r in reversed(prev) if r["status"] == RunStatus.INTERRUPTED.value
-                                  and self._has_checkpoint(r["run_id"])), None)
-                todo.append((i, c, key, resumable["run_id"] if resumable else None))
+                todo.append((i, c, key, None))  # run_combo resumes what the store says is resumable
         workers = self.concurrency or experiment.concurrency
         bar = tqdm(total=len(combos), initial=len(outcomes), desc=experiment.name, unit="run",
                    disable=not self.progress)
@@ -139,14 +139,12 @@ class Runner:
             raise
         pool.shutdown()
         bar.close()
+        snapshots = SnapshotStore.beside(self.store.path)
+        if snapshots.size() > snapshot_cap():  # past the cap: finished runs' step archives go, oldest first
+            snapshots.gc(self.store)
         return BatchResult([outcomes[i] for i in sorted(outcomes)])
 
     def stop(self) -> None:
         """Ask the running combinations to pause at their next step (they end ``interrupted``, resumable) and
         the ones not started yet not to start."""
         self._stop.set()
-
-    def _has_checkpoint(self, run_id: str) -> bool:
-        """Whether an interrupted run got far enough to resume (one stopped before that starts over)."""
-        saver = getattr(self.store, "checkpointer", None) or checkpointer_for(self.store.path)
-        return saver.get_tuple({"configurable": {"thread_id": run_id, "checkpoint_ns": ""}}) is not None

@@ -1,8 +1,9 @@
 """Fork a stored agent run from a step with another model or prompt (the trace viewer's *fork* button).
 
 The loop is rebuilt the way the runner built it (``lab.pipeline.build_agent`` from the run's task and loop
-settings), attached to the stored run, and forked with ``AgentRun.fork``; the fork runs in the background
-while the trace viewer follows it live.
+settings), attached to the stored run, and forked with ``AgentRun.fork`` into a new sandbox of the task (the
+step's files restored from the snapshot store) when the task has one; the fork runs in the background while
+the trace viewer follows it live.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from lab.experiment import LoopSpec
 from lab.models import load_model
 from lab.pipeline import build_agent
 from lab.tasks import get_task
+from lab.tasks.environment import open_task_sandbox
 from lab.traces import TraceStore
 
 
@@ -36,8 +38,8 @@ def fork_run(store: TraceStore, run_id: str, step: int, *, model: str | None = N
         The new run's id (its ``parent_run_id`` and ``fork_step`` link it to the original).
 
     Raises:
-        LabError: The run was not made by an agent loop, its task or model cannot be found, or the loop
-            saved no state at ``step``.
+        LabError: The run was not made by an agent loop, its task or model cannot be found, the loop
+            saved no state at ``step``, or the step's sandbox files cannot be restored (nothing is recorded).
     """
     run = store.get_run(run_id)
     desc = run["config"].get("loop") or {}
@@ -58,9 +60,29 @@ def fork_run(store: TraceStore, run_id: str, step: int, *, model: str | None = N
         options["system_prompt"] = prompt
     chat = load_model(model or desc.get("decider") or desc.get("model") or run["model"])
     agent = build_agent(LoopSpec(loop=loop, options=options), chat, task)
-    child = AgentRun.attach(store, run["run_id"], agent).fork(step, agent=agent)
+    parent = AgentRun.attach(store, run["run_id"], agent)
+    sandbox = None
+    if task.sandbox is not None:  # the fork works in a sandbox of its own, with the step's files restored
+        snaps = parent.state_at(step).get("snapshots") or {}
+        sandbox = open_task_sandbox(task, backend=next((s["backend"] for s in snaps.values()), "docker"))
+    try:
+        child = parent.fork(step, agent=agent, sandbox=sandbox)
+    except BaseException:
+        if sandbox is not None:
+            sandbox.close()
+        raise
+    if sandbox is not None:
+        sandbox.recorder = child.recorder
+
+    def drive() -> None:
+        try:
+            child.run()
+        finally:
+            if sandbox is not None:
+                sandbox.close()
+
     if background:
-        threading.Thread(target=child.run, name=f"fork-{child.run_id}", daemon=True).start()
+        threading.Thread(target=drive, name=f"fork-{child.run_id}", daemon=True).start()
     else:
-        child.run()
+        drive()
     return child.run_id

@@ -34,7 +34,8 @@ from lab.agents.limits import Limits, record_limit
 from lab.errors import LabError
 from lab.models.base import ChatModel, ChatResponse, Message, Sampling
 from lab.registry import Registry
-from lab.sandbox.base import SandboxUnavailable, SnapshotRef
+from lab.sandbox.base import SandboxError, SandboxUnavailable, SnapshotRef
+from lab.sandbox.snapshot_store import SnapshotStore
 from lab.traces.protocol import Store
 from lab.traces.recorder import RunRecorder, WorkClock
 from lab.traces.schema import EventKind, RunStatus
@@ -191,20 +192,31 @@ class Agent:
         return run
 
 
-def restore_snapshot(sandbox: Any, snapshots: dict[str, dict[str, str]], step: int | None = None) -> bool:
-    """Restore into ``sandbox`` the snapshot a loop's state took at ``step`` (default: its latest one).
+def restore_snapshot(sandbox: Any, snapshots: dict[str, dict[str, str]], step: int | None = None,
+                     archives: SnapshotStore | None = None) -> bool:
+    """Restore into ``sandbox`` the snapshot a loop's state took at ``step`` (default: its latest one): the
+    backend's own snapshot while it exists, else the step's workdir archive from ``archives``.
 
     Returns:
         Whether there was a snapshot to restore.
 
     Raises:
-        SandboxError: The snapshot is gone.
+        SandboxError: The snapshot is gone, and so is its archive.
     """
     key = str(step) if step is not None else max(snapshots, key=int, default=None)
     snap = snapshots.get(key) if key is not None else None
-    if snap:
-        sandbox.restore(SnapshotRef(**snap))
-    return bool(snap)
+    if not snap:
+        return False
+    try:
+        sandbox.restore(SnapshotRef(snap["backend"], snap["ref"]))
+    except SandboxError as e:
+        if not snap.get("archive") or archives is None:
+            raise
+        try:
+            archives.restore(sandbox, snap["archive"])
+        except SandboxError as e2:
+            raise SandboxError(f"{e}; {e2}") from None
+    return True
 
 
 def _common_state() -> dict[str, Any]:
@@ -276,11 +288,11 @@ class AgentRun:
         latest step's snapshot has them.
 
         Raises:
-            SandboxError: The snapshot is gone (snapshots go with the sandbox and process that took them).
+            SandboxError: The snapshot is gone, and its workdir archive too (dropped by the snapshot cap).
         """
         self.sandbox = sandbox
         if restore:
-            restore_snapshot(sandbox, self.state.get("snapshots") or {})
+            restore_snapshot(sandbox, self.state.get("snapshots") or {}, archives=self.archives)
 
     # -- driving ---------------------------------------------------------------------------------
 
@@ -419,9 +431,19 @@ class AgentRun:
             The new run, ready to :meth:`run`.
 
         Raises:
-            AgentError: No saved state at ``step``, or nothing to replace with ``tool_result``.
+            AgentError: No saved state at ``step``, nothing to replace with ``tool_result``, or the run took
+                sandbox snapshots and no open sandbox is there to restore them into (nothing is recorded).
+            SandboxError: Step ``step``'s snapshot and its workdir archive are gone (nothing is recorded).
         """
         state = self.state_at(step)
+        snapshots = {k: v for k, v in (state.get("snapshots") or {}).items() if int(k) <= step}
+        sandbox = sandbox if sandbox is not None else self.sandbox
+        if snapshots and (sandbox is None or getattr(sandbox, "closed", False)):
+            raise AgentError(f"cannot fork run {self.run_id} at step {step}: it has sandbox snapshots and "
+                             f"{'its sandbox is closed' if sandbox is not None else 'no sandbox was given'}; pass "
+                             f"sandbox= (a new one of the task's image; step {step}'s files are restored into it)")
+        if sandbox is not None:  # before anything is recorded: a fork that cannot restore is no run
+            restore_snapshot(sandbox, snapshots, step if str(step) in snapshots else None, archives=self.archives)
         agent = agent or self.agent
         if tool_result is not None:
             tool_msgs = [m for m in state.get("messages", []) if m.get("role") == "tool"]
@@ -437,10 +459,7 @@ class AgentRun:
                "fork": {"parent_run_id": self.run_id, "step": step}}
         rec = RunRecorder.start(self.store, cfg, parent_run_id=self.run_id, fork_step=step,
                                 batch_id=parent["batch_id"])
-        sandbox = sandbox if sandbox is not None else self.sandbox
-        if sandbox is not None:
-            restore_snapshot(sandbox, state.get("snapshots") or {}, step)
-        state["snapshots"] = {k: v for k, v in (state.get("snapshots") or {}).items() if int(k) <= step}
+        state["snapshots"] = snapshots
         rec.emit(EventKind.AGENT_MESSAGE, {"lab.action": "fork", "lab.fork.parent_run_id": self.run_id,
                                            "lab.fork.step": step}, agent=agent.name)
         run = AgentRun(agent, self.store, rec, sandbox=sandbox, approver=approver, seed=parent.get("seed"))
@@ -478,9 +497,16 @@ class AgentRun:
             return None
         t0 = time.perf_counter()
         ref = self.sandbox.snapshot()
+        digest = self.archives.save(self.sandbox, self.run_id)  # outlives the sandbox and this process
         self.recorder.emit(EventKind.SANDBOX_EXEC, {"lab.sandbox.op": "snapshot", "lab.snapshot.ref": ref.ref,
+                                                    "lab.snapshot.archive": digest,
                                                     "lab.duration_s": round(time.perf_counter() - t0, 6)})
-        return {"backend": ref.backend, "ref": ref.ref}
+        return {"backend": ref.backend, "ref": ref.ref, "archive": digest}
+
+    @property
+    def archives(self) -> SnapshotStore:
+        """The snapshot store beside this run's trace store (its steps' workdirs, kept after the process)."""
+        return SnapshotStore.beside(self.store.path)
 
     def role_span(self, state: dict[str, Any], role: str) -> tuple[str, dict[str, Any] | None]:
         """The span id of ``role`` (opened on first use); the state update that stores a new one."""

@@ -19,11 +19,14 @@ def run_experiment(
     executor: str = typer.Option("local", "--executor", help="Where runs execute: local (threads here) or ray."),
     address: str = typer.Option(None, "--address", help="Ray cluster address HOST:PORT (default: $RAY_ADDRESS "
                                 "or the cluster running on this machine)."),
+    wait: bool = typer.Option(False, "--wait", help="Wait for combinations another live `lab run` is running "
+                              "(default: skip them as owned)."),
     otlp: str = typer.Option(None, "--otlp", help="Stream spans live to this OTLP/HTTP collector "
                              "(default: $LAB_OTLP_ENDPOINT)."),
 ) -> None:
-    """Run an experiment; a rerun skips finished combinations and resumes interrupted ones. Exits 1 when a run
-    failed or a scorer raised."""
+    """Run an experiment; a rerun skips finished combinations and resumes interrupted ones, and leaves the ones
+    another live `lab run` is running to it (or waits, with --wait). Exits 1 when a run failed or a scorer
+    raised."""
     from lab.executors import get_executor
     from lab.experiment import Experiment
     from lab.preflight import check_experiment
@@ -40,14 +43,14 @@ def run_experiment(
     if executor == "ray" and not isinstance(st.path, Path):  # its store actor writes a SQLite file
         raise StoreError("--executor ray needs a SQLite store for now; with a PostgreSQL store, start a `lab run` "
                          "driver on each machine instead (they may write the store at once)")
-    runner = Runner(st, concurrency=concurrency, progress=progress, executor=runner_executor)
+    runner = Runner(st, concurrency=concurrency, progress=progress, executor=runner_executor, wait=wait)
     batch = runner.run(exp)
     for o in batch.outcomes:
         scores = " ".join(f"{k}={v:.3g}" if isinstance(v, (int, float)) else f"{k}=-" for k, v in o.scores.items())
         answer = str(o.answer if o.answer is not None else "-").replace("\n", " ")[:60]
         typer.echo(redact(f"{o.status:<11} {o.task}  {o.loop}  {o.model}  seed={o.seed}  {o.run_id or '-'}  "
                           f"{o.stop_reason or o.error or ''}  answer={answer!r}  {scores}"))
-    counts = {s: batch.count(s) for s in ("done", "skipped", "failed", "interrupted", "unavailable")}
+    counts = {s: batch.count(s) for s in ("done", "skipped", "owned", "failed", "interrupted", "unavailable")}
     typer.echo(" ".join(f"{k}={v}" for k, v in counts.items() if v) + f"  store={st.path}")
     if (report := live_otlp.finish()) is not None:
         typer.echo(report.line(), err=True)

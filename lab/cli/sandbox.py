@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from lab.cli.options import StoreOption
 
 sandbox_app = typer.Typer(no_args_is_help=True, help="Sandbox images and containers.")
 
@@ -23,11 +27,16 @@ def build_cmd(
 def gc_cmd(
     everything: bool = typer.Option(False, "--all", help="Also remove sandboxes of live processes."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed."),
+    store: Path = StoreOption,
 ) -> None:
-    """Remove containers, volumes, snapshot images and local directories whose owning process is gone."""
+    """Remove containers, volumes, snapshot images and local directories whose owning process is gone, and
+    apply the snapshot store's retention (runs no longer in the store; past $LAB_SNAPSHOT_CAP, finished runs,
+    oldest first)."""
     from lab.sandbox.gc import GcReport, gc_docker, gc_local
     from lab.sandbox.local import local_root
 
+    if not dry_run:
+        _gc_snapshots(store)
     report = gc_local(local_root(), everything=everything, dry_run=dry_run)
     try:
         from lab.sandbox.docker import docker_client
@@ -45,14 +54,34 @@ def gc_cmd(
     typer.echo(f"{verb} {report.total} item(s)", err=True)
 
 
+def _gc_snapshots(store: Path | None) -> None:
+    from lab.cli.options import open_store
+    from lab.sandbox.snapshot_store import SnapshotStore
+    from lab.traces.store import default_store_path
+
+    path = store or default_store_path()
+    snaps = SnapshotStore.beside(path)
+    if not path.exists() or not snaps.root.is_dir():
+        return
+    dropped, freed = snaps.gc(open_store(path))
+    for rid in dropped:
+        typer.echo(f"removed snapshots of run {rid}")
+    typer.echo(f"snapshots: freed {freed} bytes; {snaps.size()} bytes in {snaps.root}", err=True)
+
+
 @sandbox_app.command("ls")
-def ls_cmd() -> None:
-    """List sandbox images (built or stale) and running sandbox containers with their owners."""
+def ls_cmd(store: Path = StoreOption) -> None:
+    """List the snapshot store's size, sandbox images (built or stale) and running sandbox containers with their
+    owners."""
     from lab.sandbox.docker import docker_client
     from lab.sandbox.gc import LABEL, OWNER, RUN
     from lab.sandbox.images import status
-    from lab.traces.store import owner_alive
+    from lab.sandbox.snapshot_store import SnapshotStore, snapshot_cap
+    from lab.traces.store import default_store_path, owner_alive
 
+    snaps = SnapshotStore.beside(store or default_store_path())
+    typer.echo(f"snapshots  {snaps.root}  {snaps.size()} bytes of {snapshot_cap()} (${'LAB_SNAPSHOT_CAP'}), "
+               f"{len(snaps.runs())} run(s)")
     client = docker_client()
     for st in status(client):
         state = "built" if st.built else "NOT BUILT"

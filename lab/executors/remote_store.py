@@ -118,6 +118,15 @@ class RemoteStore:
     def last_elapsed(self, run_id: str) -> float:
         return self._call("last_elapsed", run_id)
 
+    def take_lease(self, key: str, owner: str, token: str, ttl: float) -> str | None:
+        return self._call("take_lease", key, owner, token, ttl)
+
+    def renew_lease(self, key: str, token: str, ttl: float) -> bool:
+        return self._call("renew_lease", key, token, ttl)
+
+    def release_lease(self, key: str, token: str) -> None:
+        self._call("release_lease", key, token)
+
     def close(self) -> None:
         """Nothing to close on the worker side."""
 

@@ -349,9 +349,41 @@ def check_jsonl_round_trip(location: Location) -> None:
         assert s.scores_frame()["run_id"].tolist().count("copy-run-1") == 1
 
 
+def check_leases(location: Location) -> None:
+    """A combination's lease has one live holder: a second taker is told who holds it; the holder renews and
+    releases it; an expired lease is taken over; threads racing for one lease leave exactly one holder."""
+    from lab.traces.store import current_owner
+
+    me = current_owner()
+    with open_trace_store(location) as s:
+        assert s.take_lease("k", me, "a", 60) is None
+        assert s.take_lease("k", me, "b", 60) == me  # held by a live process (this one), under another token
+        assert s.take_lease("k", me, "a", 60) is None and s.renew_lease("k", "a", 60)
+        assert not s.renew_lease("k", "b", 60)
+        s.release_lease("k", "b")  # not b's: nothing happens
+        assert s.take_lease("k", me, "b", 60) == me
+        s.release_lease("k", "a")
+        assert s.take_lease("k", me, "b", 0.01) is None
+        threading.Event().wait(0.05)
+        assert s.take_lease("k", me, "c", 60) is None  # expired: taken over
+        won: list[str] = []
+
+        def take(token: str) -> None:
+            with open_trace_store(location) as t:
+                if t.take_lease("race", me, token, 60) is None:
+                    won.append(token)
+
+        threads = [threading.Thread(target=take, args=(f"t{i}",)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(won) == 1, won
+
+
 CHECKS: list[Callable[[Location], None]] = [
     check_runs, check_events_are_ordered_and_append_only, check_concurrent_threads, check_concurrent_processes,
     check_kill_9_loses_nothing_returned, check_dead_process_run_is_interrupted, check_scores_and_frames, check_secrets_are_redacted,
-    check_transactions_are_atomic, check_checkpoints, check_readonly, check_jsonl_round_trip,
+    check_transactions_are_atomic, check_checkpoints, check_readonly, check_jsonl_round_trip, check_leases,
 ]
 """Every check, in the order to run them."""

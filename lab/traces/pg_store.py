@@ -64,6 +64,12 @@ CREATE TABLE IF NOT EXISTS scores (
     PRIMARY KEY (run_id, seq)
 );
 CREATE INDEX IF NOT EXISTS scores_item ON scores(item_id, scorer);
+CREATE TABLE IF NOT EXISTS leases (
+    key TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    token TEXT NOT NULL,
+    expires DOUBLE PRECISION NOT NULL
+);
 CREATE OR REPLACE FUNCTION lab_events_append_only() RETURNS trigger LANGUAGE plpgsql AS
 $$ BEGIN RAISE EXCEPTION 'events are append-only'; END $$;
 CREATE OR REPLACE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events

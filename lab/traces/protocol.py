@@ -65,3 +65,15 @@ class Store(Protocol):
     def last_elapsed(self, run_id: str) -> float:
         """The working time of a run's latest event."""
         ...
+
+    def take_lease(self, key: str, owner: str, token: str, ttl: float) -> str | None:
+        """Take the lease on ``key`` atomically; ``None`` when taken, else the live holder."""
+        ...
+
+    def renew_lease(self, key: str, token: str, ttl: float) -> bool:
+        """Extend a held lease; ``False`` when lost."""
+        ...
+
+    def release_lease(self, key: str, token: str) -> None:
+        """Give up a lease."""
+        ...

@@ -71,6 +71,12 @@ CREATE TABLE IF NOT EXISTS scores (
     PRIMARY KEY (run_id, seq)
 );
 CREATE INDEX IF NOT EXISTS scores_item ON scores(item_id, scorer);
+CREATE TABLE IF NOT EXISTS leases (
+    key TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    token TEXT NOT NULL,
+    expires REAL NOT NULL
+);
 CREATE TRIGGER IF NOT EXISTS events_append_only_u BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS events_append_only_d BEFORE DELETE ON events
@@ -461,6 +467,42 @@ class TraceStore:
                 raise StoreError(f"run {run_id} is done; fork it to continue from one of its steps")
             conn.execute("UPDATE runs SET status=?, owner=?, finished_at=NULL, error=NULL WHERE run_id=?",
                          (RunStatus.RUNNING.value, current_owner(), run_id))
+
+    # -- leases ----------------------------------------------------------------------------------
+
+    def take_lease(self, key: str, owner: str, token: str, ttl: float) -> str | None:
+        """Take the lease on ``key`` (a combination) for ``ttl`` seconds, atomically: it is free, expired, held
+        by a process that is gone (same host), or already ``token``'s.
+
+        Args:
+            key: What is leased.
+            owner: The taker's ``host:pid:start`` (:func:`current_owner` of its process).
+            token: The taker's own id (one process may hold many leases).
+            ttl: Seconds until the lease expires unless renewed.
+
+        Returns:
+            ``None`` when taken, else the live holder's owner string.
+        """
+        now = time.time()
+        with self._write() as conn:
+            self._lock_runs(conn, {f"lease:{key}"})  # one taker at a time (PostgreSQL; SQLite's write lock is one)
+            row = conn.execute("SELECT owner, token, expires FROM leases WHERE key=?", (key,)).fetchone()
+            if row is not None and row[1] != token and row[2] > now and owner_alive(row[0]):
+                return row[0]
+            conn.execute("DELETE FROM leases WHERE key=?", (key,))
+            conn.execute("INSERT INTO leases VALUES (?,?,?,?)", (key, owner, token, now + ttl))
+        return None
+
+    def renew_lease(self, key: str, token: str, ttl: float) -> bool:
+        """Extend ``token``'s lease on ``key`` by ``ttl`` seconds from now; ``False`` when it is no longer held."""
+        with self._write() as conn:
+            cur = conn.execute("UPDATE leases SET expires=? WHERE key=? AND token=?", (time.time() + ttl, key, token))
+        return cur.rowcount == 1
+
+    def release_lease(self, key: str, token: str) -> None:
+        """Give up ``token``'s lease on ``key`` (nothing when another holds it)."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM leases WHERE key=? AND token=?", (key, token))
 
     def set_run_fields(self, run_id: str, **fields: Any) -> None:
         """Update descriptive run columns (``elapsed``, ``batch_id``, ``error``...)."""

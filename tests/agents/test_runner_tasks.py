@@ -66,8 +66,9 @@ def test_repo_setup_expert_through_the_runner_gets_all_three_super_metrics(store
 
 @pytest.mark.docker
 def test_resume_whose_snapshot_is_gone_starts_over(store, docker_base):
-    """Snapshots go with the sandbox (and the process) that took them; resuming such a run starts the
-    combination over as a new run, and the old run stays interrupted with the reason."""
+    """A run whose step snapshots and workdir archives are both gone (the snapshot cap dropped them) cannot
+    resume with its files: the combination starts over as a new run, and the old run stays interrupted with the
+    reason."""
     import docker
 
     from lab.sandbox.images import ensure_image
@@ -100,6 +101,9 @@ def test_resume_whose_snapshot_is_gone_starts_over(store, docker_base):
             client.images.remove(ref, force=True)
         except docker.errors.ImageNotFound:
             pass
+    from lab.sandbox.snapshot_store import SnapshotStore
+
+    SnapshotStore.beside(store.path).remove()           # and the workdir archives (as the snapshot cap would)
     (second,) = Runner(store, progress=False, model_loader=lambda _name: expert_model(task)).run(exp).outcomes
     assert second.status == "done" and second.run_id != first.run_id
     assert second.scores["output_match"] == 1.0

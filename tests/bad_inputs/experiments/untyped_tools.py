@@ -1,0 +1,3 @@
+def add(a, b):
+    """Add two numbers."""
+    return a + b
