@@ -21,6 +21,15 @@ from widgets.notice import notice
 ALL_EXPERTS = "all experts (majority)"
 
 
+def _duration(seconds: float) -> str:
+    """``1800`` → ``30m``, ``7200`` → ``2h``."""
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{int(seconds // 3600)}h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{int(seconds // 60)}m"
+    return f"{seconds:g}s"
+
+
 class HumanVsAIDashboard(param.Parameterized):
     """Compare agents with human experts, and LLM judges with expert graders.
 
@@ -56,11 +65,13 @@ class HumanVsAIDashboard(param.Parameterized):
         self.loaded = True
         judges, experts = sd.graders(self.scores, sd.MODEL), sd.graders(self.scores, sd.HUMAN)
         dims, scorers = sd.dimensions(self.scores), sd.numeric_scorers(self.scores)
-        for name, objs in (("judge", judges), ("dimension", dims), ("scorer", scorers),
-                           ("expert", [ALL_EXPERTS, *experts])):
+        both = sd.scorers_with_humans(self.runs, scorers)
+        for name, objs, first in (("judge", judges, None), ("dimension", dims, None),
+                                  ("scorer", scorers, both[0] if both else None),
+                                  ("expert", [ALL_EXPERTS, *experts], None)):
             self.param[name].objects = objs
             if getattr(self, name) not in objs:
-                setattr(self, name, objs[0] if objs else None)
+                setattr(self, name, first or (objs[0] if objs else None))
         self.version += 1
 
     # -- data ----------------------------------------------------------------------------------
@@ -82,21 +93,25 @@ class HumanVsAIDashboard(param.Parameterized):
                          names=("judge", "expert"))
 
     def budget_curves(self) -> pd.DataFrame:
-        """``lab.stats.budget_curve`` per contestant (human experts pooled) over budgets spanning the runs'
-        working times."""
-        runs = self.runs.assign(contestant=[sd.contestant(a, m, h) for a, m, h in
-                                            zip(self.runs["agent"], self.runs["model"], self.runs["is_human"])])
+        """``lab.stats.budget_curve`` per contestant over budgets spanning the runs' time limits. Human experts
+        are pooled; a contestant run at several time limits gets one curve per limit (``… @ 2h``)."""
         col = f"score.{self.scorer}"
-        if col not in runs.columns or runs[col].isna().all():
+        if col not in self.runs.columns or self.runs[col].isna().all():
             raise LabError(f"no run has a final `{self.scorer}` score")
-        runs = runs[runs[col].notna()]
-        limits = runs["config"].map(lambda c: (c or {}).get("time_limit"))
-        runs = runs.assign(time_limit=pd.to_numeric(limits, errors="coerce").fillna(runs["elapsed"].max()))
+        runs = self.runs[self.runs[col].notna()]
+        limits = pd.to_numeric(runs["config"].map(lambda c: (c or {}).get("time_limit")), errors="coerce")
+        runs = runs.assign(time_limit=limits.fillna(runs["elapsed"].max()).fillna(1.0))
+        names = ["human" if h else sd.contestant(a, m, h)
+                 for a, m, h in zip(runs["agent"], runs["model"], runs["is_human"])]
+        runs = runs.assign(contestant=names)
+        mixed = runs.groupby("contestant")["time_limit"].transform("nunique") > 1
+        runs["contestant"] = [f"{c} @ {_duration(t)}" if m else c
+                              for c, t, m in zip(runs["contestant"], runs["time_limit"], mixed)]
         lo, hi = float(runs["time_limit"].min()), float(runs["time_limit"].max())
         budgets = np.unique(np.geomspace(lo / 8, hi * 4, 24).round(1))
         with warnings.catch_warnings():  # budgets needing more runs than a task has come back NaN; not drawn
             warnings.simplefilter("ignore")
-            return budget_curve(runs, budgets, scores=self.scores, score=col, by="contestant",
+            return budget_curve(runs, budgets, scores=self.scores, score=col, by="contestant", pool_humans=False,
                                 n_boot=self.n_boot, seed=self.seed)
 
     # -- views ---------------------------------------------------------------------------------
@@ -114,6 +129,13 @@ class HumanVsAIDashboard(param.Parameterized):
             curve = self.budget_curves()
         except LabError as e:
             return notice(f"Cannot draw budget curves for `{self.scorer}`: {e}", "warning")
+        parts: list = []
+        if not sd.scorers_with_humans(self.runs, [self.scorer]):
+            both = sd.scorers_with_humans(self.runs, self.param.scorer.objects)
+            parts.append(notice(
+                f"No human expert run has a `{self.scorer}` score, so this chart shows agents only. "
+                + (f"Human and AI runs are both scored by: {', '.join(f'`{b}`' for b in both)}." if both else
+                   "No scorer in this store scores both human and AI runs."), "info"))
         curve = curve.dropna(subset=["score"])
         if curve.empty:
             return notice(f"`{self.scorer}` has too few runs per task for a budget curve.", "info")
@@ -123,8 +145,9 @@ class HumanVsAIDashboard(param.Parameterized):
         band = base.mark_area(opacity=0.2).encode(y=alt.Y("low:Q", title=f"best-of-k {self.scorer}"), y2="high:Q")
         line = base.mark_line(point=True).encode(y="score:Q", tooltip=["group", "budget", "k", "score", "low", "high",
                                                                       "n_tasks", "n_runs"])
-        return pn.pane.Vega((band + line).properties(width=620, height=300, title="best-of-k vs time budget"),
-                            css_classes=["lab-budget-chart"])
+        parts.append(pn.pane.Vega((band + line).properties(width=620, height=300, title="best-of-k vs time budget"),
+                                  css_classes=["lab-budget-chart"]))
+        return pn.Column(*parts, sizing_mode="stretch_width")
 
     @param.depends("judge", "expert", "dimension", "n_boot", "version")
     def agreement_view(self) -> pn.viewable.Viewable:

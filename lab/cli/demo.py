@@ -24,7 +24,7 @@ def demo(store: Path = StoreOption) -> None:
     typer.echo(frame[cols].to_string(index=False))
     typer.echo("")
     typer.echo(f"Results:   {st.path}  (lab runs list --store {st.path})")
-    typer.echo(f"Dashboard: lab serve dashboard --store {st.path}   then open http://localhost:5006/dashboard")
+    typer.echo(f"Dashboard: lab serve dashboard --store {st.path}   then open http://localhost:5006/app")
     typer.echo("Notebooks: jupyter lab notebooks/")
     if batch.count("failed"):
         raise typer.Exit(1)

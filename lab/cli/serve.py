@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -62,12 +61,11 @@ def serve(
     if store is not None:
         env["LAB_STORE"] = str(store.resolve())
     cmd = panel_command(target, port=port, address=address, show=show)
-    typer.echo(f"serving {cmd[4]} at http://{address}:{port}/{Path(cmd[4]).stem}")
-    try:
-        code = subprocess.call(cmd, env=env)
-    except KeyboardInterrupt:
-        code = 0
-    raise typer.Exit(code)
+    typer.echo(f"serving {cmd[4]} at http://{address}:{port}/{Path(cmd[4]).stem}", err=False)
+    sys.stdout.flush()
+    # Become the Panel server (same pid): a SIGTERM or Ctrl-C sent to `lab serve` reaches the server itself,
+    # so nothing is left listening on the port.
+    os.execve(cmd[0], cmd, env)
 
 
 def register(app: typer.Typer) -> None:
