@@ -79,7 +79,7 @@ def test_outline_and_diff(study):
     v = TraceViewer(store, run_id=ids[0])
     tree = _text(pn.panel(v.outline()))
     nested = sum(1 for s in v.steps if s.parent_id is not None)  # grades added afterwards hang from no span
-    assert f"span run — {nested} events" in tree
+    assert f"run started task · <b>react</b> — {nested} events" in tree
     d = TraceDiff(store, run_a=ids[0], run_b=ids[1])
     rows = d.rows()
     assert len(rows) >= max(len(v.steps), len(TraceViewer(store, run_id=ids[1]).steps))
