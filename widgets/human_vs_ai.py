@@ -21,6 +21,14 @@ from widgets.notice import notice
 ALL_EXPERTS = "all experts (majority)"
 
 
+def vega(chart: alt.TopLevelMixin, **params) -> pn.pane.Vega:
+    """A Vega pane for an Altair chart, without the spec's ``$schema`` (Altair may be newer than the
+    Vega-Lite Panel bundles, and the browser would warn about the version on every chart)."""
+    spec = chart.to_dict()
+    spec.pop("$schema", None)
+    return pn.pane.Vega(spec, **params)
+
+
 def _duration(seconds: float) -> str:
     """``1800`` → ``30m``, ``7200`` → ``2h``."""
     if seconds >= 3600 and seconds % 3600 == 0:
@@ -145,7 +153,7 @@ class HumanVsAIDashboard(param.Parameterized):
         band = base.mark_area(opacity=0.2).encode(y=alt.Y("low:Q", title=f"best-of-k {self.scorer}"), y2="high:Q")
         line = base.mark_line(point=True).encode(y="score:Q", tooltip=["group", "budget", "k", "score", "low", "high",
                                                                       "n_tasks", "n_runs"])
-        parts.append(pn.pane.Vega((band + line).properties(width=620, height=300, title="best-of-k vs time budget"),
+        parts.append(vega((band + line).properties(width=620, height=300, title="best-of-k vs time budget"),
                                   css_classes=["lab-budget-chart"]))
         return pn.Column(*parts, sizing_mode="stretch_width")
 
@@ -176,7 +184,7 @@ class HumanVsAIDashboard(param.Parameterized):
             conf.columns = ["judge", "expert", "count"]
             heat = alt.Chart(conf).encode(x=alt.X("expert:O", title=f"expert ({self.expert})"),
                                           y=alt.Y("judge:O", title=f"judge ({self.judge})", sort="descending"))
-            chart = pn.pane.Vega((heat.mark_rect().encode(color=alt.Color("count:Q", scale=alt.Scale(scheme="blues")))
+            chart = vega((heat.mark_rect().encode(color=alt.Color("count:Q", scale=alt.Scale(scheme="blues")))
                                   + heat.mark_text().encode(text="count:Q")).properties(
                 width=260, height=220, title="confusion matrix"), css_classes=["lab-confusion"])
         runs = sd.with_contestants(self.scores.drop_duplicates("run_id")).set_index("run_id")[["task", "contestant"]]

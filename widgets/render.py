@@ -13,6 +13,7 @@ import pandas as pd
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
+from pygments.util import ClassNotFound
 
 from widgets.steps import Step
 
@@ -30,7 +31,7 @@ CSS = """
 .lab-step {margin: 3px 0; padding: 4px 8px; border-left: 3px solid #ccc; border-radius: 4px;}
 .lab-step .meta {color: #666; font-size: 11px; float: right;}
 .lab-step .kind {font-weight: 600; margin-right: 6px; color: #444;}
-.lab-step pre {white-space: pre-wrap; word-break: break-word; margin: 2px 0; font-size: 12px;
+.lab-trace pre {white-space: pre-wrap; word-break: break-word; margin: 2px 0; font-size: 12px;
   background: #f6f8fa; padding: 4px 6px; border-radius: 3px;}
 .lab-step pre.lab-result {background: #fff; border: 1px solid #e3e3e3;}
 .lab-step .note {color: #555; font-style: italic; margin: 2px 0;}
@@ -49,7 +50,7 @@ CSS = """
 .lab-scores td, .lab-scores th {border: 1px solid #ddd; padding: 2px 8px; text-align: left;}
 .lab-scores th {background: #f3f3f3;}
 .lab-tree details {margin-left: 14px;} .lab-tree > details {margin-left: 0;}
-.lab-tree .leaf {margin-left: 28px; color: #555; font-size: 12px;}
+.lab-tree .leaf {margin-left: 14px; color: #555; font-size: 12px;}
 mark {background: #fff59d;}
 </style>
 """
@@ -74,7 +75,11 @@ def _mark(text: str, query: str) -> str:
 def code_html(text: str, lang: str = "", query: str = "") -> str:
     """``text`` escaped, highlighted as ``lang`` (none while a search marks matches)."""
     if lang and not query:
-        return highlight(text, get_lexer_by_name(lang), _FORMATTER).rstrip("\n")
+        try:
+            lexer = get_lexer_by_name(lang)
+        except ClassNotFound:  # ipython3 comes with IPython; plain Python otherwise
+            lexer = get_lexer_by_name("python")
+        return highlight(text, lexer, _FORMATTER).rstrip("\n")
     return _mark(text, query)
 
 

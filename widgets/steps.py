@@ -46,7 +46,7 @@ class Step:
         note: A thought or remark shown above the text (SUPER's thoughts, a DERA answer).
         result: What came back (a tool's result, a command's output), shown beneath the text.
         error: Error text ('' when none); the step is marked in red.
-        lang: Language the text is highlighted as (``python``, ``bash``, ``json``; '' for prose).
+        lang: Language the text is highlighted as (``python``, ``ipython3``, ``bash``, ``json``; '' for prose).
         latency: Seconds the step's work took (model call latency, tool or command duration).
         cost: Cost in US dollars where recorded.
         call_id: Tool call id (pairs a call with its result).
@@ -189,7 +189,7 @@ def _fill(step: Step, ev: Event) -> None:
             action = clean(a.get("lab.action") or "")
             step.note = clean(a.get("lab.thought") or "")
             step.text = action
-            step.lang = "bash" if action.lstrip().startswith(("!", "%")) else "python"
+            step.lang = "ipython3"  # a notebook cell: Python with !shell and %magic lines
             step.result = clean(a.get("lab.observation") or "")
             if str(a.get("lab.pre_executed")).lower() == "true":
                 step.title += " · pre-executed by the task"

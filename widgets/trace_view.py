@@ -21,6 +21,16 @@ from widgets.steps import Step, align, build_steps, search, totals
 Forker = Callable[..., str]
 
 
+def _seconds(s: float) -> str:
+    """Working time as people say it: ``0.26s``, ``40.0s``, ``1h 53m``."""
+    if s < 10:
+        return f"{s:.2f}s"
+    if s < 600:
+        return f"{s:.1f}s"
+    h, m = divmod(round(s / 60), 60)
+    return f"{h}h {m:02d}m" if h else f"{m}m"
+
+
 def _run_or_none(store: TraceStore, run_id: str) -> dict | None:
     try:
         return store.get_run(run_id)
@@ -157,14 +167,14 @@ class TraceViewer(_Pager):
                  f"{html.escape(str(r['model']))}</code> · {who}",
                  f'<span style="color:{colour};font-weight:600">{html.escape(r["status"])}</span>'
                  + (f" · stop: <b>{html.escape(o['stop'])}</b>" if o["stop"] else "")
-                 + f" · {t['steps']:,} steps · {elapsed:,.1f}s working time · {t['tokens_in']:,} tokens in · "
+                 + f" · {t['steps']:,} steps · {_seconds(elapsed)} working time · {t['tokens_in']:,} tokens in · "
                    f"{t['tokens_out']:,} tokens out{cost}"
                  + (f" · started {time.strftime('%Y-%m-%d %H:%M', time.localtime(r['created_at']))}"
                     if r.get("created_at") else "")]
         if r.get("parent_run_id"):
             lines.append(f"forked from <code>{html.escape(r['parent_run_id'])}</code> at step {r['fork_step']}")
-        asked = block(o["asked"], query="") if o["asked"] else "<i>no prompt recorded</i>"
-        answer = block(o["answer"], query="") if o["answer"] else "<i>no final answer</i>"
+        asked = block(o["asked"], query="") if o["asked"] else "<div><i>no prompt recorded</i></div>"
+        answer = block(o["answer"], query="") if o["answer"] else "<div><i>no final answer</i></div>"
         body = (CSS + '<div class="lab-trace lab-run-summary">' + "<br>".join(lines)
                 + f'<div class="lab-io" style="margin-top:6px"><div><b>Asked</b>{asked}</div>'
                   f'<div><b>Final answer</b>{answer}</div></div>'

@@ -89,7 +89,7 @@ def test_imported_super_step_and_escaped_newlines():
     a = {"gen_ai.tool.name": "execute", "lab.thought": "Run the script.", "lab.action": "!python train.py\\n--epochs 1",
          "lab.observation": "Epoch 1\r 50%\r100%\nTraceback (most recent call last):\nValueError: bad"}
     (step,) = build_steps([Event("r", "tool_call", a, seq=0)])
-    assert step.note == "Run the script." and step.text == "!python train.py\n--epochs 1" and step.lang == "bash"
+    assert step.note == "Run the script." and step.text == "!python train.py\n--epochs 1" and step.lang == "ipython3"
     assert step.result.splitlines()[0] == "100%" and step.error == "ValueError: bad"
 
 
