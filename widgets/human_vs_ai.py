@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
+from panel.models.vega import VEGA_LITE_VERSION
 
 from lab.errors import LabError
 from lab.stats import Agreement, agreement, bradley_terry, budget_curve, elo
@@ -22,10 +23,10 @@ ALL_EXPERTS = "all experts (majority)"
 
 
 def vega(chart: alt.TopLevelMixin, **params) -> pn.pane.Vega:
-    """A Vega pane for an Altair chart, without the spec's ``$schema`` (Altair may be newer than the
-    Vega-Lite Panel bundles, and the browser would warn about the version on every chart)."""
+    """A Vega pane for an Altair chart, its spec marked with the Vega-Lite version Panel bundles (Altair may
+    be newer, and the browser would warn about the version on every chart)."""
     spec = chart.to_dict()
-    spec.pop("$schema", None)
+    spec["$schema"] = f"https://vega.github.io/schema/vega-lite/v{VEGA_LITE_VERSION}.json"
     return pn.pane.Vega(spec, **params)
 
 
