@@ -240,7 +240,7 @@ class RunLauncher(param.Parameterized):
             "tasks": pn.widgets.MultiChoice, "models": {"type": pn.widgets.LiteralInput, "serializer": "json"},
             **{n: {"type": pn.widgets.IntInput, "step": 1} for n in ("seeds", "concurrency", "max_steps", "max_tokens")},
             "time_limit": {"type": pn.widgets.FloatInput, "step": 60}}),
-            pn.Row(*buttons), self.status_view, progress, sizing_mode="stretch_width")
+            pn.Row(*buttons), self.status_view, progress, sizing_mode="stretch_width", css_classes=["lab-launcher"])
         cb = pn.state.add_periodic_callback(lambda: self.batch_id and self.param.trigger("batch_id"), period=2000)
         view._lab_callback = cb
         return view

@@ -118,6 +118,21 @@ def _pretty(content: str) -> tuple[str, str]:
     return clean(content), ""
 
 
+_EXC = re.compile(r"^\s*(\w+(?:Error|Exception|Interrupt)(?::.*)?)$", re.M)
+_EXIT = re.compile(r"\[exit code (-?\d+)\]\s*$")
+
+
+def _error_in(output: str) -> str:
+    """The error an output shows: a Python exception line after a traceback, else a non-zero exit code the
+    shell tool appended; '' when none."""
+    if "Traceback (most recent call last)" in output:
+        found = _EXC.findall(output)
+        if found:
+            return found[-1].strip()
+    code = _EXIT.search(output)
+    return f"exit code {code.group(1)}" if code and code.group(1) != "0" else ""
+
+
 def _messages(messages: Any) -> str:
     if not isinstance(messages, list):
         return clean(messages)
@@ -193,14 +208,13 @@ def _fill(step: Step, ev: Event) -> None:
             step.result = clean(a.get("lab.observation") or "")
             if str(a.get("lab.pre_executed")).lower() == "true":
                 step.title += " · pre-executed by the task"
-            if re.search(r"Traceback \(most recent call last\)|^\w*Error: ", step.result, re.M):
-                step.error = step.result.strip().splitlines()[-1]
+            step.error = _error_in(step.result)
         else:
             step.text, step.lang = call_text(name, a.get("lab.arguments")), "python"
     elif kind == "tool_result":
         step.title, step.call_id = str(a.get("gen_ai.tool.name") or "tool"), str(a.get("gen_ai.tool.call.id") or "")
         step.result = clean(a.get("content") or "")
-        step.error = str(a.get("error.type") or err)
+        step.error = str(a.get("error.type") or err) or _error_in(step.result)
     elif kind == "sandbox_exec":
         argv = a.get("process.command_args")
         if argv:

@@ -248,7 +248,9 @@ class TraceViewer(_Pager):
         live = pn.state.add_periodic_callback(self._tick, period=1000, start=True)
         col = pn.Column(
             self.header,
-            pn.Row(pn.widgets.TextInput.from_param(self.param.query, name="search", placeholder="search steps",
+            pn.Row(pn.widgets.TextInput.from_param(self.param.run_id, name="run", placeholder="run id",
+                                                   css_classes=["lab-run-id"]),
+                   pn.widgets.TextInput.from_param(self.param.query, name="search", placeholder="search steps",
                                                    css_classes=["lab-search"]),
                    pn.widgets.Checkbox.from_param(self.param.live), self._pager()),
             pn.Card(self.outline, title="span tree", collapsed=True, sizing_mode="stretch_width",

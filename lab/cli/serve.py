@@ -37,6 +37,11 @@ def app_path(target: str) -> Path:
     return path
 
 
+def dashboard_url(port: int = 5006, host: str = "localhost") -> str:
+    """Where ``lab serve dashboard`` serves the dashboard (Panel names the page after ``app.py``)."""
+    return f"http://{host}:{port}/app"
+
+
 def panel_command(target: str, *, port: int, address: str, show: bool) -> list[str]:
     """The ``panel serve`` command line for ``target``."""
     origin = f"{address}:{port}" if port else "*"
@@ -61,7 +66,7 @@ def serve(
     if store is not None:
         env["LAB_STORE"] = str(store.resolve())
     cmd = panel_command(target, port=port, address=address, show=show)
-    typer.echo(f"serving {cmd[4]} at http://{address}:{port}/{Path(cmd[4]).stem}", err=False)
+    typer.echo(f"serving {cmd[4]} at http://{address}:{port}/{Path(cmd[4]).stem}")
     sys.stdout.flush()
     # Become the Panel server (same pid): a SIGTERM or Ctrl-C sent to `lab serve` reaches the server itself,
     # so nothing is left listening on the port.
