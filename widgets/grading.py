@@ -214,14 +214,15 @@ class GradingWidget(param.Parameterized):
                    if self.skipped else "")
         item = self.current
         if item is None:
-            if not self.queue and self.done == 0:
+            if not self.queue:
                 return notice(f"Nothing to grade in {self.mode} mode among the selected runs{skipped}"
                               + (": pairs need two runs of the same task with an output." if self.mode == "pairwise"
                                  else "."), "info")
             return notice(f"All {len(self.queue)} items graded — thank you. {self.done} grades stored this session.",
                           "success")
         parts: list = [pn.pane.Markdown(
-            f"**Item {self.position + 1} of {len(self.queue)}** ({self.mode}; blind; order randomised){skipped}",
+            f"**Item {self.position + 1} of {len(self.queue)}** ({self.mode}; blind; order randomised"
+            f"{' for ' + self.grader if self.grader else ''}){skipped}",
             css_classes=["lab-grade-progress"])]
         texts = [item_text(self.store, r) for r in item]
         parts.append(pn.pane.Markdown(f"**Task.** {texts[0][0]}", css_classes=["lab-grade-task"]))
@@ -232,8 +233,8 @@ class GradingWidget(param.Parameterized):
             rows = [pn.Row(pn.pane.Markdown(f"**{dim}** ({lo}–{hi})", width=160), self._choices[dim])
                     for dim, (lo, hi) in self.dimensions.items()]
             submit = pn.widgets.Button(name="Submit grade", button_type="primary", css_classes=["lab-grade-submit"])
-            submit.on_click(lambda _: self._submit({d: w.value for d, w in self._choices.items()
-                                                    if w.value is not None}, item))
+            submit.on_click(lambda _: self._submit({d: v for d, v in self._chosen.items()
+                                                    if v is not None and d in self.dimensions}, item))
             parts += [*rows, submit]
         else:
             parts.append(pn.Row(*(pn.pane.Markdown(f"**{side}**\n\n{t[1]}", width=380,

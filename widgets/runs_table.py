@@ -78,6 +78,7 @@ class RunsTable(param.Parameterized):
         self.store = store
         self.frame = pd.DataFrame(columns=COLUMNS)
         self._signature: tuple = ()
+        self._applying = False
         self.table = pn.widgets.Tabulator(
             self.frame, pagination="remote", page_size=20, selectable="checkbox", show_index=False,
             disabled=True, sizing_mode="stretch_width", css_classes=["lab-runs-table"], frozen_columns=["run_id"],
@@ -129,11 +130,18 @@ class RunsTable(param.Parameterized):
     @param.depends("tasks", "loops", "models", "who", "statuses", watch=True)
     def _apply(self) -> None:
         value = with_data(self.filtered())
-        self.table.titles = {c: c[len("score."):].replace(".", " · ") for c in value.columns if c.startswith("score.")}
-        self.table.value = value
-        self.table.selection = [i for i, r in enumerate(self.table.value["run_id"]) if r in set(self.selected)]
+        self._applying = True  # a new value clears the table's selection for a moment: not the user's doing
+        try:
+            self.table.titles = {c: c[len("score."):].replace(".", " · ") for c in value.columns
+                                 if c.startswith("score.")}
+            self.table.value = value
+            self.table.selection = [i for i, r in enumerate(value["run_id"]) if r in set(self.selected)]
+        finally:
+            self._applying = False
 
     def _on_selection(self, event: param.parameterized.Event) -> None:
+        if self._applying:
+            return
         value = self.table.value
         self.selected = [value["run_id"].iloc[i] for i in event.new if i < len(value)]
 
