@@ -150,7 +150,8 @@ class HumanVsAIDashboard(param.Parameterized):
             return notice(f"`{self.scorer}` has too few runs per task for a budget curve.", "info")
         base = alt.Chart(curve).encode(
             x=alt.X("budget:Q", scale=alt.Scale(type="log"), title="time budget (s, pause-free)"),
-            color=alt.Color("group:N", title="agent / humans"))
+            color=alt.Color("group:N", title="agent / humans",
+                            legend=alt.Legend(orient="bottom", columns=2, labelLimit=0)))
         band = base.mark_area(opacity=0.2).encode(y=alt.Y("low:Q", title=f"best-of-k {self.scorer}"), y2="high:Q")
         line = base.mark_line(point=True).encode(y="score:Q", tooltip=["group", "budget", "k", "score", "low", "high",
                                                                       "n_tasks", "n_runs"])

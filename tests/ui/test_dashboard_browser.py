@@ -280,7 +280,7 @@ def _grade_shown(page, store, grader: str) -> None:
         if store.scores_frame().query("source == @grader and scorer == 'expert'").shape[0] == before + 2:
             break
         time.sleep(0.25)
-    notices = [_text(n) for n in page.locator(".lab-notice").all()]
+    notices = [_text(n) for n in page.locator(".lab-notice.alert-warning").all()]
     assert store.scores_frame().query("source == @grader and scorer == 'expert'").shape[0] == before + 2, notices
     _check_stored(store, grader, shown, before)
 
@@ -313,8 +313,7 @@ def test_the_item_graded_is_the_item_shown(ui, fx):
         try:
             page.locator(".lab-runs-table .tabulator-row", has_text=rid).locator("input[type=checkbox]").click()
         except Exception:
-            _shot(page, "debug-select")
-            print("PICK", rid, picks, [r["agent"] for r in store.list_runs() if r["run_id"] == rid])
+            _shot(page, "select-failed")
             raise
     expect(page.locator(".lab-runs-summary")).to_contain_text("4 selected")
     _tab(page, "Grade")
@@ -326,13 +325,13 @@ def test_the_item_graded_is_the_item_shown(ui, fx):
     # an error keeps the chosen grades; success clears the warning
     page.locator(".lab-grade-correctness").get_by_role("button", name="2", exact=True).click()
     page.get_by_role("button", name="Submit grade").click()
-    expect(page.locator(".lab-notice")).to_contain_text("missing: clarity")
+    expect(page.locator(".lab-notice.alert-warning")).to_contain_text("missing: clarity")
     assert "active" in (page.locator(".lab-grade-correctness").get_by_role(
         "button", name="2", exact=True).get_attribute("class") or "")
     _set_grader(page, "tester2")  # a new grader: new order, redrawn; the grade lands on what is shown
-    expect(page.locator(".lab-notice")).to_have_count(0)
+    expect(page.locator(".lab-notice.alert-warning")).to_have_count(0)
     _grade_shown(page, store, "tester2")
-    expect(page.locator(".lab-notice")).to_have_count(0)
+    expect(page.locator(".lab-notice.alert-warning")).to_have_count(0)
     # pairwise: no rubric left on screen; judgements stored on 'overall'
     page.locator(".lab-grade-mode").get_by_role("button", name="pairwise").click()
     expect(page.locator(".lab-pair-left")).to_be_visible()
