@@ -20,7 +20,7 @@ from widgets.trace_view import Forker, TraceDiff, TraceViewer
 TABS = ["Runs", "Trace", "Side by side", "Grade", "Human vs AI", "Launch"]
 
 
-class Dashboard(param.Parameterized):
+class Dashboard(pn.viewable.Viewer):
     """All views over one trace store, linked.
 
     Args:

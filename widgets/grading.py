@@ -59,7 +59,7 @@ def item_text(store: TraceStore, run_id: str) -> tuple[str, str]:
     return prompt or f"Task {run['task']}", outputs(store, [run["run_id"]]).get(run["run_id"], "")
 
 
-class GradingWidget(param.Parameterized):
+class GradingWidget(pn.viewable.Viewer):
     """Blind grading of runs by one expert.
 
     Args:

@@ -39,7 +39,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-class HumanVsAIDashboard(param.Parameterized):
+class HumanVsAIDashboard(pn.viewable.Viewer):
     """Compare agents with human experts, and LLM judges with expert graders.
 
     Args:

@@ -114,7 +114,7 @@ class RunConfig(param.Parameterized):
             raise LabError(f"{path}: not a saved run configuration ({e})") from e
 
 
-class RunLauncher(param.Parameterized):
+class RunLauncher(pn.viewable.Viewer):
     """Start, watch, cancel and resume a batch of runs described by a :class:`RunConfig` (runs in a
     background thread, so the notebook stays usable; progress is read from the store).
 

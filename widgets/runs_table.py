@@ -55,7 +55,7 @@ def agent_summary(frame: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index().sort_values("runs", ascending=False, kind="stable").reset_index(drop=True)
 
 
-class RunsTable(param.Parameterized):
+class RunsTable(pn.viewable.Viewer):
     """Filterable table of runs; ``selected`` holds the run ids the user picked.
 
     Args:

@@ -38,7 +38,7 @@ def _run_or_none(store: TraceStore, run_id: str) -> dict | None:
         return None
 
 
-class _Pager(param.Parameterized):
+class _Pager(pn.viewable.Viewer):
     """Page state shared by the single-run and side-by-side views."""
 
     page = param.Integer(default=1, bounds=(1, None), doc="Page shown (1-based).")

@@ -79,7 +79,12 @@ def test_trace_viewer_renders_in_jupyterlab_offline(tmp_path):
                 page.keyboard.press("Shift+Enter")
                 page.wait_for_timeout(500)
             header = page.locator(".jp-OutputArea .lab-run-header")
-            expect(header).to_contain_text(run, timeout=120_000)
+            try:
+                expect(header).to_contain_text(run, timeout=120_000)
+            except AssertionError:
+                (REPO / "test-artifacts").mkdir(exist_ok=True)
+                page.screenshot(path=str(REPO / "test-artifacts" / "jupyterlab-failed.png"))
+                raise
             expect(page.locator(".jp-OutputArea .lab-steps")).to_contain_text("tool call")
             page.screenshot(path=str(tmp_path / "jupyterlab.png"))
             browser.close()
