@@ -1,10 +1,12 @@
 """Notebook widgets render offline in JupyterLab: a real `jupyter lab` on a free loopback port (token, temp
-dir), a notebook that shows a TraceViewer, run in Chromium with every off-machine request blocked; the
-viewer must render and no request may leave the machine."""
+dir), a notebook that shows a TraceViewer and a RunsTable (Tabulator, whose JavaScript Panel otherwise
+fetches from a CDN), run in Chromium with every off-machine request blocked; both must render and no request
+may leave the machine."""
 
 from __future__ import annotations
 
 import json
+import re
 import os
 import secrets
 import subprocess
@@ -22,9 +24,10 @@ pytestmark = pytest.mark.ui
 REPO = Path(__file__).resolve().parents[2]
 
 CELLS = [
-    "import panel as pn\nfrom lab.traces import TraceStore\nfrom widgets import TraceViewer\n"
-    "pn.extension('tabulator', inline=True)",
+    "import panel as pn\nfrom lab.traces import TraceStore\nfrom widgets import RunsTable, TraceViewer\n"
+    "pn.extension('tabulator')  # as the notebooks do: importing widgets made resources inline",
     "store = TraceStore({store!r})\nTraceViewer(store, run_id={run!r}, live=False)",
+    "RunsTable(store)",
 ]
 
 
@@ -72,12 +75,9 @@ def test_trace_viewer_renders_in_jupyterlab_offline(tmp_path):
             block_offsite(page, offsite)
             page.goto(f"{base}/lab/tree/viewer.ipynb?token={token}")
             page.wait_for_selector(".jp-Notebook .jp-Cell")
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
-                                   ".jp-Toolbar-kernelStatus, .jp-KernelStatus", state="attached")
-            page.locator(".jp-Notebook").click()
-            for _ in range(2):
-                page.keyboard.press("Shift+Enter")
-                page.wait_for_timeout(500)
+            expect(page.locator(".jp-StatusBar-Widget", has_text="Idle").first).to_be_visible()  # kernel ready
+            page.get_by_role("menuitem", name="Run", exact=True).click()
+            page.get_by_role("menuitem", name=re.compile("^Run All Cells")).click()
             header = page.locator(".jp-OutputArea .lab-run-header")
             try:
                 expect(header).to_contain_text(run, timeout=120_000)
@@ -86,7 +86,12 @@ def test_trace_viewer_renders_in_jupyterlab_offline(tmp_path):
                 page.screenshot(path=str(REPO / "test-artifacts" / "jupyterlab-failed.png"))
                 raise
             expect(page.locator(".jp-OutputArea .lab-steps")).to_contain_text("tool call")
-            page.screenshot(path=str(tmp_path / "jupyterlab.png"))
+            expect(page.locator(".jp-OutputArea .lab-runs-table .tabulator-row").first).to_be_visible()
+            # reopened from its saved outputs (the kernel's live view gone), the widgets still render offline
+            page.keyboard.press("Control+s")
+            expect(page.locator(".jp-StatusBar-Widget", has_text="Saving completed").first).to_be_visible()
+            page.reload()
+            expect(page.locator(".jp-OutputArea .lab-run-header")).to_contain_text(run, timeout=120_000)
             browser.close()
         assert offsite == [], f"requests left the machine: {offsite[:5]}"
     finally:
@@ -95,3 +100,23 @@ def test_trace_viewer_renders_in_jupyterlab_offline(tmp_path):
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def test_saved_notebook_outputs_carry_their_javascript(tmp_path):
+    """An executed notebook's outputs embed Bokeh's and Panel's JavaScript instead of pointing at a CDN, so
+    the saved notebook shows its widgets on a machine without internet (nbconvert executes it)."""
+    jupyter = Path(sys.executable).parent / "jupyter"
+    if not jupyter.exists():
+        pytest.skip("JupyterLab is not installed (the notebooks extra)")
+    from widgets.sample import sample_study
+
+    store = TraceStore(tmp_path / "traces.db")
+    run = sample_study(store, tasks=1, seeds=1, experts=("alice",), events_per_run=12)[0]
+    store.close()
+    _notebook(tmp_path / "viewer.ipynb", tmp_path / "traces.db", run)
+    subprocess.run([str(jupyter), "nbconvert", "--to", "notebook", "--execute", "viewer.ipynb", "--output",
+                    "done.ipynb"], cwd=tmp_path, check=True, capture_output=True, timeout=300,
+                   env={**os.environ, "PYTHONPATH": str(REPO)})
+    saved = (tmp_path / "done.ipynb").read_text()
+    assert "cdn.bokeh.org" not in saved, "Bokeh's JavaScript is fetched from its CDN"
+    assert "Bokeh" in saved and len(saved) > 1_000_000  # the library itself is in the outputs
