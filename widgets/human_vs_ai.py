@@ -264,7 +264,7 @@ class HumanVsAIDashboard(pn.viewable.Viewer):
     def panel(self) -> pn.viewable.Viewable:
         if not self.loaded:
             self.reload()
-        controls = pn.Row(*(pn.widgets.Select.from_param(self.param[n], width=180)
+        controls = pn.Row(*(pn.widgets.Select.from_param(self.param[n], width=180, css_classes=[f"lab-hva-{n}"])
                             for n in ("scorer", "judge", "expert", "dimension")))
         return pn.Column(
             controls,

@@ -33,6 +33,11 @@ def runs_overview(store: TraceStore) -> pd.DataFrame:
     return df[COLUMNS + cols].reset_index(drop=True)
 
 
+def _titles(frame: pd.DataFrame) -> dict[str, str]:
+    """Short column titles: ``score.expert.clarity`` → ``expert · clarity``."""
+    return {c: c[len("score."):].replace(".", " · ") for c in frame.columns if c.startswith("score.")}
+
+
 def with_data(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` without the score columns no row of it has a value in."""
     empty = [c for c in frame.columns if c.startswith("score.") and frame[c].isna().all()]
@@ -43,7 +48,7 @@ def agent_summary(frame: pd.DataFrame) -> pd.DataFrame:
     """Per agent loop and model (human experts together): runs, runs done, mean working time and the mean
     of each score column that has data, rounded."""
     if frame.empty:
-        return pd.DataFrame()
+        return pd.DataFrame(columns=["contestant", "runs", "done", "mean s"])
     frame = with_data(frame)
     who = [("human experts" if w == "human" else f"{a}/{m}") for w, a, m in
            zip(frame["who"], frame["agent"], frame["model"])]
@@ -85,6 +90,10 @@ class RunsTable(pn.viewable.Viewer):
         )
         self.table.param.watch(self._on_selection, "selection")
         self.table.on_click(self._on_click)
+        self.agents = pn.widgets.Tabulator(  # per-agent summary of the rows shown, updated with them
+            agent_summary(self.frame), disabled=True, show_index=False, selectable=False,
+            frozen_columns=["contestant"], sizing_mode="stretch_width", max_height=220,
+            css_classes=["lab-agent-summary"])
         super().__init__(**params)
         self.reload()
 
@@ -132,9 +141,9 @@ class RunsTable(pn.viewable.Viewer):
         value = with_data(self.filtered())
         self._applying = True  # a new value clears the table's selection for a moment: not the user's doing
         try:
-            self.table.titles = {c: c[len("score."):].replace(".", " · ") for c in value.columns
-                                 if c.startswith("score.")}
-            self.table.value = value
+            self.table.param.update(value=value, titles=_titles(value))  # one redraw of rows and columns
+            summary = agent_summary(value)
+            self.agents.param.update(value=summary, titles=_titles(summary))
             self.table.selection = [i for i, r in enumerate(value["run_id"]) if r in set(self.selected)]
         finally:
             self._applying = False
@@ -174,19 +183,10 @@ class RunsTable(pn.viewable.Viewer):
         return pn.pane.Markdown(f"{n:,} of {len(self.frame):,} runs · {len(self.selected)} selected · "
                                 "click a row to open its trace", css_classes=["lab-runs-summary"])
 
-    @param.depends("tasks", "loops", "models", "who", "statuses", "version")
-    def agents_view(self) -> pn.viewable.Viewable:
-        """Per-agent summary of the runs shown (mean scores of the columns with data)."""
-        summary = agent_summary(self.table.value)
-        if summary.empty:
-            return pn.pane.HTML("")
-        return pn.widgets.Tabulator(summary, disabled=True, show_index=False, selectable=False, frozen_columns=[
-            "contestant"], sizing_mode="stretch_width", max_height=220, css_classes=["lab-agent-summary"])
-
     def panel(self) -> pn.viewable.Viewable:
         refresh = pn.widgets.Button(name="↻ reload", width=90)
         refresh.on_click(lambda _: self.reload())
-        view = pn.Column(pn.Row(self.filters(), refresh), pn.pane.Markdown("**Per agent**"), self.agents_view,
+        view = pn.Column(pn.Row(self.filters(), refresh), pn.pane.Markdown("**Per agent**"), self.agents,
                          self.summary, self.table, sizing_mode="stretch_width")
         view._lab_callback = pn.state.add_periodic_callback(self.poll, period=2000)  # launches, forks, grades
         return view

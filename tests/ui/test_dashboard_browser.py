@@ -309,6 +309,7 @@ def test_the_item_graded_is_the_item_shown(ui, fx):
     page.keyboard.press("Escape")
     n = sum(r["agent"] in ("react", "dera") for r in store.list_runs())
     expect(page.locator(".lab-runs-summary")).to_contain_text(f"{n} of")
+    expect(page.locator(".lab-runs-table .tabulator-row")).to_have_count(n)
     for rid in picks:
         try:
             page.locator(".lab-runs-table .tabulator-row", has_text=rid).locator("input[type=checkbox]").click()
@@ -375,7 +376,8 @@ def test_human_vs_ai_on_realistic_data(ui, fx):
     expect(chart).to_contain_text("@ 2h")
     table = page.locator(".lab-agreement-table")
     expect(table.locator(".tabulator-row").first).to_be_visible()
-    dim = page.locator("select").nth(3).input_value()
+    dim = page.locator(".lab-hva-dimension select").input_value()
+    assert page.locator(".lab-hva-scorer select").input_value() == "score"  # human and AI runs both have it
     expected = _expected_agreement(store, dim).measures
     shown = {}
     for r in table.locator(".tabulator-row").all():
