@@ -100,7 +100,7 @@ class RunsTable(pn.viewable.Viewer):
     def reload(self) -> None:
         """Read the runs again (new runs, new scores) and refresh the filter choices."""
         self._signature = self.signature()
-        self.frame = runs_overview(self.store)
+        self.frame = with_data(runs_overview(self.store))  # score columns some run has a value in
         for name, col in self._FILTERS.items():
             values = sorted(self.frame[col].dropna().astype(str).unique()) if not self.frame.empty else []
             self.param[name].objects = values
@@ -138,10 +138,13 @@ class RunsTable(pn.viewable.Viewer):
 
     @param.depends("tasks", "loops", "models", "who", "statuses", watch=True)
     def _apply(self) -> None:
-        value = with_data(self.filtered())
+        value = self.filtered()
         self._applying = True  # a new value clears the table's selection for a moment: not the user's doing
         try:
-            self.table.param.update(value=value, titles=_titles(value))  # one redraw of rows and columns
+            if list(value.columns) != list(self.table.value.columns):  # columns change only on a reload
+                self.table.param.update(value=value, titles=_titles(value))
+            else:
+                self.table.value = value
             summary = agent_summary(value)
             self.agents.param.update(value=summary, titles=_titles(summary))
             self.table.selection = [i for i, r in enumerate(value["run_id"]) if r in set(self.selected)]

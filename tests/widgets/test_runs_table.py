@@ -57,7 +57,7 @@ def test_agent_summary_and_columns_with_data(study):
 
     store, ids = study
     t = RunsTable(store, who="AI")
-    assert all(t.table.value[c].notna().any() for c in t.table.value.columns if c.startswith("score."))
+    assert all(t.frame[c].notna().any() for c in t.frame.columns if c.startswith("score."))
     summary = agent_summary(t.frame)
     assert set(summary["contestant"]) == {"react/smollm2", "dera/smollm2", "human experts"}
     assert summary["runs"].sum() == len(t.frame)
