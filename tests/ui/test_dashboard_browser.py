@@ -103,8 +103,8 @@ def ui(fx):
             expect.set_options(timeout=30_000)
             block_offsite(page, offsite)
             page.on("console", lambda m: m.type in ("warning", "error") and not any(
-                n in m.text for n in LIBRARY_NOISE) and console.append(f"{m.type}: {m.text}"))
-            page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+                n in m.text for n in LIBRARY_NOISE) and console.append(f"[{STAGE[0]}] {m.type}: {m.text}"))
+            page.on("pageerror", lambda e: console.append(f"[{STAGE[0]}] pageerror: {e}"))
             page.goto(dashboard_url(port, "127.0.0.1"))
             page.wait_for_selector(".tabulator-row")
             yield page, store, offsite, console
@@ -113,6 +113,14 @@ def ui(fx):
         proc.terminate()
         proc.wait(timeout=30)
         store.close()
+
+
+STAGE = ["start"]
+
+
+@pytest.fixture(autouse=True)
+def _stage(request):
+    STAGE[0] = request.node.name  # console messages say which test's actions caused them
 
 
 def _shot(page, name: str) -> None:
