@@ -176,7 +176,7 @@ class HumanVsAIDashboard(pn.viewable.Viewer):
             f"**{res.n} runs** graded by judge `{self.judge}` and {self.expert} on `{self.dimension}` · "
             f"{res.kind} grades · {res.level:.0%} bootstrap CIs ({self.n_boot} resamples)")]
         parts += [notice(str(w.message), "info") for w in caught[:3]]
-        measures = res.measures.rename_axis("statistic").reset_index()
+        measures = res.measures.round(3).rename_axis("statistic").reset_index()
         parts.append(pn.widgets.Tabulator(measures, disabled=True, show_index=False, sizing_mode="stretch_width",
                                           css_classes=["lab-agreement-table"]))
         if res.confusion is None:

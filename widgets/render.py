@@ -50,7 +50,7 @@ CSS = """
 .lab-scores td, .lab-scores th {border: 1px solid #ddd; padding: 2px 8px; text-align: left;}
 .lab-scores th {background: #f3f3f3;}
 .lab-tree details {margin-left: 14px;} .lab-tree > details {margin-left: 0;}
-.lab-tree .leaf {margin-left: 14px; color: #555; font-size: 12px;}
+.lab-tree .leaf {margin-left: 28px; color: #555; font-size: 12px;} .lab-tree > .leaf {margin-left: 14px;}
 mark {background: #fff59d;}
 </style>
 """
