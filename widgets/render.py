@@ -20,6 +20,8 @@ from widgets.steps import Step
 #: Text longer than this (characters or lines) is collapsed behind its first line.
 COLLAPSE_CHARS = 600
 COLLAPSE_LINES = 12
+#: Events listed one per line under a span of the span tree (child spans are always listed).
+TREE_LEAVES = 50
 
 _CHAT_KINDS = {"agent_message", "model_call", "human_action"}
 _COLOURS = ["#e8f0fe", "#fef7e0", "#e6f4ea", "#f3e8fd", "#e0f7fa", "#fff3e0"]
@@ -218,6 +220,13 @@ def tree_html(steps: list[Step]) -> str:
             n, tok, end = n + 1 + cn, tok + c.tokens_in + c.tokens_out + ctok, max(end, cend)
         return n, tok, end
 
+    def leaves(kids: list[Step], depth: int) -> str:
+        shown = [k for k in kids if k.span_id in children] + [k for k in kids if k.span_id not in children][:TREE_LEAVES]
+        keep = {id(k) for k in shown}
+        more = len(kids) - len(keep)
+        out = "".join(node(k, depth) for k in kids if id(k) in keep)
+        return out + (f'<div class="leaf">… {more:,} more events (see the steps below)</div>' if more > 0 else "")
+
     def node(s: Step, depth: int) -> str:
         kids = children.get(s.span_id, []) if s.span_id else []
         label = f"#{s.seq} {html.escape(s.kind.replace('_', ' '))} {html.escape(s.title)}"
@@ -229,7 +238,6 @@ def tree_html(steps: list[Step]) -> str:
         n, tok, end = stats(s)
         summary = f"{label} — {n} events · {tok:,} tokens · {end - s.elapsed:.2f}s"
         opened = " open" if depth == 0 else ""
-        return (f"<details{opened}><summary>{summary}</summary>"
-                + "".join(node(c, depth + 1) for c in kids) + "</details>")
+        return f"<details{opened}><summary>{summary}</summary>{leaves(kids, depth + 1)}</details>"
 
-    return CSS + '<div class="lab-trace lab-tree">' + "".join(node(s, 0) for s in children[None]) + "</div>"
+    return CSS + '<div class="lab-trace lab-tree">' + leaves(children[None], 0) + "</div>"
