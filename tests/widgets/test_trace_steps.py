@@ -102,3 +102,25 @@ def test_grades_added_later_do_not_reset_working_time(store):
     last = store.events(rec.run_id)[-1].elapsed
     store.add_score(rec.run_id, Score("expert", 4.0, provenance="human", source="alice"))  # stored at time 0
     assert totals(build_steps(store.events(rec.run_id)))["elapsed"] == last
+
+
+def test_span_tree_nests_spans_and_caps_long_lists(store):
+    from widgets.render import TREE_LEAVES, tree_html
+
+    rec = RunRecorder.start(store, {"task": "t"})
+    with rec.span("decider", agent="decider") as decider:
+        rec.emit("agent_message", {"content": "draft"}, agent="decider")
+    with rec.span("researcher", agent="researcher"):
+        rec.emit("agent_message", {"content": "check"}, agent="researcher")
+    with rec.within(decider):  # the Decider's second turn: its own span, not the Researcher's
+        rec.emit("agent_message", {"content": "final"}, agent="decider")
+    for i in range(TREE_LEAVES + 10):
+        rec.emit("tool_result", {"content": str(i)})
+    rec.finish()
+    steps = build_steps(store.events(rec.run_id))
+    html = tree_html(steps)
+    decider_part = html.split("span decider")[1].split("span researcher")[0]
+    assert decider_part.count('class="leaf"') == 2 and "2 events" in decider_part
+    assert "… 12 more events" in html  # root: run_started, finished and the results beyond the cap
+    page = steps_html(steps, spans={s.span_id: s for s in steps if s.kind == "span"})
+    assert "decider (continued" in page
