@@ -49,14 +49,14 @@ def agent_summary(frame: pd.DataFrame) -> pd.DataFrame:
     of each score column that has data, rounded."""
     if frame.empty:
         return pd.DataFrame(columns=["contestant", "runs", "done", "mean s"])
-    frame = with_data(frame)
-    who = [("human experts" if w == "human" else f"{a}/{m}") for w, a, m in
-           zip(frame["who"], frame["agent"], frame["model"])]
-    g = frame.assign(contestant=who).groupby("contestant", sort=True)
-    scores = [c for c in frame.columns if c.startswith("score.")]
-    out = pd.DataFrame({"runs": g.size(), "done": g["status"].apply(lambda s: int((s == "done").sum())),
-                        "mean s": g["elapsed"].mean().round(1)})
-    out = out.join(g[scores].mean().round(3)) if scores else out
+    human = frame["who"].to_numpy() == "human"
+    contestant = (frame["agent"].astype(str) + "/" + frame["model"].astype(str)).where(~human, "human experts")
+    scores = [c for c in frame.columns if c.startswith("score.") and frame[c].notna().any()]
+    data = frame[["elapsed", *scores]].assign(runs=1, done=(frame["status"] == "done").astype(int),
+                                              contestant=contestant.to_numpy())
+    g = data.groupby("contestant", sort=True)
+    out = g[["runs", "done"]].sum().join(g[["elapsed", *scores]].mean().round(3).rename(columns={"elapsed": "mean s"}))
+    out["mean s"] = out["mean s"].round(1)
     return out.reset_index().sort_values("runs", ascending=False, kind="stable").reset_index(drop=True)
 
 
