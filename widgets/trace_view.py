@@ -167,12 +167,20 @@ class TraceViewer(_Pager):
                  f"{html.escape(str(r['model']))}</code> · {who}",
                  f'<span style="color:{colour};font-weight:600">{html.escape(r["status"])}</span>'
                  + (f" · stop: <b>{html.escape(o['stop'])}</b>" if o["stop"] else "")
+                 + (f" · time limit {_seconds(float(r['config']['time_limit']))}"
+                    if isinstance((r.get("config") or {}).get("time_limit"), (int, float)) else "")
                  + f" · {t['steps']:,} steps · {_seconds(elapsed)} working time · {t['tokens_in']:,} tokens in · "
                    f"{t['tokens_out']:,} tokens out{cost}"
                  + (f" · started {time.strftime('%Y-%m-%d %H:%M', time.localtime(r['created_at']))}"
                     if r.get("created_at") else "")]
         if r.get("parent_run_id"):
             lines.append(f"forked from <code>{html.escape(r['parent_run_id'])}</code> at step {r['fork_step']}")
+        source = ((r.get("config") or {}).get("source"))
+        if source:
+            did = sum(s.kind not in ("run_started", "run_finished", "score") for s in self.steps)
+            lines.append(f"imported from <code>{html.escape(str(source))}</code>"
+                         + (f" · {did:,} recorded steps" if did else
+                            " · a run table: its scores and working time, no transcript"))
         asked = block(o["asked"], query="") if o["asked"] else "<div><i>no prompt recorded</i></div>"
         answer = block(o["answer"], query="") if o["answer"] else "<div><i>no final answer</i></div>"
         body = (CSS + '<div class="lab-trace lab-run-summary">' + "<br>".join(lines)
