@@ -10,6 +10,7 @@ scripted models, a ReAct run in a real local sandbox, a fork, and expert and jud
 from __future__ import annotations
 
 import json
+import os
 import random
 import sys
 from dataclasses import dataclass, field
@@ -20,7 +21,8 @@ import pandas as pd
 from lab.traces import TraceStore
 
 REPO = Path(__file__).resolve().parents[2]
-SUPER_DATA = REPO.parent.parent / "shared" / "data" / "super" / "trajectories"
+#: Where the shared data lives (as tests/conftest.py finds it), SUPER's trajectories under it.
+SHARED_DATA = Path(os.environ.get("LAB_SHARED_DATA", REPO.parent / "shared" / "data"))
 METR_TABLE = REPO / "tests" / "data" / "metr_runs.jsonl"
 EXPERTS = ("alice", "bob")
 JUDGE = "smollm2-judge"
@@ -43,11 +45,11 @@ class FixtureStore:
     no_output: list[str] = field(default_factory=list)
 
 
-def _super_dir() -> Path:
-    for p in (SUPER_DATA, Path("/work/shared/data/super/trajectories")):
-        if p.is_dir():
-            return p
-    raise FileNotFoundError(f"SUPER trajectories not found at {SUPER_DATA}")
+def _super_dir() -> Path | None:
+    for root in (SHARED_DATA, REPO.parent.parent / "shared" / "data"):  # a worktree sits one level deeper
+        if (root / "super" / "trajectories").is_dir():
+            return root / "super" / "trajectories"
+    return None
 
 
 def metr_table(path: Path, *, seed: int = 0) -> Path:
@@ -167,11 +169,9 @@ def grades_frame(store: TraceStore, run_ids: list[str], *, seed: int = 0) -> tup
 
 
 def build(directory: Path) -> FixtureStore:
-    """Write the realistic store into ``directory`` (``traces.db``) and return what is in it.
-
-    Raises:
-        FileNotFoundError: The SUPER trajectories are not there (``/work/shared/data``).
-    """
+    """Write the realistic store into ``directory`` (``traces.db``) and return what is in it. SUPER's
+    trajectories are imported when the shared data is there (``$LAB_SHARED_DATA``); without it
+    ``super_runs`` is empty and the rest is built as usual."""
     from lab.experiment import Experiment
     from lab.runner import Runner
     from lab.scoring import import_grades
@@ -183,7 +183,8 @@ def build(directory: Path) -> FixtureStore:
     path = directory / "traces.db"
     store = TraceStore(path)
     out = FixtureStore(path=path, script=directory / "script.json")
-    out.super_runs = import_super(store, _super_dir())
+    super_dir = _super_dir()
+    out.super_runs = import_super(store, super_dir) if super_dir else []
     out.metr = import_metr(store, metr_table(directory / "metr_runs.jsonl"))
 
     dera = Experiment.from_dict({"name": "ui-dera", "tasks": [{"suite": "medqa-open", "subset": "ci"}],

@@ -79,10 +79,7 @@ def block_offsite(page, offsite: list[str]) -> None:
 def fx(tmp_path_factory):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    try:
-        return build(tmp_path_factory.mktemp("ui-store"))
-    except FileNotFoundError as e:
-        pytest.skip(str(e))
+    return build(tmp_path_factory.mktemp("ui-store"))
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +149,8 @@ def test_runs_table_summaries_frozen_id_and_row_click(ui, fx):
     expect(summary).to_contain_text("human experts")
     expect(summary).to_contain_text("dera/scripted-dera")
     headers = [h.strip() for h in page.locator(".lab-runs-table .tabulator-col-title").all_inner_texts()]
-    assert "run_id" in headers and "checkpoints" in headers and "expert · correctness" in headers
+    assert "run_id" in headers and "score" in headers and "expert · correctness" in headers
+    assert "checkpoints" in headers or not fx.super_runs
     assert page.locator('.lab-runs-table .tabulator-frozen[tabulator-field="run_id"]').count() > 1
     _shot(page, "runs")
     row = page.locator(".lab-runs-table .tabulator-row", has_text="syn-0003")  # a METR human expert run
@@ -205,6 +203,8 @@ def test_imported_runs_read_as_well(ui, fx):
     from playwright.sync_api import expect
 
     page, store, _, _ = ui
+    if not fx.super_runs:
+        pytest.skip("SUPER trajectories not found (set LAB_SHARED_DATA)")
     traced = next(r for r in fx.super_runs if store.events(r, kinds=["tool_call"]))
     _open(page, traced)
     header = page.locator(".lab-run-header")
