@@ -4,13 +4,19 @@
 >>> dashboard().servable()          # in a notebook, or under ``lab serve``
 """
 
-from widgets.dashboard import Dashboard, dashboard
-from widgets.grading import GradingWidget
-from widgets.human_vs_ai import HumanVsAIDashboard
-from widgets.launcher import RunConfig, RunLauncher
-from widgets.runs_table import RunsTable
-from widgets.sample import sample_study
-from widgets.trace_view import TraceDiff, TraceViewer
+import panel as pn
+
+# Everything renders offline: Bokeh's and Panel's JavaScript and CSS go inline into the notebook (or page)
+# instead of being fetched from a CDN. A later ``pn.extension(...)`` keeps this unless it passes inline=False.
+pn.config.inline = True
+
+from widgets.dashboard import Dashboard, dashboard  # noqa: E402
+from widgets.grading import GradingWidget  # noqa: E402
+from widgets.human_vs_ai import HumanVsAIDashboard  # noqa: E402
+from widgets.launcher import RunConfig, RunLauncher  # noqa: E402
+from widgets.runs_table import RunsTable  # noqa: E402
+from widgets.sample import sample_study  # noqa: E402
+from widgets.trace_view import TraceDiff, TraceViewer  # noqa: E402
 
 __all__ = [
     "Dashboard", "GradingWidget", "HumanVsAIDashboard", "RunConfig", "RunLauncher", "RunsTable", "TraceDiff",

@@ -4,5 +4,5 @@ import panel as pn
 
 from widgets import dashboard
 
-pn.extension("tabulator", "vega")
+pn.extension("tabulator", "vega", inline=True)
 dashboard().servable(title="Expert Lab")

@@ -21,7 +21,7 @@ from widgets.trace_view import Forker, TraceDiff, TraceViewer
 TABS = ["Runs", "Trace", "Side by side", "Grade", "Human vs AI", "Launch"]
 
 
-class Dashboard(param.Parameterized):
+class Dashboard(pn.viewable.Viewer):
     """All views over one trace store, linked.
 
     Args:
@@ -44,6 +44,8 @@ class Dashboard(param.Parameterized):
         self.compare = HumanVsAIDashboard(self.store, lazy=True)
         self.launcher = RunLauncher(self.store)
         self.runs.param.watch(self._on_selected, "selected")
+        self.runs.param.watch(self._on_open_run, "open_run")
+        self.runs.param.watch(self._on_filtered, "version")  # new runs (a launch, a fork) join the grading queue
         self.runs.param.watch(self._on_filtered, ["tasks", "loops", "models", "who", "statuses"])
         self.compare.param.watch(self._on_open_run, "open_run")
         self.trace.param.watch(self._on_forked, "forked_run")

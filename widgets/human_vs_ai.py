@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
+from panel.models.vega import VEGA_LITE_VERSION
 
 from lab.errors import LabError
 from lab.stats import Agreement, agreement, bradley_terry, budget_curve, elo
@@ -21,7 +22,24 @@ from widgets.notice import notice
 ALL_EXPERTS = "all experts (majority)"
 
 
-class HumanVsAIDashboard(param.Parameterized):
+def vega(chart: alt.TopLevelMixin, **params) -> pn.pane.Vega:
+    """A Vega pane for an Altair chart, its spec marked with the Vega-Lite version Panel bundles (Altair may
+    be newer, and the browser would warn about the version on every chart)."""
+    spec = chart.to_dict()
+    spec["$schema"] = f"https://vega.github.io/schema/vega-lite/v{VEGA_LITE_VERSION}.json"
+    return pn.pane.Vega(spec, **params)
+
+
+def _duration(seconds: float) -> str:
+    """``1800`` → ``30m``, ``7200`` → ``2h``."""
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{int(seconds // 3600)}h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{int(seconds // 60)}m"
+    return f"{seconds:g}s"
+
+
+class HumanVsAIDashboard(pn.viewable.Viewer):
     """Compare agents with human experts, and LLM judges with expert graders.
 
     Args:
@@ -56,11 +74,13 @@ class HumanVsAIDashboard(param.Parameterized):
         self.loaded = True
         judges, experts = sd.graders(self.scores, sd.MODEL), sd.graders(self.scores, sd.HUMAN)
         dims, scorers = sd.dimensions(self.scores), sd.numeric_scorers(self.scores)
-        for name, objs in (("judge", judges), ("dimension", dims), ("scorer", scorers),
-                           ("expert", [ALL_EXPERTS, *experts])):
+        both = sd.scorers_with_humans(self.runs, scorers)
+        for name, objs, first in (("judge", judges, None), ("dimension", dims, None),
+                                  ("scorer", scorers, both[0] if both else None),
+                                  ("expert", [ALL_EXPERTS, *experts], None)):
             self.param[name].objects = objs
             if getattr(self, name) not in objs:
-                setattr(self, name, objs[0] if objs else None)
+                setattr(self, name, first or (objs[0] if objs else None))
         self.version += 1
 
     # -- data ----------------------------------------------------------------------------------
@@ -82,21 +102,25 @@ class HumanVsAIDashboard(param.Parameterized):
                          names=("judge", "expert"))
 
     def budget_curves(self) -> pd.DataFrame:
-        """``lab.stats.budget_curve`` per contestant (human experts pooled) over budgets spanning the runs'
-        working times."""
-        runs = self.runs.assign(contestant=[sd.contestant(a, m, h) for a, m, h in
-                                            zip(self.runs["agent"], self.runs["model"], self.runs["is_human"])])
+        """``lab.stats.budget_curve`` per contestant over budgets spanning the runs' time limits. Human experts
+        are pooled; a contestant run at several time limits gets one curve per limit (``… @ 2h``)."""
         col = f"score.{self.scorer}"
-        if col not in runs.columns or runs[col].isna().all():
+        if col not in self.runs.columns or self.runs[col].isna().all():
             raise LabError(f"no run has a final `{self.scorer}` score")
-        runs = runs[runs[col].notna()]
-        limits = runs["config"].map(lambda c: (c or {}).get("time_limit"))
-        runs = runs.assign(time_limit=pd.to_numeric(limits, errors="coerce").fillna(runs["elapsed"].max()))
+        runs = self.runs[self.runs[col].notna()]
+        limits = pd.to_numeric(runs["config"].map(lambda c: (c or {}).get("time_limit")), errors="coerce")
+        runs = runs.assign(time_limit=limits.fillna(runs["elapsed"].max()).fillna(1.0))
+        names = ["human" if h else sd.contestant(a, m, h)
+                 for a, m, h in zip(runs["agent"], runs["model"], runs["is_human"])]
+        runs = runs.assign(contestant=names)
+        mixed = runs.groupby("contestant")["time_limit"].transform("nunique") > 1
+        runs["contestant"] = [f"{c} @ {_duration(t)}" if m else c
+                              for c, t, m in zip(runs["contestant"], runs["time_limit"], mixed)]
         lo, hi = float(runs["time_limit"].min()), float(runs["time_limit"].max())
         budgets = np.unique(np.geomspace(lo / 8, hi * 4, 24).round(1))
         with warnings.catch_warnings():  # budgets needing more runs than a task has come back NaN; not drawn
             warnings.simplefilter("ignore")
-            return budget_curve(runs, budgets, scores=self.scores, score=col, by="contestant",
+            return budget_curve(runs, budgets, scores=self.scores, score=col, by="contestant", pool_humans=False,
                                 n_boot=self.n_boot, seed=self.seed)
 
     # -- views ---------------------------------------------------------------------------------
@@ -114,17 +138,26 @@ class HumanVsAIDashboard(param.Parameterized):
             curve = self.budget_curves()
         except LabError as e:
             return notice(f"Cannot draw budget curves for `{self.scorer}`: {e}", "warning")
+        parts: list = []
+        if not sd.scorers_with_humans(self.runs, [self.scorer]):
+            both = sd.scorers_with_humans(self.runs, self.param.scorer.objects)
+            parts.append(notice(
+                f"No human expert run has a `{self.scorer}` score, so this chart shows agents only. "
+                + (f"Human and AI runs are both scored by: {', '.join(f'`{b}`' for b in both)}." if both else
+                   "No scorer in this store scores both human and AI runs."), "info"))
         curve = curve.dropna(subset=["score"])
         if curve.empty:
             return notice(f"`{self.scorer}` has too few runs per task for a budget curve.", "info")
         base = alt.Chart(curve).encode(
             x=alt.X("budget:Q", scale=alt.Scale(type="log"), title="time budget (s, pause-free)"),
-            color=alt.Color("group:N", title="agent / humans"))
+            color=alt.Color("group:N", title="agent / humans",
+                            legend=alt.Legend(orient="bottom", columns=2, labelLimit=0)))
         band = base.mark_area(opacity=0.2).encode(y=alt.Y("low:Q", title=f"best-of-k {self.scorer}"), y2="high:Q")
         line = base.mark_line(point=True).encode(y="score:Q", tooltip=["group", "budget", "k", "score", "low", "high",
                                                                       "n_tasks", "n_runs"])
-        return pn.pane.Vega((band + line).properties(width=620, height=300, title="best-of-k vs time budget"),
-                            css_classes=["lab-budget-chart"])
+        parts.append(vega((band + line).properties(width=620, height=300, title="best-of-k vs time budget"),
+                                  css_classes=["lab-budget-chart"]))
+        return pn.Column(*parts, sizing_mode="stretch_width")
 
     @param.depends("judge", "expert", "dimension", "n_boot", "version")
     def agreement_view(self) -> pn.viewable.Viewable:
@@ -143,7 +176,7 @@ class HumanVsAIDashboard(param.Parameterized):
             f"**{res.n} runs** graded by judge `{self.judge}` and {self.expert} on `{self.dimension}` · "
             f"{res.kind} grades · {res.level:.0%} bootstrap CIs ({self.n_boot} resamples)")]
         parts += [notice(str(w.message), "info") for w in caught[:3]]
-        measures = res.measures.rename_axis("statistic").reset_index()
+        measures = res.measures.round(3).rename_axis("statistic").reset_index()
         parts.append(pn.widgets.Tabulator(measures, disabled=True, show_index=False, sizing_mode="stretch_width",
                                           css_classes=["lab-agreement-table"]))
         if res.confusion is None:
@@ -153,7 +186,7 @@ class HumanVsAIDashboard(param.Parameterized):
             conf.columns = ["judge", "expert", "count"]
             heat = alt.Chart(conf).encode(x=alt.X("expert:O", title=f"expert ({self.expert})"),
                                           y=alt.Y("judge:O", title=f"judge ({self.judge})", sort="descending"))
-            chart = pn.pane.Vega((heat.mark_rect().encode(color=alt.Color("count:Q", scale=alt.Scale(scheme="blues")))
+            chart = vega((heat.mark_rect().encode(color=alt.Color("count:Q", scale=alt.Scale(scheme="blues")))
                                   + heat.mark_text().encode(text="count:Q")).properties(
                 width=260, height=220, title="confusion matrix"), css_classes=["lab-confusion"])
         runs = sd.with_contestants(self.scores.drop_duplicates("run_id")).set_index("run_id")[["task", "contestant"]]
@@ -231,7 +264,7 @@ class HumanVsAIDashboard(param.Parameterized):
     def panel(self) -> pn.viewable.Viewable:
         if not self.loaded:
             self.reload()
-        controls = pn.Row(*(pn.widgets.Select.from_param(self.param[n], width=180)
+        controls = pn.Row(*(pn.widgets.Select.from_param(self.param[n], width=180, css_classes=[f"lab-hva-{n}"])
                             for n in ("scorer", "judge", "expert", "dimension")))
         return pn.Column(
             controls,

@@ -114,7 +114,7 @@ class RunConfig(param.Parameterized):
             raise LabError(f"{path}: not a saved run configuration ({e})") from e
 
 
-class RunLauncher(param.Parameterized):
+class RunLauncher(pn.viewable.Viewer):
     """Start, watch, cancel and resume a batch of runs described by a :class:`RunConfig` (runs in a
     background thread, so the notebook stays usable; progress is read from the store).
 
@@ -237,8 +237,10 @@ class RunLauncher(param.Parameterized):
             buttons.append(b)
         progress = pn.panel(pn.bind(lambda *_: self.progress_view(), self.param.batch_id, self.param.status))
         view = pn.Column(pn.Param(self.config, show_name=False, widgets={
-            "tasks": pn.widgets.MultiChoice, "models": {"type": pn.widgets.LiteralInput, "serializer": "json"}}),
-            pn.Row(*buttons), self.status_view, progress, sizing_mode="stretch_width")
+            "tasks": pn.widgets.MultiChoice, "models": {"type": pn.widgets.LiteralInput, "serializer": "json"},
+            **{n: {"type": pn.widgets.IntInput, "step": 1} for n in ("seeds", "concurrency", "max_steps", "max_tokens")},
+            "time_limit": {"type": pn.widgets.FloatInput, "step": 60}}),
+            pn.Row(*buttons), self.status_view, progress, sizing_mode="stretch_width", css_classes=["lab-launcher"])
         cb = pn.state.add_periodic_callback(lambda: self.batch_id and self.param.trigger("batch_id"), period=2000)
         view._lab_callback = cb
         return view

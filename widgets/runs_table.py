@@ -15,16 +15,52 @@ COLUMNS = ["run_id", "task", "agent", "model", "who", "status", "elapsed"]
 
 
 def runs_overview(store: TraceStore) -> pd.DataFrame:
-    """The table's data: one row per run, ``who`` is ``human`` or ``AI``, final scores as ``score.*``."""
-    df = store.runs_frame()
+    """The table's data: one row per run, ``who`` is ``human`` or ``AI``, final scores as ``score.*`` (the mean
+    of every grader's last grade where several graded a run), rounded to 3 decimals."""
+    df = store.runs_frame(with_scores=False)
     if df.empty:
         return pd.DataFrame(columns=COLUMNS)
-    df = df.assign(who=df["is_human"].map({True: "human", False: "AI"}), elapsed=df["elapsed"].astype(float).round(1))
-    scores = sorted(c for c in df.columns if c.startswith("score."))
-    return df[COLUMNS + scores].reset_index(drop=True)
+    df = df.assign(who=df["is_human"].map({True: "human", False: "AI"}),
+                   elapsed=pd.to_numeric(df["elapsed"], errors="coerce").round(1))
+    scores = store.scores_frame(final_only=True)
+    if not scores.empty:
+        scores = scores[scores["value"].notna()]
+        col = ["score." + s if d == "overall" else f"score.{s}.{d}" for s, d in zip(scores["scorer"], scores["dimension"])]
+        last = scores.assign(column=col).groupby(["run_id", "column", "source"], sort=False, dropna=False)["value"].last()
+        wide = last.groupby(level=["run_id", "column"]).mean().unstack("column").round(3)
+        df = df.merge(wide, how="left", left_on="run_id", right_index=True)
+    cols = sorted(c for c in df.columns if c.startswith("score."))
+    return df[COLUMNS + cols].reset_index(drop=True)
 
 
-class RunsTable(param.Parameterized):
+def _titles(frame: pd.DataFrame) -> dict[str, str]:
+    """Short column titles: ``score.expert.clarity`` → ``expert · clarity``."""
+    return {c: c[len("score."):].replace(".", " · ") for c in frame.columns if c.startswith("score.")}
+
+
+def with_data(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` without the score columns no row of it has a value in."""
+    empty = [c for c in frame.columns if c.startswith("score.") and frame[c].isna().all()]
+    return frame.drop(columns=empty)
+
+
+def agent_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per agent loop and model (human experts together): runs, runs done, mean working time and the mean
+    of each score column that has data, rounded."""
+    if frame.empty:
+        return pd.DataFrame(columns=["contestant", "runs", "done", "mean s"])
+    human = frame["who"].to_numpy() == "human"
+    contestant = (frame["agent"].astype(str) + "/" + frame["model"].astype(str)).where(~human, "human experts")
+    scores = [c for c in frame.columns if c.startswith("score.") and frame[c].notna().any()]
+    data = frame[["elapsed", *scores]].assign(runs=1, done=(frame["status"] == "done").astype(int),
+                                              contestant=contestant.to_numpy())
+    g = data.groupby("contestant", sort=True)
+    out = g[["runs", "done"]].sum().join(g[["elapsed", *scores]].mean().round(3).rename(columns={"elapsed": "mean s"}))
+    out["mean s"] = out["mean s"].round(1)
+    return out.reset_index().sort_values("runs", ascending=False, kind="stable").reset_index(drop=True)
+
+
+class RunsTable(pn.viewable.Viewer):
     """Filterable table of runs; ``selected`` holds the run ids the user picked.
 
     Args:
@@ -38,23 +74,33 @@ class RunsTable(param.Parameterized):
     who = param.Selector(default="all", objects=["all", "AI", "human"], doc="Agents, human experts, or both.")
     statuses = param.ListSelector(default=[], objects=[], doc="Only these statuses (none: all).")
     selected = param.List(default=[], item_type=str, doc="Run ids selected in the table.")
+    open_run = param.String(default="", doc="Run whose row was clicked (the dashboard opens its trace).")
+    version = param.Integer(default=0, precedence=-1, doc="Bumped whenever the runs are read again.")
 
     _FILTERS = {"tasks": "task", "loops": "agent", "models": "model", "statuses": "status"}
 
     def __init__(self, store: TraceStore, **params) -> None:
         self.store = store
         self.frame = pd.DataFrame(columns=COLUMNS)
+        self._signature: tuple = ()
+        self._applying = False
         self.table = pn.widgets.Tabulator(
             self.frame, pagination="remote", page_size=20, selectable="checkbox", show_index=False,
-            disabled=True, sizing_mode="stretch_width", css_classes=["lab-runs-table"],
+            disabled=True, sizing_mode="stretch_width", css_classes=["lab-runs-table"], frozen_columns=["run_id"],
         )
         self.table.param.watch(self._on_selection, "selection")
+        self.table.on_click(self._on_click)
+        self.agents = pn.widgets.Tabulator(  # per-agent summary of the rows shown, updated with them
+            agent_summary(self.frame), disabled=True, show_index=False, selectable=False,
+            frozen_columns=["contestant"], sizing_mode="stretch_width", max_height=220,
+            css_classes=["lab-agent-summary"])
         super().__init__(**params)
         self.reload()
 
     def reload(self) -> None:
         """Read the runs again (new runs, new scores) and refresh the filter choices."""
-        self.frame = runs_overview(self.store)
+        self._signature = self.signature()
+        self.frame = with_data(runs_overview(self.store))  # score columns some run has a value in
         for name, col in self._FILTERS.items():
             values = sorted(self.frame[col].dropna().astype(str).unique()) if not self.frame.empty else []
             self.param[name].objects = values
@@ -62,6 +108,21 @@ class RunsTable(param.Parameterized):
             if kept != getattr(self, name):
                 setattr(self, name, kept)
         self._apply()
+        self.version += 1
+
+    def signature(self) -> tuple:
+        """What changes when runs are added, change status or get scores (one cheap query)."""
+        return tuple(self.store.query(
+            "SELECT (SELECT COUNT(*) FROM runs), (SELECT COUNT(*) FROM runs WHERE status = 'running'),"
+            " (SELECT COUNT(*) FROM scores), (SELECT COALESCE(MAX(finished_at), 0) FROM runs)")[0])
+
+    def poll(self) -> bool:
+        """Reload when the store changed since the last read (a launch, a fork, new grades); returns whether
+        it did."""
+        if self.signature() == self._signature:
+            return False
+        self.reload()
+        return True
 
     def filtered(self) -> pd.DataFrame:
         """Rows passing the current filters."""
@@ -77,12 +138,30 @@ class RunsTable(param.Parameterized):
 
     @param.depends("tasks", "loops", "models", "who", "statuses", watch=True)
     def _apply(self) -> None:
-        self.table.value = self.filtered()
-        self.table.selection = [i for i, r in enumerate(self.table.value["run_id"]) if r in set(self.selected)]
+        value = self.filtered()
+        self._applying = True  # a new value clears the table's selection for a moment: not the user's doing
+        try:
+            if list(value.columns) != list(self.table.value.columns):  # columns change only on a reload
+                self.table.param.update(value=value, titles=_titles(value))
+            else:
+                self.table.value = value
+            summary = agent_summary(value)
+            self.agents.param.update(value=summary, titles=_titles(summary))
+            self.table.selection = [i for i, r in enumerate(value["run_id"]) if r in set(self.selected)]
+        finally:
+            self._applying = False
 
     def _on_selection(self, event: param.parameterized.Event) -> None:
+        if self._applying:
+            return
         value = self.table.value
         self.selected = [value["run_id"].iloc[i] for i in event.new if i < len(value)]
+
+    def _on_click(self, event) -> None:
+        value = self.table.value
+        if event.row is not None and event.row < len(value) and event.column != "_selection":
+            self.open_run = ""
+            self.open_run = str(value["run_id"].iloc[event.row])
 
     def select(self, run_ids: list[str]) -> None:
         """Select these runs (those visible under the current filters)."""
@@ -98,19 +177,22 @@ class RunsTable(param.Parameterized):
             sizing_mode="stretch_width",
         )
 
-    @param.depends("tasks", "loops", "models", "who", "statuses", "selected")
+    @param.depends("tasks", "loops", "models", "who", "statuses", "selected", "version")
     def summary(self) -> pn.viewable.Viewable:
         if self.frame.empty:
             return notice(f"The store `{self.store.path}` has no runs yet. Launch some (run launcher, "
                           "`lab run`), or import traces.", "info")
         n = len(self.table.value)
-        return pn.pane.Markdown(f"{n:,} of {len(self.frame):,} runs · {len(self.selected)} selected",
-                                css_classes=["lab-runs-summary"])
+        return pn.pane.Markdown(f"{n:,} of {len(self.frame):,} runs · {len(self.selected)} selected · "
+                                "click a row to open its trace", css_classes=["lab-runs-summary"])
 
     def panel(self) -> pn.viewable.Viewable:
         refresh = pn.widgets.Button(name="↻ reload", width=90)
         refresh.on_click(lambda _: self.reload())
-        return pn.Column(pn.Row(self.filters(), refresh), self.summary, self.table, sizing_mode="stretch_width")
+        view = pn.Column(pn.Row(self.filters(), refresh), pn.pane.Markdown("**Per agent**"), self.agents,
+                         self.summary, self.table, sizing_mode="stretch_width")
+        view._lab_callback = pn.state.add_periodic_callback(self.poll, period=2000)  # launches, forks, grades
+        return view
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self.panel()

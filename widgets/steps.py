@@ -1,4 +1,6 @@
-"""A run's events as display steps: tree depth, text, tokens and time per step; search; alignment of two runs.
+"""A run's events as display steps, read from the keys the lab's writers record (``lab.traces.schema``,
+``lab.models.recording``, the loops, the sandbox, the SUPER and METR importers): tree depth, what the step
+said or did, what came back, errors, tokens, time, latency; search; alignment of two runs.
 
 Pure functions over :class:`lab.traces.Event` lists, so the trace viewer stays fast on 5,000-event runs
 and is testable without a browser.
@@ -8,37 +10,46 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
+import shlex
 from dataclasses import dataclass
 from typing import Any
 
 from lab.traces import Event
 
-# Attribute keys that hold the human-readable text of an event, most specific first.
-_TEXT_KEYS = (
-    "content", "lab.content", "gen_ai.completion", "lab.answer", "output", "lab.stdout", "stdout",
-    "gen_ai.evaluation.explanation", "error.message", "lab.command", "command", "gen_ai.prompt",
-)
 _INPUT_TOKENS = "gen_ai.usage.input_tokens"
 _OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+#: Cost of a step in US dollars, where a backend records it.
+COST = "lab.cost_usd"
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]")
 
 
 @dataclass(slots=True)
 class Step:
-    """One event as the trace viewer shows it.
+    """One event (a tool call together with its result) as the trace viewer shows it.
 
     Attributes:
         seq: The event's sequence number in its run.
         kind: Event kind (``agent_message``, ``tool_call`` ...).
         agent: Agent or role name ('' when none).
         depth: Nesting depth in the span tree (0 for top-level events).
-        title: One-line heading (span name, tool name, scorer ...).
-        text: Full text body (may be long; the renderer collapses it).
+        title: One-line heading (span name, tool name, scorer = value ...).
+        text: What the step said or did: a message, the model's reply, a call ``name(arg=value)``, a command.
         elapsed: Working time at the event (seconds since the run started).
         dt: Working time since the previous event (seconds).
         tokens_in: Input tokens of a model call (0 when none).
         tokens_out: Output tokens of a model call (0 when none).
         span_id: The event's span.
         parent_id: Its parent span.
+        ts: Wall-clock time (Unix seconds).
+        input: What the model was given (model calls; shown collapsed next to the output).
+        note: A thought or remark shown above the text (SUPER's thoughts, a DERA answer).
+        result: What came back (a tool's result, a command's output), shown beneath the text.
+        error: Error text ('' when none); the step is marked in red.
+        lang: Language the text is highlighted as (``python``, ``ipython3``, ``bash``, ``json``; '' for prose).
+        latency: Seconds the step's work took (model call latency, tool or command duration).
+        cost: Cost in US dollars where recorded.
+        call_id: Tool call id (pairs a call with its result).
     """
 
     seq: int
@@ -53,6 +64,15 @@ class Step:
     tokens_out: int
     span_id: str | None
     parent_id: str | None
+    ts: float = 0.0
+    input: str = ""
+    note: str = ""
+    result: str = ""
+    error: str = ""
+    lang: str = ""
+    latency: float | None = None
+    cost: float | None = None
+    call_id: str = ""
 
     @property
     def signature(self) -> tuple[str, str, str]:
@@ -60,32 +80,86 @@ class Step:
         return (self.kind, self.agent, self.title)
 
 
-def _title(ev: Event) -> str:
-    a = ev.attrs
-    for key in ("lab.span.name", "gen_ai.tool.name", "gen_ai.evaluation.name", "gen_ai.request.model",
-                "lab.action", "lab.status", "error.type"):
-        if a.get(key) not in (None, ""):
-            title = str(a[key])
-            if key == "gen_ai.evaluation.name":
-                value = a.get("gen_ai.evaluation.score.value")
-                label = a.get("gen_ai.evaluation.score.label")
-                title += f" = {value if value is not None else label}"
-            return title
-    return ""
-
-
-def _text(attrs: dict[str, Any]) -> str:
-    out = attrs.get("gen_ai.output.messages")
-    if isinstance(out, list) and out:  # a model call: what the model said (tool calls included)
-        return "\n".join(str(m.get("content") or m.get("tool_calls") or "") if isinstance(m, dict) else str(m)
-                         for m in out)
-    for key in _TEXT_KEYS:
-        v = attrs.get(key)
-        if v not in (None, ""):
-            return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, indent=1, default=str)
-    if not attrs:
+def clean(text: Any) -> str:
+    """Text as a person reads it: terminal colour codes stripped, carriage-return redraws (progress bars)
+    reduced to their last state, and escaped newlines (``\\n`` written as two characters) made newlines
+    when the text has no real ones."""
+    if text is None:
         return ""
-    return json.dumps(attrs, ensure_ascii=False, indent=1, default=str)
+    s = text if isinstance(text, str) else json.dumps(text, ensure_ascii=False, indent=1, default=str)
+    s = _ANSI.sub("", s)
+    if "\r" in s:
+        s = "\n".join(line.rstrip("\r").rsplit("\r", 1)[-1] for line in s.split("\n"))
+    if "\n" not in s and "\\n" in s:
+        s = s.replace("\\r\\n", "\n").replace("\\n", "\n").replace("\\t", "\t")
+    return s
+
+
+def call_text(name: str, arguments: Any) -> str:
+    """A tool call as ``name(arg=value, …)`` (values as Python literals)."""
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except ValueError:
+            return f"{name}({arguments})"
+    if isinstance(arguments, dict):
+        return f"{name}({', '.join(f'{k}={v!r}' for k, v in arguments.items())})"
+    return f"{name}({'' if arguments is None else repr(arguments)})"
+
+
+def _pretty(content: str) -> tuple[str, str]:
+    """A model's reply: JSON pretty-printed (and marked as such), anything else as it is."""
+    s = content.strip()
+    if s[:1] in "{[":
+        try:
+            return json.dumps(json.loads(s), ensure_ascii=False, indent=1), "json"
+        except ValueError:
+            pass
+    return clean(content), ""
+
+
+_EXC = re.compile(r"^\s*(\w+(?:Error|Exception|Interrupt)(?::.*)?)$", re.M)
+_EXIT = re.compile(r"\[exit code (-?\d+)\]\s*$")
+
+
+def _error_in(output: str) -> str:
+    """The error an output shows: a Python exception line after a traceback, else a non-zero exit code the
+    shell tool appended; '' when none."""
+    if "Traceback (most recent call last)" in output:
+        found = _EXC.findall(output)
+        if found:
+            return found[-1].strip()
+    code = _EXIT.search(output)
+    return f"exit code {code.group(1)}" if code and code.group(1) != "0" else ""
+
+
+def _messages(messages: Any) -> str:
+    if not isinstance(messages, list):
+        return clean(messages)
+    parts = []
+    for m in messages:
+        if not isinstance(m, dict):
+            parts.append(clean(m))
+            continue
+        body = clean(m.get("content") or "")
+        calls = [call_text((c.get("function") or c).get("name", "?"), (c.get("function") or c).get("arguments"))
+                 for c in m.get("tool_calls") or [] if isinstance(c, dict)]
+        parts.append(f"[{m.get('role', '?')}] " + "\n".join(filter(None, [body, *calls])))
+    return "\n\n".join(parts)
+
+
+def _score_value(a: dict[str, Any]) -> str:
+    v, label = a.get("gen_ai.evaluation.score.value"), a.get("gen_ai.evaluation.score.label")
+    if isinstance(v, (int, float)):
+        v = f"{v:.3g}"
+    return " ".join(str(x) for x in (v, f"({label})" if label and v is not None else label) if x is not None)
+
+
+def _num(v: Any) -> float | None:
+    try:
+        return None if v is None or v == "" else float(v)
+    except (TypeError, ValueError):
+        return None
 
 
 def _int(v: Any) -> int:
@@ -95,8 +169,109 @@ def _int(v: Any) -> int:
         return 0
 
 
+def _fill(step: Step, ev: Event) -> None:
+    """Title, text, input, result, error and language of ``step`` from the event's recorded keys."""
+    a, kind = ev.attrs, ev.kind
+    err = a.get("error.message") or ""
+    if kind == "model_call":
+        step.title = str(a.get("gen_ai.response.model") or a.get("gen_ai.request.model") or "model")
+        step.input = _messages(a.get("gen_ai.input.messages"))
+        out = a.get("gen_ai.output.messages") or []
+        msg = out[0] if out and isinstance(out[0], dict) else {}
+        body, step.lang = _pretty(str(msg.get("content") or ""))
+        calls = [call_text((c.get("function") or c).get("name", "?"), (c.get("function") or c).get("arguments"))
+                 for c in msg.get("tool_calls") or [] if isinstance(c, dict)]
+        step.text = "\n".join(filter(None, [body, *calls]))
+        if calls and not body:
+            step.lang = "python"
+        reasons = a.get("gen_ai.response.finish_reasons") or []
+        if reasons and reasons[0] not in ("stop", "tool_calls", None):
+            step.title += f" · {reasons[0]}"
+        step.error = str(err)
+    elif kind == "agent_message":
+        step.text = clean(a.get("content") or "")
+        if a.get("lab.answer"):
+            step.note = f"answer: {a['lab.answer']}"
+        if a.get("lab.action"):
+            step.title = str(a["lab.action"])
+            if a["lab.action"] == "fork":
+                step.text = f"forked from run {a.get('lab.fork.parent_run_id')} at step {a.get('lab.fork.step')}"
+        step.error = str(a.get("lab.invalid_reply") or err)
+    elif kind == "tool_call":
+        name = str(a.get("gen_ai.tool.name") or "tool")
+        step.title, step.call_id = name, str(a.get("gen_ai.tool.call.id") or "")
+        if "lab.action" in a or "lab.observation" in a:  # an imported SUPER step: thought, action, observation
+            action = clean(a.get("lab.action") or "")
+            step.note = clean(a.get("lab.thought") or "")
+            step.text = action
+            step.lang = "ipython3"  # a notebook cell: Python with !shell and %magic lines
+            step.result = clean(a.get("lab.observation") or "")
+            if str(a.get("lab.pre_executed")).lower() == "true":
+                step.title += " · pre-executed by the task"
+            step.error = _error_in(step.result)
+        else:
+            step.text, step.lang = call_text(name, a.get("lab.arguments")), "python"
+    elif kind == "tool_result":
+        step.title, step.call_id = str(a.get("gen_ai.tool.name") or "tool"), str(a.get("gen_ai.tool.call.id") or "")
+        step.result = clean(a.get("content") or "")
+        step.error = str(a.get("error.type") or err) or _error_in(step.result)
+    elif kind == "sandbox_exec":
+        argv = a.get("process.command_args")
+        if argv:
+            cmd = argv[-1] if len(argv) >= 3 and argv[1] == "-c" else shlex.join(map(str, argv))
+            step.text, step.lang = f"$ {cmd}", "bash"
+            out = clean(a.get("lab.sandbox.stdout") or "")
+            errout = clean(a.get("lab.sandbox.stderr") or "")
+            step.result = out + (("\n" if out and not out.endswith("\n") else "") + errout if errout else "")
+            code = a.get("process.exit.code")
+            step.title = f"exit {code}" if code is not None else "sandbox"
+            if a.get("lab.sandbox.timed_out"):
+                step.error = "timed out"
+            elif code not in (0, None):
+                step.error = f"exit code {code}"
+        else:
+            step.title = str(a.get("lab.sandbox.op") or "sandbox")
+            step.text = clean(a.get("lab.snapshot.ref") or a.get("lab.sandbox.snapshot") or "")
+        step.error = step.error or str(err)
+    elif kind == "sandbox_file":
+        step.title = str(a.get("lab.sandbox.op") or "file")
+        step.text = " → ".join(str(x) for x in (a.get("lab.sandbox.local_path"), a.get("file.path")) if x)
+        step.error = str(err)
+    elif kind == "score":
+        step.title = f"{a.get('gen_ai.evaluation.name', 'score')} = {_score_value(a)}"
+        dim = a.get("lab.score.dimension")
+        who = " · ".join(str(x) for x in (a.get("lab.score.provenance"), a.get("lab.score.source")) if x)
+        step.note = " · ".join(x for x in (f"dimension {dim}" if dim and dim != "overall" else "", who) if x)
+        step.text = clean(a.get("gen_ai.evaluation.explanation") or "")
+    elif kind == "run_started":
+        cfg = a.get("config") if isinstance(a.get("config"), dict) else {}
+        step.title = "task"
+        step.text = clean(cfg.get("prompt") or a.get("lab.super.query") or cfg.get("task_id") or cfg.get("task") or "")
+    elif kind == "run_finished":
+        step.title = " · ".join(str(x) for x in (a.get("lab.status"), a.get("lab.stop_reason")) if x)
+        step.text = clean(a.get("lab.answer") or "")
+        step.error = str(err)
+    elif kind == "error":
+        step.title = str(a.get("error.type") or "error")
+        step.error = str(err or step.title)
+        step.text = clean(a.get("error.traceback") or "")
+        step.note = str(a.get("error.where") or "")
+    elif kind == "limit":
+        step.title = f"limit reached: {a.get('lab.limit.name')}"
+        step.text = f"used {a.get('lab.limit.used')} of {a.get('lab.limit.value')}"
+    elif kind == "human_action":
+        step.title = str(a.get("lab.action") or "action")
+        body = {k: v for k, v in a.items() if k != "lab.action"}
+        step.text = clean(a.get("content") or a.get("lab.answer") or (body or ""))
+    elif kind == "span":
+        step.title = str(a.get("lab.span.name") or "span")
+    else:
+        step.text = clean(a.get("content") or a or "")
+        step.error = str(err)
+
+
 def build_steps(events: list[Event], *, start: list[Step] | None = None) -> list[Step]:
-    """Turn events (in sequence order) into steps.
+    """Turn events (in sequence order) into steps; a tool result joins the step of its call.
 
     Args:
         events: A run's events, ordered by ``seq``.
@@ -104,41 +279,57 @@ def build_steps(events: list[Event], *, start: list[Step] | None = None) -> list
             they are extended in place and returned.
 
     Returns:
-        The steps, one per event.
+        The steps, one per event except tool results that found their call.
     """
     steps = start if start is not None else []
     depth_of: dict[str, int] = {s.span_id: s.depth for s in steps if s.span_id}
-    prev = steps[-1].elapsed if steps else 0.0
+    calls = {s.call_id: s for s in steps if s.kind == "tool_call" and s.call_id}
+    prev = max((s.elapsed for s in steps if s.kind != "score"), default=0.0)
     for ev in events:
         depth = depth_of.get(ev.parent_id, -1) + 1 if ev.parent_id else 0
         if ev.span_id:
             depth_of[ev.span_id] = depth
-        steps.append(Step(
-            seq=ev.seq, kind=ev.kind, agent=ev.agent or "", depth=depth, title=_title(ev), text=_text(ev.attrs),
-            elapsed=ev.elapsed, dt=max(0.0, ev.elapsed - prev),
-            tokens_in=_int(ev.attrs.get(_INPUT_TOKENS)), tokens_out=_int(ev.attrs.get(_OUTPUT_TOKENS)),
-            span_id=ev.span_id, parent_id=ev.parent_id,
-        ))
-        prev = ev.elapsed
+        # grades added later carry no working time of their own: they happened after the run
+        elapsed = max(ev.elapsed, prev) if ev.kind == "score" else ev.elapsed
+        step = Step(seq=ev.seq, kind=ev.kind, agent=ev.agent or "", depth=depth, title="", text="",
+                    elapsed=elapsed, dt=max(0.0, elapsed - prev), tokens_in=_int(ev.attrs.get(_INPUT_TOKENS)),
+                    tokens_out=_int(ev.attrs.get(_OUTPUT_TOKENS)), span_id=ev.span_id, parent_id=ev.parent_id,
+                    ts=ev.ts, latency=_num(ev.attrs.get("lab.latency_s") or ev.attrs.get("lab.duration_s")
+                                           or ev.attrs.get("lab.sandbox.duration")),
+                    cost=_num(ev.attrs.get(COST)))
+        _fill(step, ev)
+        call = calls.get(step.call_id) if ev.kind == "tool_result" else None
+        if call is not None and not call.result:
+            call.result, call.error = step.result, call.error or step.error
+            call.latency = step.latency if step.latency is not None else call.latency
+        else:
+            if step.kind == "tool_call" and step.call_id:
+                calls[step.call_id] = step
+            steps.append(step)
+        prev = max(prev, elapsed)
     return steps
 
 
 def search(steps: list[Step], query: str) -> list[Step]:
-    """Steps whose kind, agent, title or text contains ``query`` (case-insensitive); all when empty."""
+    """Steps whose kind, agent, title, text, note, result or error contains ``query`` (case-insensitive);
+    all when empty."""
     q = query.strip().lower()
     if not q:
         return steps
-    return [s for s in steps if q in s.text.lower() or q in s.title.lower() or q in s.agent.lower()
-            or q in s.kind]
+    return [s for s in steps if any(q in x.lower() for x in (s.text, s.title, s.agent, s.kind, s.note, s.result,
+                                                             s.error))]
 
 
 def totals(steps: list[Step]) -> dict[str, float]:
-    """Tokens in/out, working time and step count of a run."""
+    """Tokens in/out, working time (grades added afterwards do not count), cost and step count of a run."""
+    work = [s.elapsed for s in steps if s.kind != "score"]
+    costs = [s.cost for s in steps if s.cost is not None]
     return {
         "steps": len(steps),
         "tokens_in": sum(s.tokens_in for s in steps),
         "tokens_out": sum(s.tokens_out for s in steps),
-        "elapsed": steps[-1].elapsed if steps else 0.0,
+        "elapsed": max(work, default=0.0),
+        "cost": sum(costs) if costs else None,
     }
 
 

@@ -63,6 +63,19 @@ def numeric_scorers(scores: pd.DataFrame) -> list[str]:
     return sorted(rows["scorer"].unique())
 
 
+def scorers_with_humans(runs: pd.DataFrame, scorers: list[str]) -> list[str]:
+    """Those of ``scorers`` that gave a final score to both a human expert's run and an AI run (what a
+    human-vs-AI chart needs), in the given order."""
+    out = []
+    for s in scorers:
+        col = f"score.{s}"
+        if col in runs.columns:
+            scored = runs.loc[runs[col].notna(), "is_human"]
+            if scored.any() and not scored.all():
+                out.append(s)
+    return out
+
+
 def comparisons(store: TraceStore, runs: pd.DataFrame) -> pd.DataFrame:
     """Pairwise preferences in ``lab.stats.elo``'s shape: ``dimension, model_a, model_b, winner, source``
     (winner ``a``, ``b`` or ``tie``), one row per judgement, contestants named by :func:`contestant`. Each

@@ -3,7 +3,9 @@ side with their steps aligned; fork from a step."""
 
 from __future__ import annotations
 
+import html
 import math
+import time
 from collections.abc import Callable
 
 import pandas as pd
@@ -12,11 +14,21 @@ import param
 
 from lab.traces import StoreError, TraceStore
 from widgets.notice import notice
-from widgets.render import diff_html, steps_html
+from widgets.render import CSS, block, diff_html, scores_html, steps_html, tree_html
 from widgets.steps import Step, align, build_steps, search, totals
 
 #: ``fork(store, run_id, step, model=..., prompt=...) -> new run id``
 Forker = Callable[..., str]
+
+
+def _seconds(s: float) -> str:
+    """Working time as people say it: ``0.26s``, ``40.0s``, ``1h 53m``."""
+    if s < 10:
+        return f"{s:.2f}s"
+    if s < 600:
+        return f"{s:.1f}s"
+    h, m = divmod(round(s / 60), 60)
+    return f"{h}h {m:02d}m" if h else f"{m}m"
 
 
 def _run_or_none(store: TraceStore, run_id: str) -> dict | None:
@@ -26,7 +38,7 @@ def _run_or_none(store: TraceStore, run_id: str) -> dict | None:
         return None
 
 
-class _Pager(param.Parameterized):
+class _Pager(pn.viewable.Viewer):
     """Page state shared by the single-run and side-by-side views."""
 
     page = param.Integer(default=1, bounds=(1, None), doc="Page shown (1-based).")
@@ -71,6 +83,7 @@ class TraceViewer(_Pager):
         self.forker = forker
         self.run: dict | None = None
         self.steps: list[Step] = []
+        self._last_seq = -1
         self.message = ""
         self.fork_message = ""
         super().__init__(**params)
@@ -80,7 +93,7 @@ class TraceViewer(_Pager):
 
     @param.depends("run_id", watch=True)
     def _load(self) -> None:
-        self.steps, self.run, self.message = [], None, ""
+        self.steps, self.run, self.message, self._last_seq = [], None, "", -1
         if not self.run_id:
             self.message = "Select a run to see its trace."
         else:
@@ -88,7 +101,9 @@ class TraceViewer(_Pager):
             if self.run is None:
                 self.message = f"No run `{self.run_id}` in the store `{self.store.path}`."
             else:
-                build_steps(self.store.events(self.run["run_id"]), start=self.steps)
+                events = self.store.events(self.run["run_id"])
+                build_steps(events, start=self.steps)
+                self._last_seq = events[-1].seq if events else -1
         self.page = 1
         self.version += 1
 
@@ -96,12 +111,13 @@ class TraceViewer(_Pager):
         """Read events written since the last look (a live run); returns how many arrived."""
         if self.run is None:
             return 0
-        after = self.steps[-1].seq if self.steps else -1
+        after = self._last_seq
         new = self.store.events(self.run["run_id"], after_seq=after)
-        status = self.store.get_run(self.run["run_id"])["status"]
-        if new or status != self.run["status"]:
+        fresh = self.store.get_run(self.run["run_id"])
+        if new or fresh["status"] != self.run["status"]:
             build_steps(new, start=self.steps)
-            self.run["status"] = status
+            self._last_seq = max([after, *(e.seq for e in new)])
+            self.run = fresh
             self.version += 1
         return len(new)
 
@@ -112,19 +128,66 @@ class TraceViewer(_Pager):
 
     # -- views ---------------------------------------------------------------------------------
 
+    def run_scores(self) -> pd.DataFrame:
+        """The shown run's final scores (rule, judge and expert), one row per score, oldest first."""
+        cols = ["scorer", "dimension", "value", "label", "provenance", "source"]
+        if self.run is None:
+            return pd.DataFrame(columns=cols)
+        rows = self.store.query(f"SELECT {', '.join(cols)} FROM scores WHERE run_id = ? AND final = 1 ORDER BY seq",
+                                (self.run["run_id"],))
+        return pd.DataFrame(rows, columns=cols)
+
+    def outcome(self) -> dict[str, str]:
+        """What the run was asked (``asked``), how it ended (``stop``) and its final answer (``answer``)."""
+        first = next((s for s in self.steps if s.kind == "run_started"), None)
+        cfg = (self.run or {}).get("config") or {}
+        asked = (first.text if first and first.text else "") or str(cfg.get("prompt") or "")
+        finished = next((s for s in reversed(self.steps) if s.kind == "run_finished"), None)
+        answer = finished.text if finished else ""
+        if not answer:  # an imported SUPER run: its submit action; a loop without run_finished: the last answer
+            sub = next((s for s in reversed(self.steps) if s.kind == "tool_call" and s.title.startswith("submit")),
+                       None)
+            said = next((s for s in reversed(self.steps) if s.note.startswith("answer: ")), None)
+            answer = sub.text if sub else said.note[len("answer: "):] if said else ""
+        return {"asked": asked, "stop": finished.title if finished else "", "answer": answer}
+
     @param.depends("version")
     def header(self) -> pn.viewable.Viewable:
-        """Run summary, totals, and a plain statement of anything unusual (missing, empty, still running)."""
+        """What was asked, how it ended (status, stop reason, final answer), totals, and the scores with
+        their provenance; a plain statement of anything unusual (missing, empty, still running)."""
         if self.run is None:
             return notice(self.message, "info" if not self.run_id else "warning")
-        r, t = self.run, totals(self.steps)
+        r, t, o = self.run, totals(self.steps), self.outcome()
         who = "human expert" if r["is_human"] else "AI"
-        md = (f"**Run `{r['run_id']}`** · task `{r['task']}` · loop `{r['agent']}` · model `{r['model']}` · "
-              f"{who} · status **{r['status']}**  \n{t['steps']:,} steps · {t['elapsed']:.1f}s working time · "
-              f"{t['tokens_in']:,} tokens in · {t['tokens_out']:,} tokens out")
+        elapsed = max(t["elapsed"], float(r.get("elapsed") or 0.0))
+        cost = f" · ${t['cost']:.4f}" if t["cost"] is not None else ""
+        colour = {"done": "#0f9d58", "failed": "#db4437", "running": "#4285f4"}.get(r["status"], "#f4b400")
+        lines = [f"<b>Run <code>{html.escape(r['run_id'])}</code></b> · task <code>{html.escape(str(r['task']))}"
+                 f"</code> · loop <code>{html.escape(str(r['agent']))}</code> · model <code>"
+                 f"{html.escape(str(r['model']))}</code> · {who}",
+                 f'<span style="color:{colour};font-weight:600">{html.escape(r["status"])}</span>'
+                 + (f" · stop: <b>{html.escape(o['stop'])}</b>" if o["stop"] else "")
+                 + (f" · time limit {_seconds(float(r['config']['time_limit']))}"
+                    if isinstance((r.get("config") or {}).get("time_limit"), (int, float)) else "")
+                 + f" · {t['steps']:,} steps · {_seconds(elapsed)} working time · {t['tokens_in']:,} tokens in · "
+                   f"{t['tokens_out']:,} tokens out{cost}"
+                 + (f" · started {time.strftime('%Y-%m-%d %H:%M', time.localtime(r['created_at']))}"
+                    if r.get("created_at") else "")]
         if r.get("parent_run_id"):
-            md += f"  \nforked from `{r['parent_run_id']}` at step {r['fork_step']}"
-        parts: list = [pn.pane.Markdown(md, css_classes=["lab-run-header"])]
+            lines.append(f"forked from <code>{html.escape(r['parent_run_id'])}</code> at step {r['fork_step']}")
+        source = ((r.get("config") or {}).get("source"))
+        if source:
+            did = sum(s.kind not in ("run_started", "run_finished", "score") for s in self.steps)
+            lines.append(f"imported from <code>{html.escape(str(source))}</code>"
+                         + (f" · {did:,} recorded steps" if did else
+                            " · a run table: its scores and working time, no transcript"))
+        asked = block(o["asked"], query="") if o["asked"] else "<div><i>no prompt recorded</i></div>"
+        answer = block(o["answer"], query="") if o["answer"] else "<div><i>no final answer</i></div>"
+        body = (CSS + '<div class="lab-trace lab-run-summary">' + "<br>".join(lines)
+                + f'<div class="lab-io" style="margin-top:6px"><div><b>Asked</b>{asked}</div>'
+                  f'<div><b>Final answer</b>{answer}</div></div>'
+                + f"<b>Scores</b>{scores_html(self.run_scores())}</div>")
+        parts: list = [pn.pane.HTML(body, sizing_mode="stretch_width", css_classes=["lab-run-header"])]
         if not self.steps:
             parts.append(notice(f"Run `{r['run_id']}` has no events yet.", "info"))
         if r["status"] == "running":
@@ -145,19 +208,18 @@ class TraceViewer(_Pager):
             return notice(f"No step contains “{self.query}”.", "info")
         start, end, pages = self._slice(len(shown))
         info = f"steps {start + 1:,}–{end:,} of {len(shown):,} (page {min(self.page, pages)} of {pages})"
+        spans = {s.span_id: s for s in self.steps if s.kind == "span" and s.span_id}
         return pn.Column(pn.pane.Markdown(info, css_classes=["lab-page-info"]),
-                         pn.pane.HTML(steps_html(shown[start:end], query=self.query.strip()),
+                         pn.pane.HTML(steps_html(shown[start:end], query=self.query.strip(), spans=spans),
                                       sizing_mode="stretch_width", css_classes=["lab-steps"]),
                          sizing_mode="stretch_width")
 
     @param.depends("version")
     def outline(self) -> pn.viewable.Viewable:
-        """Spans (steps that have children) with their events, tokens and time, indented as a tree."""
-        frame = span_outline(self.steps)
-        if frame.empty:
+        """The span tree: spans nested as the loop opened them, each collapsible, with events, tokens, time."""
+        if self.run is None or not self.steps:
             return pn.pane.HTML("")
-        return pn.widgets.Tabulator(frame, disabled=True, show_index=False, height=200, pagination="local",
-                                    page_size=50, sizing_mode="stretch_width")
+        return pn.pane.HTML(tree_html(self.steps), sizing_mode="stretch_width", css_classes=["lab-span-tree"])
 
     def _do_fork(self, _event=None) -> None:
         forker = self.forker or _lab_forker()
@@ -194,10 +256,13 @@ class TraceViewer(_Pager):
         live = pn.state.add_periodic_callback(self._tick, period=1000, start=True)
         col = pn.Column(
             self.header,
-            pn.Row(pn.widgets.TextInput.from_param(self.param.query, name="search", placeholder="search steps",
+            pn.Row(pn.widgets.TextInput.from_param(self.param.run_id, name="run", placeholder="run id",
+                                                   css_classes=["lab-run-id"]),
+                   pn.widgets.TextInput.from_param(self.param.query, name="search", placeholder="search steps",
                                                    css_classes=["lab-search"]),
                    pn.widgets.Checkbox.from_param(self.param.live), self._pager()),
-            pn.Card(self.outline, title="span tree", collapsed=True, sizing_mode="stretch_width"),
+            pn.Card(self.outline, title="span tree", collapsed=True, sizing_mode="stretch_width",
+                    css_classes=["lab-span-card"]),
             self.steps_view,
             pn.Card(self.fork_controls(), self.fork_status, title="fork from a step", collapsed=False,
                     sizing_mode="stretch_width"),
@@ -207,32 +272,12 @@ class TraceViewer(_Pager):
         return col
 
     def _tick(self) -> None:
-        if self.live and self.run is not None and self.run["status"] == "running":
+        # also after the run ends: its scores (and graders' grades) arrive after ``run_finished``
+        if self.live and self.run is not None:
             self.refresh()
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self.panel()
-
-
-def span_outline(steps: list[Step]) -> pd.DataFrame:
-    """One row per span with children: indented name, agent, events below it, tokens and time spent."""
-    by_span = {s.span_id: s for s in steps if s.span_id}
-    agg: dict[str, list[float]] = {}
-    for s in steps:
-        p = s.parent_id
-        while p is not None and p in by_span:
-            a = agg.setdefault(p, [0, 0, 0.0])
-            a[0] += 1
-            a[1] += s.tokens_in + s.tokens_out
-            a[2] = max(a[2], s.elapsed)
-            p = by_span[p].parent_id
-    rows = []
-    for s in steps:
-        if s.span_id in agg:
-            n, tok, end = agg[s.span_id]
-            rows.append({"step": s.seq, "span": "  " * s.depth + (s.title or s.kind), "agent": s.agent,
-                         "events": int(n), "tokens": int(tok), "seconds": round(end - s.elapsed, 3)})
-    return pd.DataFrame(rows)
 
 
 class TraceDiff(_Pager):

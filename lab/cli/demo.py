@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from lab.cli.options import StoreOption, open_store
+from lab.cli.serve import dashboard_url
 
 
 def demo(store: Path = StoreOption) -> None:
@@ -24,7 +25,7 @@ def demo(store: Path = StoreOption) -> None:
     typer.echo(frame[cols].to_string(index=False))
     typer.echo("")
     typer.echo(f"Results:   {st.path}  (lab runs list --store {st.path})")
-    typer.echo(f"Dashboard: lab serve dashboard --store {st.path}   then open http://localhost:5006/dashboard")
+    typer.echo(f"Dashboard: lab serve dashboard --store {st.path}   then open {dashboard_url()}")
     typer.echo("Notebooks: jupyter lab notebooks/")
     if batch.count("failed"):
         raise typer.Exit(1)

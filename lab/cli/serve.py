@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -39,6 +38,11 @@ def app_path(target: str) -> Path:
     return path
 
 
+def dashboard_url(port: int = 5006, host: str = "localhost") -> str:
+    """Where ``lab serve dashboard`` serves the dashboard (Panel names the page after ``app.py``)."""
+    return f"http://{host}:{port}/app"
+
+
 def panel_command(target: str, *, port: int, address: str, show: bool) -> list[str]:
     """The ``panel serve`` command line for ``target``."""
     origin = f"{address}:{port}" if port else "*"
@@ -64,11 +68,10 @@ def serve(
         env["LAB_STORE"] = store if is_postgres_url(store) else str(Path(store).resolve())
     cmd = panel_command(target, port=port, address=address, show=show)
     typer.echo(f"serving {cmd[4]} at http://{address}:{port}/{Path(cmd[4]).stem}")
-    try:
-        code = subprocess.call(cmd, env=env)
-    except KeyboardInterrupt:
-        code = 0
-    raise typer.Exit(code)
+    sys.stdout.flush()
+    # Become the Panel server (same pid): a SIGTERM or Ctrl-C sent to `lab serve` reaches the server itself,
+    # so nothing is left listening on the port.
+    os.execve(cmd[0], cmd, env)
 
 
 def register(app: typer.Typer) -> None:

@@ -61,3 +61,46 @@ def test_pairwise_and_no_grader(study):
     pref = sf[(sf["scorer"] == "preference") & (sf["source"] == "erin")]
     assert dict(zip(pref["run_id"], pref["value"])) == {left: 1.0, right: 0.0}
     assert "Nothing to grade" in _shown(GradingWidget(store, grader="x"))
+
+
+def test_a_grade_lands_on_the_item_shown_after_the_queue_changes(study):
+    store, ids = study
+    w = GradingWidget(store, grader="fay", runs=ids[:6], dimensions={"correctness": (1, 5)})
+    shown = w.current
+    w.grader = "gus"  # a new order for another grader; the item on screen stays first
+    assert w.current == shown and w.queue_version == 2
+    w.runs = ids[6:12]  # the selection changed: the shown item is gone, the button of the old view refuses
+    with pytest.raises(ValueError, match="queue changed"):
+        w.grade({"correctness": 3}, item=shown)
+    w._submit({"correctness": 3}, shown)
+    assert "queue changed" in w.message and store.scores_frame().query("source == 'gus'").empty
+    w.grade({"correctness": 3}, item=w.current)
+    assert w.message == ""
+
+
+def test_pairwise_stored_overall_and_runs_without_output_left_out(study):
+    store, ids = study
+    silent = store.create_run({"task": "sample/t00", "agent": "react"}, status="done")
+    same_task = [r for r in ids if store.get_run(r)["task"] == "sample/t00"][:2] + [silent]
+    w = GradingWidget(store, grader="hal", runs=same_task, mode="pairwise",
+                      dimensions={"correctness": (1, 5), "clarity": (1, 5)})
+    assert w.skipped == 1 and len(w.queue) == 1 and silent not in w.queue[0]
+    w.grade("tie")
+    pref = store.scores_frame().query("source == 'hal'")
+    assert set(pref["dimension"]) == {"overall"} and set(pref["value"]) == {0.5}
+    w.mode = "rubric"
+    with pytest.raises(ValueError, match="rubric mode"):
+        w.grade("left")  # no raw Python objects in the message either
+
+
+def test_chosen_grades_survive_an_error(study):
+    store, ids = study
+    w = GradingWidget(store, grader="ida", runs=ids[:3], dimensions={"correctness": (1, 5), "clarity": (1, 5)})
+    view = w.item_view()
+    w._choices["correctness"].value = 4
+    w._submit({d: v for d, v in w._chosen.items() if v is not None}, w.current)
+    assert "missing: clarity" in w.message and w._chosen == {"correctness": 4}
+    assert w.item_view() is not view and w._choices["correctness"].value == 4  # a redraw keeps the choice
+    w._choices["clarity"].value = 2
+    w._submit(dict(w._chosen), w.current)
+    assert w.message == "" and w.done == 1

@@ -31,7 +31,7 @@ def test_agreement_table_equals_lab_stats(study):
                                      dimension="correctness", agg="last"))
     expected = agreement(judge, experts, join="inner", n_boot=200, seed=0).measures
     assert np.allclose(shown.loc[expected.index, ["estimate", "low", "high"]].to_numpy(float),
-                       expected[["estimate", "low", "high"]].to_numpy(float), equal_nan=True)
+                       expected[["estimate", "low", "high"]].to_numpy(float), equal_nan=True, atol=5e-4)
     assert {"cohen_kappa", "weighted_kappa", "krippendorff_alpha", "spearman"} <= set(shown.index)
 
 
@@ -49,7 +49,7 @@ def test_budget_curve_and_leaderboard(study):
     d = HumanVsAIDashboard(store, n_boot=100)
     curve = d.budget_curves()
     assert set(curve["group"]) == {"human", "react/smollm2", "dera/smollm2"}
-    assert isinstance(pn.panel(d.budget_view()), pn.pane.Vega)
+    assert pn.panel(d.budget_view()).select(pn.pane.Vega)
     boards = _tables(d.leaderboard_view(), "lab-leaderboard")
     assert boards
     comps = __import__("widgets.study_data", fromlist=["comparisons"]).comparisons(store, store.runs_frame())

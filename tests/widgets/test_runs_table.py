@@ -34,3 +34,31 @@ def test_empty_store_says_so(store):
     t = RunsTable(store)
     alerts = pn.panel(t.summary()).select(pn.pane.Alert)
     assert alerts and "has no runs yet" in alerts[0].object
+
+
+def test_poll_reloads_on_new_runs_and_scores_and_opens_clicked_rows(study):
+    from panel.models.tabulator import CellClickEvent
+
+    from lab.traces import Score
+
+    store, ids = study
+    t = RunsTable(store)
+    assert not t.poll()
+    new = store.create_run({"task": "sample/t98", "agent": "dera"}, status="done")
+    assert t.poll() and new in set(t.table.value["run_id"])
+    store.add_score(new, Score("exact", 0.123456, provenance="rule"))
+    assert t.poll() and t.table.value.set_index("run_id").loc[new, "score.exact"] == 0.123
+    t.table._process_event(CellClickEvent(model=None, column="task", row=2))
+    assert t.open_run == t.table.value["run_id"][2]
+
+
+def test_agent_summary_and_columns_with_data(study):
+    from widgets.runs_table import agent_summary, with_data
+
+    store, ids = study
+    t = RunsTable(store, who="AI")
+    assert all(t.frame[c].notna().any() for c in t.frame.columns if c.startswith("score."))
+    summary = agent_summary(t.frame)
+    assert set(summary["contestant"]) == {"react/smollm2", "dera/smollm2", "human experts"}
+    assert summary["runs"].sum() == len(t.frame)
+    assert with_data(t.frame.assign(**{"score.none": float("nan")})).columns.tolist() == with_data(t.frame).columns.tolist()
