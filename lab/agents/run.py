@@ -34,7 +34,7 @@ from lab.agents.limits import Limits, record_limit
 from lab.errors import LabError
 from lab.models.base import ChatModel, ChatResponse, Message, Sampling
 from lab.sandbox.base import SandboxUnavailable, SnapshotRef
-from lab.traces.recorder import RunRecorder, WorkClock
+from lab.traces.recorder import RunRecorder
 from lab.traces.schema import EventKind, RunStatus
 from lab.traces.store import TraceStore
 
@@ -216,7 +216,7 @@ class AgentRun:
             AgentError: The run has no checkpoint to continue from.
         """
         row = store.get_run(run_id)
-        rec = RunRecorder(store, row["run_id"], clock=WorkClock(offset=row["elapsed"] or 0.0))
+        rec = RunRecorder.attach(store, row["run_id"])
         run = cls(agent, store, rec, sandbox=sandbox, approver=approver, seed=row.get("seed"))
         if not run.graph.get_state(run.thread).values:
             raise AgentError(f"run {run_id} has no checkpoint to resume from")
@@ -296,8 +296,7 @@ class AgentRun:
         if not self.recorder.finished and self.result is not None and self.result.status == AWAITING_APPROVAL:
             raise AgentError(f"run {self.run_id} waits for an approval: approve(), edit() or reject()")
         self.store.reopen_run(self.run_id)
-        row = self.store.get_run(self.run_id)
-        self.recorder = RunRecorder(self.store, self.run_id, clock=WorkClock(offset=row["elapsed"] or 0.0))
+        self.recorder = RunRecorder.attach(self.store, self.run_id)
         self.recorder.emit(EventKind.AGENT_MESSAGE, {"lab.action": "resume"}, agent=self.agent.name)
         self._input = None
         return self.run()
@@ -333,16 +332,31 @@ class AgentRun:
             if snap.values and (snap.next == (self.agent.entry,) or (not snap.next and snap.values.get("done"))):
                 yield snap
 
+    def _boundary_at(self, step: int) -> Any:
+        for snap in self._boundaries():  # newest first: the latest state saved at that step
+            if snap.values.get("step") == step:
+                return snap
+        raise AgentError(f"run {self.run_id} has no saved state at step {step} (saved: {self.steps()})")
+
     def state_at(self, step: int) -> dict[str, Any]:
         """The graph state when step ``step`` had just completed (0: the start).
 
         Raises:
             AgentError: The run never reached that step.
         """
-        for snap in self._boundaries():  # newest first: the latest state saved at that step
-            if snap.values.get("step") == step:
-                return copy.deepcopy(dict(snap.values))
-        raise AgentError(f"run {self.run_id} has no saved state at step {step} (saved: {self.steps()})")
+        return copy.deepcopy(dict(self._boundary_at(step).values))
+
+    def elapsed_at(self, step: int) -> float:
+        """The run's working time when step ``step`` had just completed (its latest event saved by then).
+
+        Raises:
+            AgentError: The run never reached that step.
+        """
+        from datetime import datetime
+
+        saved = datetime.fromisoformat(self._boundary_at(step).created_at).timestamp()
+        row = self.store.query("SELECT MAX(elapsed) FROM events WHERE run_id=? AND ts<=?", (self.run_id, saved))
+        return float(row[0][0] or 0.0) if row else 0.0
 
     def fork(self, step: int, *, agent: Agent | None = None, sandbox: Any = None,
              edit: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
@@ -351,6 +365,7 @@ class AgentRun:
 
         The graph state at that step is copied to a new LangGraph thread, the sandbox snapshot taken at
         that step is restored, and the new run is linked to this one (``parent_run_id``, ``fork_step``).
+        Its working clock starts from the parent's working time at that step (:meth:`elapsed_at`).
 
         Args:
             step: The step to fork from (see :meth:`steps`).
@@ -366,7 +381,7 @@ class AgentRun:
         Raises:
             AgentError: No saved state at ``step``, or nothing to replace with ``tool_result``.
         """
-        state = self.state_at(step)
+        state, elapsed = self.state_at(step), self.elapsed_at(step)
         agent = agent or self.agent
         if tool_result is not None:
             tool_msgs = [m for m in state.get("messages", []) if m.get("role") == "tool"]
@@ -381,7 +396,7 @@ class AgentRun:
         cfg = {**parent["config"], "agent": agent.name, "model": agent.model_name(), "loop": agent.describe(),
                "fork": {"parent_run_id": self.run_id, "step": step}}
         rec = RunRecorder.start(self.store, cfg, parent_run_id=self.run_id, fork_step=step,
-                                batch_id=parent["batch_id"])
+                                batch_id=parent["batch_id"], elapsed=elapsed)
         sandbox = sandbox if sandbox is not None else self.sandbox
         snap = (state.get("snapshots") or {}).get(str(step))
         if sandbox is not None and snap:
