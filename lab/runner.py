@@ -32,7 +32,7 @@ from lab.tasks.environment import open_task_sandbox
 from lab.tasks.model import Budgets, Task
 from lab.tools.registry import get_tools
 from lab.traces.recorder import RunRecorder
-from lab.traces.schema import EventKind, RunStatus
+from lab.traces.schema import RunStatus
 from lab.traces.store import TraceStore
 
 ModelLoader = Callable[[str], ChatModel]
@@ -275,7 +275,7 @@ class Runner:
             else:
                 factory = (lambda rec: opener(c.task, rec)) if c.task.sandbox is not None else None
                 run = agent.start(self.store, c.task.instructions, inputs=c.task.inputs, sandbox=factory,
-                                  task=c.task.key, seed=c.seed, batch_id=exp.batch_id, approver=self.approver,
+                                  task=c.task, seed=c.seed, batch_id=exp.batch_id, approver=self.approver,
                                   config={"combo": c.key(exp), "experiment": exp.name, "loop_label": c.loop.name})
                 sandbox = run.sandbox
                 with self._lock:
@@ -302,16 +302,14 @@ class Runner:
 
     def _score(self, exp: Experiment, c: Combo, run: AgentRun, result: RunResult, sandbox: Any) -> dict[str, float | None]:
         from lab.scoring import as_scores, get_scorer
-        from lab.tasks.scoring import executions_of, score_task
+        from lab.scoring.runs import score_run
 
         task = c.task
-        transcript = [e.attrs.get("content", "") for e in self.store.events(run.run_id, kinds=[EventKind.TOOL_RESULT])]
         scores = []
         try:
             if exp.task_scoring:
-                scores += score_task(task, result.answer, sandbox=sandbox, transcript=transcript,
-                                     executions=executions_of(self.store, run.run_id) if task.entrypoint else None,
-                                     use_fallback=exp.judge_fallback)
+                scores += score_run(task, result.answer, store=self.store, run_id=run.run_id, sandbox=sandbox,
+                                    use_fallback=exp.judge_fallback)
             target = task.scoring.target if task.scoring.target is not None else task.answer
             for ref in exp.scorers:
                 scores += as_scores(get_scorer(ref.scorer, **ref.args)(

@@ -127,7 +127,7 @@ class Agent:
         raise NotImplementedError
 
     def start(self, store: TraceStore, prompt: str, *, inputs: dict[str, Any] | None = None,
-              sandbox: Any = None, task: str | None = None, seed: int | None = None,
+              sandbox: Any = None, task: Any = None, seed: int | None = None,
               batch_id: str | None = None, approver: Approver | None = None,
               config: dict[str, Any] | None = None) -> AgentRun:
         """Create a run in ``store`` (``run_started`` recorded) ready to :meth:`AgentRun.run`.
@@ -138,12 +138,15 @@ class Agent:
             inputs: Structured task inputs (options, the conversation to summarise ...).
             sandbox: The run's sandbox, or a function of the run's recorder that opens one (so its
                 execs are recorded in this run).
-            task: Task key recorded on the run.
+            task: The task: its key (recorded on the run), or the :class:`lab.tasks.Task` itself (tools
+                that need it, like ``score``, use it; given a key they look it up by key).
             seed: Seed recorded on the run and passed to the model.
             batch_id: Batch (experiment) the run belongs to.
             approver: Decides on tool calls awaiting approval (else the run waits for a person).
             config: Extra fields stored in the run's config (experiment, scorers ...).
         """
+        task_obj = None if task is None or isinstance(task, str) else task
+        task = task_obj.key if task_obj is not None else task
         cfg = {**(config or {}), "task": task, "agent": self.name, "model": self.model_name(), "seed": seed,
                "prompt": prompt, "inputs": inputs or {}, "loop": self.describe()}
         rec = RunRecorder.start(store, cfg, batch_id=batch_id)
@@ -155,7 +158,7 @@ class Agent:
                 rec.finish(RunStatus.FAILED, error=f"the sandbox could not start: {e}",
                            attrs={"lab.stop_reason": "sandbox_unavailable"})
                 raise
-        run = AgentRun(self, store, rec, sandbox=sandbox, approver=approver, seed=seed)
+        run = AgentRun(self, store, rec, sandbox=sandbox, approver=approver, seed=seed, task=task_obj)
         run._input = {**_common_state(), **self.initial_state(prompt, inputs or {})}
         return run
 
@@ -175,16 +178,19 @@ class AgentRun:
         sandbox: The run's sandbox (``None`` for loops without one).
         approver: Decides tool-call approvals automatically (``None``: wait for a person).
         seed: Passed to the model as ``Sampling.seed``.
+        task: The run's :class:`lab.tasks.Task` (default: looked up by the key recorded on the run when
+            a tool needs it).
     """
 
     def __init__(self, agent: Agent, store: TraceStore, recorder: RunRecorder, *, sandbox: Any = None,
-                 approver: Approver | None = None, seed: int | None = None) -> None:
+                 approver: Approver | None = None, seed: int | None = None, task: Any = None) -> None:
         self.agent = agent
         self.store = store
         self.recorder = recorder
         self.sandbox = sandbox
         self.approver = approver
         self.seed = seed
+        self._task = task
         self.run_id = recorder.run_id
         self.created_at = store.get_run(self.run_id)["created_at"]
         self.thread = {"configurable": {"thread_id": self.run_id}, "recursion_limit": 100_000}
@@ -226,6 +232,21 @@ class AgentRun:
                 latest = max(snaps, key=int)
                 sandbox.restore(SnapshotRef(**snaps[latest]))
         return run
+
+    def get_task(self) -> Any:
+        """The run's :class:`lab.tasks.Task` (``None`` when it has none); looked up by its recorded key
+        (``SUITE/ID``) when the run was not given the task itself.
+
+        Raises:
+            TaskError: The recorded key names no known task.
+        """
+        if self._task is None:
+            key = self.store.get_run(self.run_id)["task"]
+            if key:
+                from lab.tasks import get_task
+
+                self._task = get_task(key)
+        return self._task
 
     # -- driving ---------------------------------------------------------------------------------
 
@@ -404,7 +425,8 @@ class AgentRun:
         state["snapshots"] = {k: v for k, v in (state.get("snapshots") or {}).items() if int(k) <= step}
         rec.emit(EventKind.AGENT_MESSAGE, {"lab.action": "fork", "lab.fork.parent_run_id": self.run_id,
                                            "lab.fork.step": step}, agent=agent.name)
-        run = AgentRun(agent, self.store, rec, sandbox=sandbox, approver=approver, seed=parent.get("seed"))
+        run = AgentRun(agent, self.store, rec, sandbox=sandbox, approver=approver, seed=parent.get("seed"),
+                       task=self._task)
         run._input = state
         return run
 

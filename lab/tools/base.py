@@ -52,12 +52,25 @@ class ToolContext:
         state: Per-run tool state kept in the checkpointed graph state (e.g. the shell's working
             directory), so a resumed or forked run continues where its tools were.
         timeout: Seconds a sandbox command may run.
+        task: The run's :class:`lab.tasks.Task`, or a function returning it (looked up when first needed);
+            ``None`` for runs without one.
     """
 
     sandbox: Any = None
     recorder: Any = None
     state: dict[str, Any] = field(default_factory=dict)
     timeout: float | None = 300.0
+    task: Any = None
+
+    def require_task(self, tool: str) -> Any:
+        """The run's task, or a :class:`ToolError` naming ``tool`` when the run has none."""
+        try:
+            task = self.task() if callable(self.task) else self.task
+        except LabError as e:
+            raise ToolError(f"tool {tool!r} cannot find the run's task: {e}") from None
+        if task is None:
+            raise ToolError(f"tool {tool!r} needs the run's task and this run has none")
+        return task
 
     def require_sandbox(self, tool: str) -> Any:
         """The sandbox, or a :class:`ToolError` naming ``tool`` when the run has none."""

@@ -7,7 +7,7 @@ import importlib
 from lab.tools.base import Tool, ToolError
 
 # Modules whose module-level Tool objects are available by name; imported on first use.
-TOOL_MODULES = ("lab.tools.shell", "lab.tools.chemistry")
+TOOL_MODULES = ("lab.tools.shell", "lab.tools.score", "lab.tools.chemistry")
 
 
 def available_tools() -> dict[str, Tool]:
