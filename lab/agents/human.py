@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 from lab.agents.limits import Limits, record_limit
 from lab.agents.run import RunResult
+from lab.provenance import collect, record_sandbox
 from lab.tools.base import ToolContext, ToolError
 from lab.tools.shell import shell
 from lab.tools.submit import parse_answer
@@ -59,11 +60,12 @@ class HumanSession:
         self.stdout = stdout or sys.stdout
         cfg = {"task": task.key, "agent": "human", "model": self.agent, "expert": expert,
                "prompt": task.instructions, "limits": self.limits.to_dict()}
-        self.recorder = RunRecorder.start(store, cfg, is_human=True)
+        self.recorder = RunRecorder.start(store, cfg, is_human=True, provenance=collect(task=task))
         self.run_id = self.recorder.run_id
         self.created_at = store.get_run(self.run_id)["created_at"]
         try:
             self.sandbox = sandbox(self.recorder) if callable(sandbox) and not hasattr(sandbox, "exec") else sandbox
+            record_sandbox(self.recorder, self.sandbox)
         except BaseException as e:
             self.recorder.error(e, where="sandbox")
             self.recorder.finish(RunStatus.FAILED, error=f"the sandbox could not start: {e}")

@@ -33,6 +33,7 @@ from lab.agents.checkpointing import checkpointer_for
 from lab.agents.limits import Limits, record_limit
 from lab.errors import LabError
 from lab.models.base import ChatModel, ChatResponse, Message, Sampling
+from lab.provenance import record_sandbox
 from lab.sandbox.base import SandboxUnavailable, SnapshotRef
 from lab.traces.recorder import RunRecorder
 from lab.traces.schema import EventKind, RunStatus
@@ -114,6 +115,19 @@ class Agent:
         """The model name recorded on the run (roles with different models: ``a+b``)."""
         raise NotImplementedError
 
+    def models(self) -> list[ChatModel]:
+        """The loop's models (each role's; recorded in the run's provenance)."""
+        return [v for v in vars(self).values() if callable(getattr(v, "chat", None))]
+
+    def provenance(self, *, task: Any = None, sandbox: Any = None, seed: int | None = None) -> dict[str, Any]:
+        """The provenance recorded on a run of this loop (:func:`lab.provenance.collect`)."""
+        from lab.provenance import collect
+
+        sampling = copy.copy(getattr(self, "sampling", None))
+        if sampling is not None and getattr(sampling, "seed", None) is None and seed is not None:
+            sampling.seed = seed
+        return collect(models=self.models(), task=task, sandbox=sandbox, seed=seed, sampling=sampling)
+
     def initial_state(self, prompt: str, inputs: dict[str, Any]) -> dict[str, Any]:
         """The loop-specific part of the starting state for a task's ``prompt`` and ``inputs``."""
         raise NotImplementedError
@@ -149,8 +163,10 @@ class Agent:
         task = task_obj.key if task_obj is not None else task
         cfg = {**(config or {}), "task": task, "agent": self.name, "model": self.model_name(), "seed": seed,
                "prompt": prompt, "inputs": inputs or {}, "loop": self.describe()}
-        rec = RunRecorder.start(store, cfg, batch_id=batch_id)
-        if callable(sandbox) and not hasattr(sandbox, "exec"):
+        opens = callable(sandbox) and not hasattr(sandbox, "exec")
+        prov = self.provenance(task=task_obj, sandbox=None if opens else sandbox, seed=seed)
+        rec = RunRecorder.start(store, cfg, batch_id=batch_id, provenance=prov)
+        if opens:
             try:
                 sandbox = sandbox(rec)
             except BaseException as e:
@@ -158,6 +174,7 @@ class Agent:
                 rec.finish(RunStatus.FAILED, error=f"the sandbox could not start: {e}",
                            attrs={"lab.stop_reason": "sandbox_unavailable"})
                 raise
+            record_sandbox(rec, sandbox)
         run = AgentRun(self, store, rec, sandbox=sandbox, approver=approver, seed=seed, task=task_obj)
         run._input = {**_common_state(), **self.initial_state(prompt, inputs or {})}
         return run
@@ -287,6 +304,8 @@ class AgentRun:
             if not pending:
                 break
             if self.approver is None:
+                self.recorder.emit(EventKind.AGENT_MESSAGE, {"lab.action": AWAITING_APPROVAL, "lab.pending": pending},
+                                   agent=self.agent.name)
                 self.result = self._result(AWAITING_APPROVAL, pending=pending)
                 return self.result
             inp = Command(resume=self.approver(pending[0]))
@@ -327,6 +346,11 @@ class AgentRun:
     def _decide(self, decision: Any) -> RunResult:
         if not self.pending:
             raise AgentError(f"run {self.run_id} has no tool call awaiting approval")
+        if self.result is None or self.store.get_run(self.run_id)["status"] != RunStatus.RUNNING.value:
+            self.store.reopen_run(self.run_id)  # answered from another process (e.g. `lab approve`)
+            self.recorder = RunRecorder.attach(self.store, self.run_id)
+        self.recorder.emit(EventKind.AGENT_MESSAGE, {"lab.action": "approval", "lab.decision": decision},
+                           agent=self.agent.name)
         self._input = Command(resume=decision)
         return self.run()
 
@@ -416,9 +440,10 @@ class AgentRun:
         parent = self.store.get_run(self.run_id)
         cfg = {**parent["config"], "agent": agent.name, "model": agent.model_name(), "loop": agent.describe(),
                "fork": {"parent_run_id": self.run_id, "step": step}}
-        rec = RunRecorder.start(self.store, cfg, parent_run_id=self.run_id, fork_step=step,
-                                batch_id=parent["batch_id"], elapsed=elapsed)
         sandbox = sandbox if sandbox is not None else self.sandbox
+        rec = RunRecorder.start(self.store, cfg, parent_run_id=self.run_id, fork_step=step,
+                                batch_id=parent["batch_id"], elapsed=elapsed,
+                                provenance=agent.provenance(task=self._task, sandbox=sandbox, seed=parent.get("seed")))
         snap = (state.get("snapshots") or {}).get(str(step))
         if sandbox is not None and snap:
             sandbox.restore(SnapshotRef(**snap))
