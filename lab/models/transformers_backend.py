@@ -20,7 +20,7 @@ from typing import Any
 from lab.models.base import ChatResponse, Message, Sampling, ToolSpec, Usage
 from lab.models.constrained import bound_schema, instructions, max_chars, parse_reply, reply_schema
 from lab.models.errors import ModelError, ModelNotFound
-from lab.models.recording import call_attrs, record_call
+from lab.models.recording import BOUNDED_SCHEMA, call_attrs, record_call
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ class TransformersModel:
             return ChatResponse(Message("assistant", text), finish_reason=finish, usage=usage, model=self.name)
         msg, parsed = parse_reply(text, tools, sampling.tool_choice, response_schema, where=self.name)
         return ChatResponse(msg, finish_reason="tool_calls" if msg.tool_calls else finish, usage=usage,
-                            model=self.name, parsed=parsed)
+                            model=self.name, parsed=parsed, attrs={BOUNDED_SCHEMA: bounded})
 
     # -- prompts ---------------------------------------------------------------------------------
 
