@@ -71,6 +71,9 @@ def bound_schema(schema: dict[str, Any], max_tokens: int) -> dict[str, Any]:
     (a string the schema itself caps lower keeps its own cap). Every reply to the bounded schema is
     valid for the original. The model records the bounded schema with each call.
 
+    A schema without strings to cap (numbers, enums, strings capped lower by the schema itself) that does not
+    fit comes back at its smallest bounds; the caller makes room for it.
+
     Raises:
         ReplyBudgetError: Even strings of :data:`MIN_STRING_CHARS` characters and arrays of one item do not
             fit; the message names the budget and the smallest one that fits.
@@ -84,6 +87,8 @@ def bound_schema(schema: dict[str, Any], max_tokens: int) -> dict[str, Any]:
             limit = max(MIN_STRING_CHARS, limit // 2)
         elif items > 1:
             items = max(1, items // 2)
+        elif max_chars(bounded) == max_chars(_bound(copy.deepcopy(schema), 10**9, 1)):
+            return bounded  # no string is cut: the caller makes room for the longest reply
         else:
             raise ReplyBudgetError(
                 f"max_tokens={max_tokens} is too small for this reply: it would cut strings below "
