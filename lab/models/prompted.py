@@ -127,7 +127,7 @@ def prompted_chat(model: Any, native: NativeChat, messages: list[Message], *, to
     choice = sampling.tool_choice
     plain = copy.copy(sampling)
     plain.tool_choice = None
-    convo = _as_text(messages, instructions(tools, choice, response_schema))
+    convo = _as_text(messages, instructions(tools, choice, response_schema) + _examples(tools, choice, response_schema))
     usage, invalid = Usage(), []
     where = getattr(model, "name", "model")
     resp: ChatResponse | None = None
@@ -168,6 +168,37 @@ def _attrs(reason: str, attempts: int, invalid: list[dict[str, str]]) -> dict[st
     if invalid:
         a[f"{FALLBACK}.invalid"] = invalid
     return a
+
+
+def _example(schema: Any) -> Any:
+    """A JSON value of the schema's shape with placeholder values (small models follow an example better
+    than a schema)."""
+    if not isinstance(schema, dict):
+        return "..."
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf"):
+        if schema.get(key):
+            return _example(schema[key][0])
+    t = schema.get("type")
+    t = t[0] if isinstance(t, list) else t
+    if t == "object" or "properties" in schema:
+        return {k: _example(v) for k, v in (schema.get("properties") or {}).items()}
+    if t == "array":
+        return [_example(schema.get("items"))]
+    return {"string": "...", "number": 0, "integer": 0, "boolean": True, "null": None}.get(t, "...")
+
+
+def _examples(tools: list[ToolSpec] | None, choice: str | None, response_schema: dict[str, Any] | None) -> str:
+    if tools and (choice or "auto") != "none":
+        shown = [t for t in tools if choice in (None, "auto", "required") or t.name == choice]
+        lines = [json.dumps({"name": t.name, "arguments": _example(t.parameters or {})}) for t in shown]
+        return "\nFor example:\n" + "\n".join(lines)
+    if response_schema is not None:
+        return "\nFor example: " + json.dumps(_example(response_schema))
+    return ""
 
 
 def _as_text(messages: list[Message], extra: str) -> list[Message]:

@@ -28,8 +28,8 @@ def fallback_calls(store, run_id):
 
 def test_dera_runs_against_transformers_serve(server, store):  # noqa: F811
     url, model_id = server
-    model = load_model(f"openai:{model_id}@{url}", retries=1, backoff=0.01)
-    agent = DeraAgent(model, limits=Limits(steps=1), sampling=Sampling(max_tokens=160, temperature=0),
+    model = load_model(f"openai:{model_id}@{url}", retries=0, timeout=600)  # a loaded CPU is slow
+    agent = DeraAgent(model, limits=Limits(steps=1), sampling=Sampling(max_tokens=96, temperature=0),
                       message_max_chars=120)
     res = agent.start(store, "Which vitamin deficiency causes scurvy?").run()
     assert res.status == "done", res.error
@@ -42,8 +42,8 @@ def test_dera_runs_against_transformers_serve(server, store):  # noqa: F811
 
 def test_react_runs_against_transformers_serve(server, store):  # noqa: F811
     url, model_id = server
-    model = load_model(f"openai:{model_id}@{url}", retries=1, backoff=0.01)
-    agent = ReActAgent(model, [add], limits=Limits(steps=3), sampling=Sampling(max_tokens=80, temperature=0))
+    model = load_model(f"openai:{model_id}@{url}", retries=0, timeout=600)  # a loaded CPU is slow
+    agent = ReActAgent(model, [add], limits=Limits(steps=3), sampling=Sampling(max_tokens=64, temperature=0))
     res = agent.start(store, "Use the add tool to add 2 and 3, then submit the result.").run()
     assert res.status == "done" and res.stop_reason in ("submitted", "limit:steps", "invalid_replies"), res.error
     calls, prompted = fallback_calls(store, res.run_id)
