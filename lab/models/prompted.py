@@ -28,6 +28,8 @@ from lab.models.recording import call_attrs, record_call
 __all__ = ["FALLBACK", "chat_with_fallback", "ignored_features", "prompted_chat"]
 
 FALLBACK = "lab.fallback"
+ATTEMPTS = 3
+"""Prompted replies asked for per call at most (the first, then again with the validation error)."""
 _ignored: dict[tuple[tuple[str, ...], str], set[str]] = {}
 _lock = threading.Lock()
 
@@ -60,13 +62,14 @@ def _needs(model: Any, tools: list[ToolSpec] | None, response_schema: dict[str, 
 def chat_with_fallback(model: Any, native: NativeChat, messages: list[Message], *,
                        tools: list[ToolSpec] | None = None, response_schema: dict[str, Any] | None = None,
                        sampling: Sampling | None = None, recorder: Any | None = None,
-                       agent: str | None = None, attempts: int = 3) -> ChatResponse:
+                       agent: str | None = None, attempts: int | None = None) -> ChatResponse:
     """``native(...)`` (a backend's own chat), falling back to :func:`prompted_chat` when the server ignores
     the tools or JSON schema asked for (see the module doc).
 
     Raises:
         ModelError: As ``native`` does.
-        ModelOutputError: The prompted replies stayed invalid after ``attempts`` tries (retryable).
+        ModelOutputError: The prompted replies stayed invalid after ``attempts`` (default :data:`ATTEMPTS`)
+            tries (retryable).
     """
     sampling = sampling or Sampling()
     need = _needs(model, tools, response_schema, sampling)
@@ -108,7 +111,7 @@ def _ignored_tools(resp: ChatResponse, tools: list[ToolSpec] | None, sampling: S
 
 def prompted_chat(model: Any, native: NativeChat, messages: list[Message], *, tools: list[ToolSpec] | None,
                   response_schema: dict[str, Any] | None, sampling: Sampling, recorder: Any | None = None,
-                  agent: str | None = None, reason: str = "", attempts: int = 3) -> ChatResponse:
+                  agent: str | None = None, reason: str = "", attempts: int | None = None) -> ChatResponse:
     """Ask for the tool call or JSON reply in the prompt, with plain text requests; validate and ask again.
 
     Args:
@@ -118,16 +121,17 @@ def prompted_chat(model: Any, native: NativeChat, messages: list[Message], *, to
         tools, response_schema, sampling: What the caller asked for.
         recorder, agent: Where the one ``model_call`` event goes.
         reason: Why the fallback is used (recorded).
-        attempts: Replies asked for at most.
+        attempts: Replies asked for at most (default :data:`ATTEMPTS`).
 
     Raises:
         ModelOutputError: No valid reply in ``attempts`` tries (retryable).
     """
     t0 = time.perf_counter()
+    attempts = attempts or ATTEMPTS
     choice = sampling.tool_choice
     plain = copy.copy(sampling)
     plain.tool_choice = None
-    convo = _as_text(messages, instructions(tools, choice, response_schema) + _examples(tools, choice, response_schema))
+    convo = _as_text(messages, instructions(tools, choice, response_schema), _examples(tools, choice, response_schema))
     usage, invalid = Usage(), []
     where = getattr(model, "name", "model")
     resp: ChatResponse | None = None
@@ -201,8 +205,9 @@ def _examples(tools: list[ToolSpec] | None, choice: str | None, response_schema:
     return ""
 
 
-def _as_text(messages: list[Message], extra: str) -> list[Message]:
-    """The conversation with tool calls and results as plain text, and the reply format in the system prompt."""
+def _as_text(messages: list[Message], extra: str, example: str) -> list[Message]:
+    """The conversation with tool calls and results as plain text, the reply format in the system prompt,
+    and the example repeated after the last message (small models heed the end of the prompt most)."""
     out = []
     for m in messages:
         if m.tool_calls:
@@ -213,11 +218,16 @@ def _as_text(messages: list[Message], extra: str) -> list[Message]:
         else:
             out.append(Message(m.role, m.content))
     if extra:
-        extra += "\nReply with only the JSON object, nothing before or after it."
+        extra += f"{example}\nReply with only the JSON object, nothing before or after it."
         if out and out[0].role == "system":
             out[0] = Message("system", f"{out[0].content}\n\n{extra}")
         else:
             out.insert(0, Message("system", extra))
+        tail = f"Reply with only one JSON object.{example}"
+        if out[-1].role == "user":
+            out[-1] = Message("user", f"{out[-1].content}\n\n{tail}")
+        else:
+            out.append(Message("user", tail))
     return out
 
 
