@@ -62,9 +62,10 @@ class ReplyBudgetError(ModelError):
     :data:`MIN_STRING_CHARS` characters (not retryable: raise the budget)."""
 
 
-def bound_schema(schema: dict[str, Any], max_tokens: int) -> dict[str, Any]:
-    """A copy of ``schema`` whose every reply fits in ``max_tokens`` tokens (a token is at least one
-    character), by capping unbounded strings, arrays and numbers.
+def bound_schema(schema: dict[str, Any], max_tokens: int, *, reserve: int = 0) -> dict[str, Any]:
+    """A copy of ``schema`` whose every reply fits in ``max_tokens - reserve`` tokens (a token is at least one
+    character; ``reserve``: tokens the caller keeps, e.g. for end-of-sequence), by capping unbounded strings,
+    arrays and numbers.
 
     Strings get at most :data:`DEFAULT_STRING_CHARS` characters and arrays :data:`DEFAULT_ARRAY_ITEMS`
     items, fewer when the budget needs it, but strings never fewer than :data:`MIN_STRING_CHARS`
@@ -81,7 +82,7 @@ def bound_schema(schema: dict[str, Any], max_tokens: int) -> dict[str, Any]:
     limit, items = DEFAULT_STRING_CHARS, DEFAULT_ARRAY_ITEMS
     while True:
         bounded = _bound(copy.deepcopy(schema), limit, items)
-        if max_chars(bounded) < max_tokens:
+        if max_chars(bounded) < max_tokens - reserve:
             return bounded
         if limit > MIN_STRING_CHARS:
             limit = max(MIN_STRING_CHARS, limit // 2)
@@ -94,7 +95,7 @@ def bound_schema(schema: dict[str, Any], max_tokens: int) -> dict[str, Any]:
                 f"max_tokens={max_tokens} is too small for this reply: it would cut strings below "
                 f"{MIN_STRING_CHARS} characters (the reply schema needs up to {max_chars(bounded)} tokens with "
                 f"{MIN_STRING_CHARS}-character strings and one array item); raise max_tokens to at least "
-                f"{max_chars(bounded) + 1}")
+                f"{max_chars(bounded) + 1 + reserve}")
 
 
 def _bound(s: Any, limit: int, items: int) -> Any:

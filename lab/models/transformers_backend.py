@@ -168,7 +168,7 @@ class TransformersModel:
             max_new = sampling.max_tokens or default_max
             grammar = None
             if schema is not None:
-                bounded = bound_schema(schema, max_new - 1)  # one token left for end-of-sequence
+                bounded = bound_schema(schema, max_new, reserve=1)  # one token left for end-of-sequence
                 max_new = max(max_new, max_chars(bounded) + 1)  # a budget too small for any reply is raised
                 grammar = self._grammar(bounded)
             prompt = self.prompt_ids(messages, tools, sampling.tool_choice, response_schema)
