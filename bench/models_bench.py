@@ -124,7 +124,7 @@ def main() -> None:
 
     # 3. constrained tool calls: validity over N prompts (8 concurrent agents), and per-token cost
     prompts = tool_prompts(args.prompts)
-    required = Sampling(max_tokens=64, temperature=0, tool_choice="required")
+    required = Sampling(max_tokens=160, temperature=0, tool_choice="required")  # whole strings (>= 64 chars)
     valid, tool_counts = 0, dict.fromkeys(SPECS, 0)
     start = time.perf_counter()
     gen_tokens = 0

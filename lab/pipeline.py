@@ -252,7 +252,7 @@ def _run_owned(ctx: RunContext, combo: Combo, key: str, resume_id: str | None, l
         else:
             task = combo.task
             opener = (lambda rec: ctx.open_sandbox(task, rec)) if task.sandbox is not None else None
-            run = agent.start(store, task.instructions, inputs=task.inputs, sandbox=opener, task=task.key,
+            run = agent.start(store, task.instructions, inputs=task.inputs, sandbox=opener, task=task,
                               seed=combo.seed, batch_id=exp.batch_id, approver=ctx.approver,
                               config={"combo": key, "experiment": exp.name, "loop_label": combo.loop.name})
             sandbox = run.sandbox
@@ -286,17 +286,16 @@ def score_run(ctx: RunContext, combo: Combo, run: AgentRun, result: RunResult,
         ``done``).
     """
     from lab.scoring import as_scores, get_scorer
-    from lab.tasks.scoring import executions_of, score_task, scorer_context
+    from lab.scoring.runs import score_run as task_scores
+    from lab.tasks.scoring import scorer_context
 
     exp, store, task = ctx.experiment, ctx.store, combo.task
-    transcript = [e.attrs.get("content", "") for e in store.events(run.run_id, kinds=[EventKind.TOOL_RESULT])]
     scores = []
     error = None
     try:
-        if exp.task_scoring:
-            scores += score_task(task, result.answer, sandbox=sandbox, transcript=transcript,
-                                 executions=executions_of(store, run.run_id) if task.entrypoint else None,
-                                 use_fallback=exp.judge_fallback)
+        if exp.task_scoring:  # the one pipeline every run kind, human or agent, is scored by
+            scores += task_scores(task, result.answer, store=store, run_id=run.run_id, sandbox=sandbox,
+                                  use_fallback=exp.judge_fallback)
         target = task.scoring.target if task.scoring.target is not None else task.answer
         for ref in exp.scorers:
             scores += as_scores(get_scorer(ref.scorer, **ref.args)(result.answer, target,

@@ -12,11 +12,11 @@ intermediate scores), ``submit ANSWER``, ``quit``, ``help``.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from typing import Any, TextIO
 
 from lab.agents.limits import Limits, record_limit
 from lab.agents.run import RunResult
+from lab.provenance import collect, record_sandbox
 from lab.tools.base import ToolContext, ToolError
 from lab.tools.shell import shell
 from lab.tools.submit import parse_answer
@@ -43,14 +43,12 @@ class HumanSession:
         expert: Who is working (recorded as ``human:<expert>``).
         sandbox: The task's sandbox, or a function of the run's recorder opening it (``None``: no shell).
         limits: Limits (default: the task's working time, or its wall time taken as working time).
-        scorer: Scores a submission: ``scorer(answer, final, sandbox, transcript) -> list[Score]``
-            (default: :func:`lab.tasks.score_task`).
         stdin: Where commands are read from.
         stdout: Where output is written.
     """
 
     def __init__(self, store: TraceStore, task: Any, *, expert: str, sandbox: Any = None,
-                 limits: Limits | None = None, scorer: Callable[..., list[Any]] | None = None,
+                 limits: Limits | None = None,
                  stdin: TextIO | None = None, stdout: TextIO | None = None) -> None:
         self.store = store
         self.task = task
@@ -58,22 +56,21 @@ class HumanSession:
         self.agent = f"human:{expert}"
         b = task.budgets  # a person's clock is working time: pauses never count against it
         self.limits = limits or Limits(steps=None, working_time_s=b.working_time_s or b.wall_time_s)
-        self.scorer = scorer or _score_task
         self.stdin = stdin or sys.stdin
         self.stdout = stdout or sys.stdout
         cfg = {"task": task.key, "agent": "human", "model": self.agent, "expert": expert,
                "prompt": task.instructions, "limits": self.limits.to_dict()}
-        self.recorder = RunRecorder.start(store, cfg, is_human=True)
+        self.recorder = RunRecorder.start(store, cfg, is_human=True, provenance=collect(task=task))
         self.run_id = self.recorder.run_id
         self.created_at = store.get_run(self.run_id)["created_at"]
         try:
             self.sandbox = sandbox(self.recorder) if callable(sandbox) and not hasattr(sandbox, "exec") else sandbox
+            record_sandbox(self.recorder, self.sandbox)
         except BaseException as e:
             self.recorder.error(e, where="sandbox")
             self.recorder.finish(RunStatus.FAILED, error=f"the sandbox could not start: {e}")
             raise
-        self.ctx = ToolContext(sandbox=self.sandbox, recorder=self.recorder)
-        self.transcript: list[str] = []
+        self.ctx = ToolContext(sandbox=self.sandbox, recorder=self.recorder, task=task)
         self.commands = 0
 
     def _print(self, text: str = "") -> None:
@@ -168,7 +165,6 @@ class HumanSession:
         except KeyboardInterrupt:
             out = "^C (command interrupted)"
         self.recorder.emit(EventKind.TOOL_RESULT, {TOOL_NAME: "shell", "content": out}, agent=self.agent)
-        self.transcript.append(out)
         self._print(out.rstrip("\n"))
 
     def _intermediate(self, answer: str) -> None:
@@ -176,21 +172,19 @@ class HumanSession:
             self._print("this task does not give intermediate scores")
             return
         self._act("score", **({"lab.answer": answer} if answer else {}))
-        scores = self.scorer(parse_answer(answer) if answer else None, final=False, sandbox=self.sandbox,
-                             transcript=self.transcript, task=self.task)
-        for s in scores:
-            s.final = False
-            self.recorder.score(s, agent=self.agent)
-        if self.task.scoring.visible_to_agent:
-            self._print("score: " + ", ".join(f"{s.scorer}={s.value}" for s in scores))
-        else:
-            self._print("score recorded (not shown for this task)")
+        from lab.scoring.runs import score_intermediate
+
+        _, shown = score_intermediate(self.task, parse_answer(answer) if answer else None, recorder=self.recorder,
+                                      sandbox=self.sandbox, agent=self.agent)
+        self._print(shown)
 
     def _submit(self, answer: str) -> RunResult:
         value = parse_answer(answer) if self.task.kind == "repo" else answer
         self._act("submit", **{"lab.answer": value})
         try:
-            scores = self.scorer(value, final=True, sandbox=self.sandbox, transcript=self.transcript, task=self.task)
+            from lab.scoring.runs import score_run
+
+            scores = score_run(self.task, value, store=self.store, run_id=self.run_id, sandbox=self.sandbox)
         except Exception as e:  # noqa: BLE001 - a scorer failure is recorded; the submission stands
             self.recorder.error(e, where="scoring")
             scores = []
@@ -206,8 +200,3 @@ class HumanSession:
         self._print(f"session {status.value} ({reason}); run {self.run_id}")
         return RunResult(self.run_id, status.value, answer, reason, self.commands, 0, error)
 
-
-def _score_task(answer: Any, *, final: bool, sandbox: Any, transcript: list[str], task: Any) -> list[Any]:
-    from lab.tasks import score_task
-
-    return score_task(task, answer, sandbox=sandbox, transcript=transcript if final else None)

@@ -176,17 +176,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _score_with_executions(session: JupyterHumanSession):
-    def score(answer: Any, *, final: bool, sandbox: Any, transcript: list[str], task: Any) -> list[Any]:
-        from lab.tasks import score_task
-        from lab.tasks.scoring import executions_of
-
-        executions = executions_of(session.store, session.run_id) if final and task.entrypoint else None
-        return score_task(task, answer, sandbox=sandbox, transcript=transcript if final else None,
-                          executions=executions)
-    return score
-
-
 class JupyterHumanSession(HumanSession):
     """One human expert's attempt in JupyterLab (see the module doc).
 
@@ -199,7 +188,7 @@ class JupyterHumanSession(HumanSession):
         token: Its access token (default: a random one).
         idle_pause_s: Seconds with no cell running after which the clock pauses by itself (recorded as a
             ``pause`` with reason ``idle``); the next cell resumes it. ``None``: only ``%pause`` pauses.
-        **kwargs: Passed to :class:`HumanSession` (``limits``, ``scorer``, ``stdout``).
+        **kwargs: Passed to :class:`HumanSession` (``limits``, ``stdout``).
     """
 
     def __init__(self, store: Any, task: Any, *, expert: str, sandbox: Any, port: int = 0,
@@ -207,8 +196,6 @@ class JupyterHumanSession(HumanSession):
         if sandbox is None:
             raise LabError(f"task {task.key} has no sandbox: --jupyter needs one")
         super().__init__(store, task, expert=expert, sandbox=sandbox, **kwargs)
-        if kwargs.get("scorer") is None:
-            self.scorer = _score_with_executions(self)
         try:
             self.workdir = host_workdir(self.sandbox)
         except LabError as e:
@@ -414,7 +401,6 @@ class JupyterHumanSession(HumanSession):
     def _record(self, res: Any) -> str:
         self.commands += 1
         text = res.text()
-        self.transcript.append(text)
         self._act("kernel_cell", **{TOOL_NAME: "kernel", "lab.arguments": {"code": res.code}, "content": text,
                                     "lab.kernel.outputs": res.outputs(), "lab.duration_s": round(res.duration, 6)})
         return text
@@ -452,8 +438,9 @@ class JupyterHumanSession(HumanSession):
                 value = parse_answer(rest) if self.task.kind == "repo" else rest
                 self._act("submit", **{"lab.answer": value})
                 try:
-                    scores = self.scorer(value, final=True, sandbox=self.sandbox, transcript=self.transcript,
-                                         task=self.task)
+                    from lab.scoring.runs import score_run  # the one pipeline for every run kind
+
+                    scores = score_run(self.task, value, store=self.store, run_id=self.run_id, sandbox=self.sandbox)
                 except Exception as e:  # noqa: BLE001 - a scorer failure is recorded; the submission stands
                     self.recorder.error(e, where="scoring")
                     scores = []
@@ -470,14 +457,10 @@ class JupyterHumanSession(HumanSession):
         if not self.task.scoring.intermediate:
             return "this task does not give intermediate scores"
         self._act("score", **({"lab.answer": answer} if answer else {}))
-        scores = self.scorer(parse_answer(answer) if answer else None, final=False, sandbox=self.sandbox,
-                             transcript=self.transcript, task=self.task)
-        for s in scores:
-            s.final = False
-            self.recorder.score(s, agent=self.agent)
-        if self.task.scoring.visible_to_agent:
-            return "score: " + ", ".join(f"{s.scorer}={s.value}" for s in scores)
-        return "score recorded (not shown for this task)"
+        from lab.scoring.runs import score_intermediate
+
+        return score_intermediate(self.task, parse_answer(answer) if answer else None, recorder=self.recorder,
+                                  sandbox=self.sandbox, agent=self.agent)[1]
 
     def _end(self, status: RunStatus, reason: str, answer: Any = None) -> None:
         """Finish the run and stop the server (after the magic's cell has shown its reply)."""

@@ -236,7 +236,8 @@ class ReActAgent(Agent):
     def _tools(self, s: dict[str, Any], run: AgentRun) -> dict[str, Any]:
         rec = run.recorder
         tool_state = dict(s.get("tool_state") or {})
-        ctx = ToolContext(sandbox=run.sandbox, recorder=rec, state=tool_state, timeout=self.tool_timeout)
+        ctx = ToolContext(sandbox=run.sandbox, recorder=rec, state=tool_state, timeout=self.tool_timeout,
+                          task=run.get_task)
         messages = list(s["messages"])
         update: dict[str, Any] = {}
         with rec.within(s.get("step_span")):

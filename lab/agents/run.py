@@ -33,6 +33,7 @@ from lab.traces.checkpoints import checkpointer_for
 from lab.agents.limits import Limits, record_limit
 from lab.errors import LabError
 from lab.models.base import ChatModel, ChatResponse, Message, Sampling
+from lab.provenance import record_sandbox
 from lab.registry import Registry
 from lab.sandbox.base import SandboxError, SandboxUnavailable, SnapshotRef
 from lab.sandbox.snapshot_store import SnapshotStore
@@ -146,6 +147,19 @@ class Agent:
         """The model name recorded on the run (roles with different models: ``a+b``)."""
         raise NotImplementedError
 
+    def models(self) -> list[ChatModel]:
+        """The loop's models (each role's; recorded in the run's provenance)."""
+        return [v for v in vars(self).values() if callable(getattr(v, "chat", None))]
+
+    def provenance(self, *, task: Any = None, sandbox: Any = None, seed: int | None = None) -> dict[str, Any]:
+        """The provenance recorded on a run of this loop (:func:`lab.provenance.collect`)."""
+        from lab.provenance import collect
+
+        sampling = copy.copy(getattr(self, "sampling", None))
+        if sampling is not None and getattr(sampling, "seed", None) is None and seed is not None:
+            sampling.seed = seed
+        return collect(models=self.models(), task=task, sandbox=sandbox, seed=seed, sampling=sampling)
+
     def initial_state(self, prompt: str, inputs: dict[str, Any]) -> dict[str, Any]:
         """The loop-specific part of the starting state for a task's ``prompt`` and ``inputs``."""
         raise NotImplementedError
@@ -159,7 +173,7 @@ class Agent:
         raise NotImplementedError
 
     def start(self, store: Store, prompt: str, *, inputs: dict[str, Any] | None = None,
-              sandbox: Any = None, task: str | None = None, seed: int | None = None,
+              sandbox: Any = None, task: Any = None, seed: int | None = None,
               batch_id: str | None = None, approver: Approver | None = None,
               config: dict[str, Any] | None = None) -> AgentRun:
         """Create a run in ``store`` (``run_started`` recorded) ready to :meth:`AgentRun.run`.
@@ -170,16 +184,21 @@ class Agent:
             inputs: Structured task inputs (options, the conversation to summarise ...).
             sandbox: The run's sandbox, or a function of the run's recorder that opens one (so its
                 execs are recorded in this run).
-            task: Task key recorded on the run.
+            task: The task: its key (recorded on the run), or the :class:`lab.tasks.Task` itself (tools
+                that need it, like ``score``, use it; given a key they look it up by key).
             seed: Seed recorded on the run and passed to the model.
             batch_id: Batch (experiment) the run belongs to.
             approver: Decides on tool calls awaiting approval (else the run waits for a person).
             config: Extra fields stored in the run's config (experiment, scorers ...).
         """
+        task_obj = None if task is None or isinstance(task, str) else task
+        task = task_obj.key if task_obj is not None else task
         cfg = {**(config or {}), "task": task, "agent": self.name, "model": self.model_name(), "seed": seed,
                "prompt": prompt, "inputs": inputs or {}, "loop": self.describe()}
-        rec = RunRecorder.start(store, cfg, batch_id=batch_id)
-        if callable(sandbox) and not hasattr(sandbox, "exec"):
+        opens = callable(sandbox) and not hasattr(sandbox, "exec")
+        prov = self.provenance(task=task_obj, sandbox=None if opens else sandbox, seed=seed)
+        rec = RunRecorder.start(store, cfg, batch_id=batch_id, provenance=prov)
+        if opens:
             try:
                 sandbox = sandbox(rec)
             except BaseException as e:
@@ -187,7 +206,8 @@ class Agent:
                 rec.finish(RunStatus.FAILED, error=f"the sandbox could not start: {e}",
                            attrs={"lab.stop_reason": "sandbox_unavailable"})
                 raise
-        run = AgentRun(self, store, rec, sandbox=sandbox, approver=approver, seed=seed)
+            record_sandbox(rec, sandbox)
+        run = AgentRun(self, store, rec, sandbox=sandbox, approver=approver, seed=seed, task=task_obj)
         run._input = {**_common_state(), **self.initial_state(prompt, inputs or {})}
         return run
 
@@ -234,16 +254,19 @@ class AgentRun:
         sandbox: The run's sandbox (``None`` for loops without one).
         approver: Decides tool-call approvals automatically (``None``: wait for a person).
         seed: Passed to the model as ``Sampling.seed``.
+        task: The run's :class:`lab.tasks.Task` (default: looked up by the key recorded on the run when
+            a tool needs it).
     """
 
     def __init__(self, agent: Agent, store: Store, recorder: RunRecorder, *, sandbox: Any = None,
-                 approver: Approver | None = None, seed: int | None = None) -> None:
+                 approver: Approver | None = None, seed: int | None = None, task: Any = None) -> None:
         self.agent = agent
         self.store = store
         self.recorder = recorder
         self.sandbox = sandbox
         self.approver = approver
         self.seed = seed
+        self._task = task
         self.run_id = recorder.run_id
         self.created_at = store.get_run(self.run_id)["created_at"]
         self.thread = {"configurable": {"thread_id": self.run_id}, "recursion_limit": 100_000}
@@ -275,7 +298,7 @@ class AgentRun:
             AgentError: The run has no checkpoint to continue from.
         """
         row = store.get_run(run_id)
-        rec = RunRecorder(store, row["run_id"], clock=WorkClock(offset=row["elapsed"] or 0.0))
+        rec = RunRecorder.attach(store, row["run_id"])
         run = cls(agent, store, rec, sandbox=sandbox, approver=approver, seed=row.get("seed"))
         if not run.graph.get_state(run.thread).values:
             raise AgentError(f"run {run_id} has no checkpoint to resume from")
@@ -293,6 +316,21 @@ class AgentRun:
         self.sandbox = sandbox
         if restore:
             restore_snapshot(sandbox, self.state.get("snapshots") or {}, archives=self.archives)
+
+    def get_task(self) -> Any:
+        """The run's :class:`lab.tasks.Task` (``None`` when it has none); looked up by its recorded key
+        (``SUITE/ID``) when the run was not given the task itself.
+
+        Raises:
+            TaskError: The recorded key names no known task.
+        """
+        if self._task is None:
+            key = self.store.get_run(self.run_id)["task"]
+            if key:
+                from lab.tasks import get_task
+
+                self._task = get_task(key)
+        return self._task
 
     # -- driving ---------------------------------------------------------------------------------
 
@@ -333,6 +371,8 @@ class AgentRun:
             if not pending:
                 break
             if self.approver is None:
+                self.recorder.emit(EventKind.AGENT_MESSAGE, {"lab.action": AWAITING_APPROVAL, "lab.pending": pending},
+                                   agent=self.agent.name)
                 self.result = self._result(AWAITING_APPROVAL, pending=pending)
                 return self.result
             inp = Command(resume=self.approver(pending[0]))
@@ -363,8 +403,7 @@ class AgentRun:
         if not self.recorder.finished and self.result is not None and self.result.status == AWAITING_APPROVAL:
             raise AgentError(f"run {self.run_id} waits for an approval: approve(), edit() or reject()")
         self.store.reopen_run(self.run_id)
-        row = self.store.get_run(self.run_id)
-        self.recorder = RunRecorder(self.store, self.run_id, clock=WorkClock(offset=row["elapsed"] or 0.0))
+        self.recorder = RunRecorder.attach(self.store, self.run_id)
         self.recorder.emit(EventKind.AGENT_MESSAGE, {"lab.action": "resume"}, agent=self.agent.name)
         self._input = None
         return self.run()
@@ -374,6 +413,11 @@ class AgentRun:
     def _decide(self, decision: Any) -> RunResult:
         if not self.pending:
             raise AgentError(f"run {self.run_id} has no tool call awaiting approval")
+        if self.result is None or self.store.get_run(self.run_id)["status"] != RunStatus.RUNNING.value:
+            self.store.reopen_run(self.run_id)  # answered from another process (e.g. `lab approve`)
+            self.recorder = RunRecorder.attach(self.store, self.run_id)
+        self.recorder.emit(EventKind.AGENT_MESSAGE, {"lab.action": "approval", "lab.decision": decision},
+                           agent=self.agent.name)
         self._input = Command(resume=decision)
         return self.run()
 
@@ -400,16 +444,31 @@ class AgentRun:
             if snap.values and (snap.next == (self.agent.entry,) or (not snap.next and snap.values.get("done"))):
                 yield snap
 
+    def _boundary_at(self, step: int) -> Any:
+        for snap in self._boundaries():  # newest first: the latest state saved at that step
+            if snap.values.get("step") == step:
+                return snap
+        raise AgentError(f"run {self.run_id} has no saved state at step {step} (saved: {self.steps()})")
+
     def state_at(self, step: int) -> dict[str, Any]:
         """The graph state when step ``step`` had just completed (0: the start).
 
         Raises:
             AgentError: The run never reached that step.
         """
-        for snap in self._boundaries():  # newest first: the latest state saved at that step
-            if snap.values.get("step") == step:
-                return copy.deepcopy(dict(snap.values))
-        raise AgentError(f"run {self.run_id} has no saved state at step {step} (saved: {self.steps()})")
+        return copy.deepcopy(dict(self._boundary_at(step).values))
+
+    def elapsed_at(self, step: int) -> float:
+        """The run's working time when step ``step`` had just completed (its latest event saved by then).
+
+        Raises:
+            AgentError: The run never reached that step.
+        """
+        from datetime import datetime
+
+        saved = datetime.fromisoformat(self._boundary_at(step).created_at).timestamp()
+        row = self.store.query("SELECT MAX(elapsed) FROM events WHERE run_id=? AND ts<=?", (self.run_id, saved))
+        return float(row[0][0] or 0.0) if row else 0.0
 
     def fork(self, step: int, *, agent: Agent | None = None, sandbox: Any = None,
              edit: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
@@ -418,6 +477,7 @@ class AgentRun:
 
         The graph state at that step is copied to a new LangGraph thread, the sandbox snapshot taken at
         that step is restored, and the new run is linked to this one (``parent_run_id``, ``fork_step``).
+        Its working clock starts from the parent's working time at that step (:meth:`elapsed_at`).
 
         Args:
             step: The step to fork from (see :meth:`steps`).
@@ -435,7 +495,7 @@ class AgentRun:
                 sandbox snapshots and no open sandbox is there to restore them into (nothing is recorded).
             SandboxError: Step ``step``'s snapshot and its workdir archive are gone (nothing is recorded).
         """
-        state = self.state_at(step)
+        state, elapsed = self.state_at(step), self.elapsed_at(step)
         snapshots = {k: v for k, v in (state.get("snapshots") or {}).items() if int(k) <= step}
         sandbox = sandbox if sandbox is not None else self.sandbox
         if snapshots and (sandbox is None or getattr(sandbox, "closed", False)):
@@ -458,11 +518,13 @@ class AgentRun:
         cfg = {**parent["config"], "agent": agent.name, "model": agent.model_name(), "loop": agent.describe(),
                "fork": {"parent_run_id": self.run_id, "step": step}}
         rec = RunRecorder.start(self.store, cfg, parent_run_id=self.run_id, fork_step=step,
-                                batch_id=parent["batch_id"])
+                                batch_id=parent["batch_id"], elapsed=elapsed,
+                                provenance=agent.provenance(task=self._task, sandbox=sandbox, seed=parent.get("seed")))
         state["snapshots"] = snapshots
         rec.emit(EventKind.AGENT_MESSAGE, {"lab.action": "fork", "lab.fork.parent_run_id": self.run_id,
                                            "lab.fork.step": step}, agent=agent.name)
-        run = AgentRun(agent, self.store, rec, sandbox=sandbox, approver=approver, seed=parent.get("seed"))
+        run = AgentRun(agent, self.store, rec, sandbox=sandbox, approver=approver, seed=parent.get("seed"),
+                       task=self._task)
         run._input = state
         return run
 

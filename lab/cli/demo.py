@@ -21,8 +21,10 @@ def demo(store: Path = StoreOption) -> None:
     typer.echo(f"Running the demo experiment ({path.name}): {exp.name}")
     batch = Runner(st, progress=True).run(exp)
     frame = batch.frame()
-    cols = [c for c in frame.columns if c in ("task", "loop", "model", "status", "run_id") or c.startswith("score")]
-    typer.echo(frame[cols].to_string(index=False))
+    cols = [c for c in frame.columns if c in ("task", "model", "status", "answer") or c.startswith("score")]
+    typer.echo(frame[cols].to_string(index=False, max_colwidth=60))
+    for col in [c for c in frame.columns if c.startswith("score.")][:1]:
+        typer.echo(f"\n{col[6:]}: {int((frame[col] == 1.0).sum())}/{len(frame)} answers score 1")
     typer.echo("")
     typer.echo(f"Results:   {st.path}  (lab runs list --store {st.path})")
     typer.echo(f"Dashboard: lab serve dashboard --store {st.path}   then open {dashboard_url()}")

@@ -35,9 +35,13 @@ def list_runs(
     status: str = typer.Option(None, help="Only runs with this status."),
 ) -> None:
     """List runs: id, task, agent, status, human or AI, elapsed time, final scores."""
+    from lab.agents.approvals import awaiting_approval
+
     st = open_store(store)
+    waiting = awaiting_approval(st)
     for run in st.list_runs(status=status):
         s = run_summary(st, run)
+        s["status"] = "awaiting_approval" if s["run_id"] in waiting else s["status"]
         if as_json:
             typer.echo(json.dumps(s))
         else:
@@ -49,10 +53,12 @@ def list_runs(
 
 @runs_app.command("show")
 def show_run(run_id: str, store: Path = StoreOption) -> None:
-    """Show one run's config, status and events."""
+    """Show one run's config, status, provenance and events."""
     st = open_store(store)
     run = st.get_run(run_id)
-    typer.echo(json.dumps({k: v for k, v in run.items()}, indent=2, default=str))
+    from lab.provenance import of_run
+
+    typer.echo(json.dumps({**run, "provenance": of_run(st, run["run_id"])}, indent=2, default=str))
     for ev in st.events(run["run_id"]):
         attrs = json.dumps(ev.attrs, ensure_ascii=False)
         typer.echo(f"{ev.seq:>5} {ev.elapsed:8.2f}s {ev.kind:<14} {ev.agent or '':<12} {attrs[:160]}")

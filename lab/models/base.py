@@ -91,6 +91,8 @@ class ChatResponse:
         latency: Seconds from request to response.
         model: The model that answered.
         parsed: The parsed JSON when a response schema was given.
+        attrs: More attributes for the call's ``model_call`` event (the bounded schema a local model was
+            constrained to, a prompted fallback a server needed ...).
     """
 
     message: Message
@@ -99,6 +101,7 @@ class ChatResponse:
     latency: float = 0.0
     model: str = ""
     parsed: Any = None
+    attrs: dict[str, Any] = field(default_factory=dict)
 
 
 @runtime_checkable

@@ -18,7 +18,9 @@ from lab.models.base import Message, ToolCall, ToolSpec
 from lab.models.errors import ModelError, ModelOutputError
 
 DEFAULT_STRING_CHARS = 256
-MIN_STRING_CHARS = 8
+MIN_STRING_CHARS = 64
+"""The shortest cap put on a string to fit a budget: below it answers would be cut to uselessness, so
+:func:`bound_schema` raises :class:`ReplyBudgetError` instead."""
 DEFAULT_ARRAY_ITEMS = 8
 NUMBER_BOUND = 10**9
 _NUMBER_CHARS = 18  # "-1000000000.123456"
@@ -55,24 +57,45 @@ def reply_schema(tools: list[ToolSpec] | None, tool_choice: str | None,
     return branches[0] if len(branches) == 1 else {"anyOf": branches}
 
 
-def bound_schema(schema: dict[str, Any], max_tokens: int) -> dict[str, Any]:
-    """A copy of ``schema`` whose every reply fits in ``max_tokens`` tokens (a token is at least one
-    character), by capping unbounded strings, arrays and numbers.
+class ReplyBudgetError(ModelError):
+    """``max_tokens`` is too small for a whole constrained reply without cutting strings below
+    :data:`MIN_STRING_CHARS` characters (not retryable: raise the budget)."""
+
+
+def bound_schema(schema: dict[str, Any], max_tokens: int, *, reserve: int = 0) -> dict[str, Any]:
+    """A copy of ``schema`` whose every reply fits in ``max_tokens - reserve`` tokens (a token is at least one
+    character; ``reserve``: tokens the caller keeps, e.g. for end-of-sequence), by capping unbounded strings,
+    arrays and numbers.
 
     Strings get at most :data:`DEFAULT_STRING_CHARS` characters and arrays :data:`DEFAULT_ARRAY_ITEMS`
-    items, fewer when the budget needs it (never under :data:`MIN_STRING_CHARS` characters and one item;
-    check :func:`max_chars` of the result when the budget is tiny). Every reply to the bounded schema is
-    valid for the original.
+    items, fewer when the budget needs it, but strings never fewer than :data:`MIN_STRING_CHARS`
+    (a string the schema itself caps lower keeps its own cap). Every reply to the bounded schema is
+    valid for the original. The model records the bounded schema with each call.
+
+    A schema without strings to cap (numbers, enums, strings capped lower by the schema itself) that does not
+    fit comes back at its smallest bounds; the caller makes room for it.
+
+    Raises:
+        ReplyBudgetError: Even strings of :data:`MIN_STRING_CHARS` characters and arrays of one item do not
+            fit; the message names the budget and the smallest one that fits.
     """
     limit, items = DEFAULT_STRING_CHARS, DEFAULT_ARRAY_ITEMS
     while True:
         bounded = _bound(copy.deepcopy(schema), limit, items)
-        if max_chars(bounded) < max_tokens or (limit, items) == (MIN_STRING_CHARS, 1):
+        if max_chars(bounded) < max_tokens - reserve:
             return bounded
         if limit > MIN_STRING_CHARS:
             limit = max(MIN_STRING_CHARS, limit // 2)
-        else:
+        elif items > 1:
             items = max(1, items // 2)
+        elif max_chars(bounded) == max_chars(_bound(copy.deepcopy(schema), 10**9, 1)):
+            return bounded  # no string is cut: the caller makes room for the longest reply
+        else:
+            raise ReplyBudgetError(
+                f"max_tokens={max_tokens} is too small for this reply: it would cut strings below "
+                f"{MIN_STRING_CHARS} characters (the reply schema needs up to {max_chars(bounded)} tokens with "
+                f"{MIN_STRING_CHARS}-character strings and one array item); raise max_tokens to at least "
+                f"{max_chars(bounded) + 1 + reserve}")
 
 
 def _bound(s: Any, limit: int, items: int) -> Any:

@@ -83,7 +83,18 @@ class OpenAIModel:
 
     # -- the ChatModel interface -----------------------------------------------------------------
 
-    def chat(
+    def chat(self, messages: list[Message], *, tools: list[ToolSpec] | None = None,
+             response_schema: dict[str, Any] | None = None, sampling: Sampling | None = None,
+             recorder: Any | None = None, agent: str | None = None) -> ChatResponse:
+        """Answer ``messages`` (see :class:`lab.models.ChatModel`), natively, or with the tool calls or JSON
+        asked for in the prompt when the server ignores ``tools``/``response_format``
+        (:mod:`lab.models.prompted`). Raises as :meth:`native_chat` does."""
+        from lab.models.prompted import chat_with_fallback
+
+        return chat_with_fallback(self, self.native_chat, messages, tools=tools, response_schema=response_schema,
+                                  sampling=sampling, recorder=recorder, agent=agent)
+
+    def native_chat(
         self,
         messages: list[Message],
         *,

@@ -20,6 +20,8 @@ SEED = "gen_ai.request.seed"
 STOP = "gen_ai.request.stop_sequences"
 SERVER = "server.address"
 RESPONSE_SCHEMA = "lab.request.response_schema"
+BOUNDED_SCHEMA = "lab.request.bounded_schema"
+"""The schema a local model's reply was actually constrained to (string and array bounds for the budget)."""
 TOOL_CHOICE = "lab.request.tool_choice"
 LATENCY = "lab.latency_s"
 PARSED = "lab.response.parsed"
@@ -82,6 +84,7 @@ def call_attrs(
         a[OUTPUT_TOKENS] = response.usage.output_tokens
         if response.parsed is not None:
             a[PARSED] = response.parsed
+        a.update(response.attrs)
         latency = response.latency if latency is None else latency
     if error is not None:
         a[FINISH_REASONS] = ["error"]

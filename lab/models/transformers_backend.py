@@ -21,7 +21,7 @@ from lab.models.batching import CPU_MAX_BATCH, context_tokens, cuda_max_batch
 from lab.models.constrained import bound_schema, instructions, max_chars, parse_reply, reply_schema
 from lab.models.continuous import ContinuousBatcher, Request, oom_message
 from lab.models.errors import ModelError, ModelNotFound
-from lab.models.recording import call_attrs, record_call
+from lab.models.recording import BOUNDED_SCHEMA, call_attrs, record_call
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ class TransformersModel:
             max_new = sampling.max_tokens or default_max
             grammar = None
             if schema is not None:
-                bounded = bound_schema(schema, max_new - 1)  # one token left for end-of-sequence
+                bounded = bound_schema(schema, max_new, reserve=1)  # one token left for end-of-sequence
                 max_new = max(max_new, max_chars(bounded) + 1)  # a budget too small for any reply is raised
                 grammar = self._grammar(bounded)
             prompt = self.prompt_ids(messages, tools, sampling.tool_choice, response_schema)
@@ -197,7 +197,7 @@ class TransformersModel:
             return ChatResponse(Message("assistant", text), finish_reason=finish, usage=usage, model=self.name)
         msg, parsed = parse_reply(text, tools, sampling.tool_choice, response_schema, where=self.name)
         return ChatResponse(msg, finish_reason="tool_calls" if msg.tool_calls else finish, usage=usage,
-                            model=self.name, parsed=parsed)
+                            model=self.name, parsed=parsed, attrs={BOUNDED_SCHEMA: bounded})
 
     # -- prompts ---------------------------------------------------------------------------------
 

@@ -295,8 +295,10 @@ class Entrypoint:
     """Whether the run executed the task's entrypoint script properly (SUPER's ``entrypoint`` metric).
 
     The output is the run's executions: dicts with ``command``, ``exit_code``, ``duration`` (seconds) and
-    ``output`` (stdout and stderr). An execution counts when its command names the entrypoint file, its
-    output holds no Python traceback, and it either exited 0 or ran at least ``min_seconds`` (a long
+    ``output`` (the full recorded stdout and stderr). An execution counts when its command names the
+    entrypoint file, its output holds no Python traceback, no command line naming the entrypoint failed
+    (the shell tool runs under ``pipefail`` and reports each failing line, so ``python train.py | tail``
+    hiding a crash's traceback still fails), and it either exited 0 or ran at least ``min_seconds`` (a long
     training run stopped by a timeout still counts, as in SUPER). The target is the entrypoint path.
     """
 
@@ -307,14 +309,28 @@ class Entrypoint:
         if not target:
             raise ScoringError("entrypoint scorer needs the entrypoint (target)")
         script = re.escape(str(target).rsplit("/", 1)[-1])
-        named = re.compile(rf"(^|[\s/'\"]){script}($|[\s'\";])")
+        named = re.compile(rf"(^|[\s/'\"]){script}($|[\s'\";|&)])")
         for ex in output or []:
-            if not named.search(str(ex.get("command", ""))):
+            command, out = str(ex.get("command", "")), str(ex.get("output", ""))
+            if not named.search(command):
                 continue
-            clean = "Traceback (most recent call last)" not in str(ex.get("output", ""))
+            clean = "Traceback (most recent call last)" not in out and not _entrypoint_failed(command, out, named)
             if clean and (ex.get("exit_code") == 0 or float(ex.get("duration") or 0.0) >= self.min_seconds):
-                return _rule(self.name, 1.0, context, command=str(ex.get("command"))[-300:])
+                return _rule(self.name, 1.0, context, command=command[-300:])
         return _rule(self.name, 0.0, context)
+
+
+def _entrypoint_failed(command: str, output: str, named: re.Pattern[str]) -> bool:
+    """Whether the shell tool reported a failing command line (``__LAB_FAILED__ STATUS LINE``) naming
+    the entrypoint; line N is the command's N-th line (line 0 is the tool's own prelude)."""
+    from lab.tools.shell import FAILED_MARK
+
+    lines = command.split("\n")
+    for m in re.finditer(rf"^{FAILED_MARK} (\d+) (\d+)$", output, re.M):
+        n = int(m.group(2))
+        if 0 < n < len(lines) and named.search(lines[n]):
+            return True
+    return False
 
 
 def normalized_score(score: float, start: float, reference: float, *, log: bool = False) -> float:

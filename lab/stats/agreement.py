@@ -98,6 +98,7 @@ def agreement(
     seed: int = 0,
     top: int = 10,
     names: tuple[str, str] | None = None,
+    missing: str = "drop",
 ) -> Agreement:
     """Agreement between two score sources on the same items.
 
@@ -127,9 +128,14 @@ def agreement(
         seed: Random seed of the resampling.
         top: How many most-disagreeing items to list.
         names: Display names of the two sources (default: the Series names, else ``a`` and ``b``).
+        missing: What a missing score of ``a`` means. ``"drop"``: the item is left out (with a warning),
+            so a judge is measured only where it gave a verdict. ``"category"``: it is a verdict of its
+            own, :data:`MISSING`, which matches no reference grade — LLMBar's and MT-Bench's judge accuracy,
+            which counts a missing or unparsable verdict as wrong (nominal verdicts only). Items the
+            reference ``b`` lacks are dropped either way.
 
     Returns:
-        An :class:`Agreement`. Items where either score is missing are dropped, and a measure undefined
+        An :class:`Agreement`. Items where a score is missing are dropped (see ``missing``), and a measure undefined
         for the data (kappa when both sides give one grade, correlations of a constant) is NaN; both with
         a :class:`~lab.stats.StatsWarning`.
 
@@ -142,6 +148,15 @@ def agreement(
     if weights not in ("quadratic", "linear"):
         raise StatsError(f"weights must be 'quadratic' or 'linear', not {weights!r}")
     names = names or (_name(a, "a"), _name(b, "b"))
+    if missing == "category":
+        if kind not in ("auto", "nominal") or by is not None:
+            raise StatsError("missing='category' makes a missing verdict a category of its own: it applies to "
+                             f"nominal verdicts, not kind={kind!r}{' with by=' if by is not None else ''}")
+        kind = "nominal"
+        a = _missing_as_category(a)
+        labels = None if labels is None else [*labels, MISSING]
+    elif missing != "drop":
+        raise StatsError(f"missing must be 'drop' or 'category', not {missing!r}")
     sa, sb = pair_series(a, b, join=join, names=names)
     if by is not None:
         sa, sb = _system_means(sa, sb, by, names)
@@ -191,6 +206,15 @@ def agreement(
 
 
 # -- inputs -------------------------------------------------------------------------------------------
+
+MISSING = "(missing)"
+"""The category a missing verdict becomes with ``agreement(..., missing="category")``."""
+
+
+def _missing_as_category(a: Any) -> Any:
+    if isinstance(a, pd.Series):
+        return a.astype(object).where(a.notna(), MISSING)
+    return [MISSING if v is None or (isinstance(v, float) and np.isnan(v)) else v for v in a]
 
 
 def _name(x: Any, default: str) -> str:
@@ -579,12 +603,15 @@ def ratings_table(
         by: Column naming the rater (``source``: a grader id or model name; or ``scorer``).
         value: ``value`` for numbers, ``label`` for categorical verdicts.
         item: Column naming the item.
-        dimension: Keep only this rubric dimension (``None``: keep all; then they must not repeat).
+        dimension: Keep only this rubric dimension (default ``overall``: a single-verdict scorer's; rubric
+            judges and human grades often have only named dimensions, e.g. ``accuracy``). ``None``: keep
+            all; then they must not repeat.
         agg: How to combine repeated grades of one item by one rater: ``mean``, ``median``, ``first``,
             ``last``, ``majority``; ``None`` raises on repeats.
 
     Raises:
-        StatsError: Missing columns, or repeated grades with ``agg=None``.
+        StatsError: Missing columns, no grades of ``dimension`` (the message lists the dimensions there
+            are), or repeated grades with ``agg=None``.
     """
     missing = {by, value, item} - set(scores.columns)
     if missing:
@@ -592,6 +619,10 @@ def ratings_table(
     df = scores
     if dimension is not None and "dimension" in df.columns:
         df = df[df["dimension"] == dimension]
+        if df.empty and not scores.empty:
+            dims = sorted(map(str, scores["dimension"].dropna().unique()))
+            raise StatsError(f"ratings_table: no grades of dimension {dimension!r}; the scores have dimension(s) "
+                             f"{dims[:10]}: pass dimension=... (one of them) or dimension=None")
     dup = df.duplicated([item, by])
     if dup.any():
         if agg is None:

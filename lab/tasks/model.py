@@ -187,7 +187,8 @@ class Task(_Strict):
             ``repo`` (set up and run a repository in a sandbox), ``rd`` (improve a solution against a score).
         instructions: What the solver is told.
         inputs: Structured inputs (a question's options, a molecule ...).
-        tools: Names of tools the solver gets (e.g. chemistry tools).
+        tools: Names of tools the solver gets (e.g. chemistry tools); tasks with intermediate scoring
+            get the ``score`` tool.
         sandbox: The environment; ``None`` when the task needs none.
         resources: Limits for the sandbox.
         budgets: Limits on the attempt.
@@ -216,6 +217,12 @@ class Task(_Strict):
     metr: MetrRef | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     source: str | None = None
+
+    @model_validator(mode="after")
+    def _score_tool(self) -> Task:
+        if self.scoring.intermediate and "score" not in self.tools:
+            self.tools = [*self.tools, "score"]  # agents ask for intermediate scores as humans do
+        return self
 
     @property
     def key(self) -> str:

@@ -54,6 +54,8 @@ class ToolContext:
         timeout: Seconds a sandbox command may run.
         attrs: Extra attributes a tool adds to its ``tool_result`` event (e.g. the kernel tool's structured
             outputs); the loop clears them before each call.
+        task: The run's :class:`lab.tasks.Task`, or a function returning it (looked up when first needed);
+            ``None`` for runs without one.
     """
 
     sandbox: Any = None
@@ -61,6 +63,17 @@ class ToolContext:
     state: dict[str, Any] = field(default_factory=dict)
     timeout: float | None = 300.0
     attrs: dict[str, Any] = field(default_factory=dict)
+    task: Any = None
+
+    def require_task(self, tool: str) -> Any:
+        """The run's task, or a :class:`ToolError` naming ``tool`` when the run has none."""
+        try:
+            task = self.task() if callable(self.task) else self.task
+        except LabError as e:
+            raise ToolError(f"tool {tool!r} cannot find the run's task: {e}") from None
+        if task is None:
+            raise ToolError(f"tool {tool!r} needs the run's task and this run has none")
+        return task
 
     def require_sandbox(self, tool: str) -> Any:
         """The sandbox, or a :class:`ToolError` naming ``tool`` when the run has none."""

@@ -19,8 +19,9 @@ def _module_tools(mod: ModuleType) -> Iterable[tuple[str, Tool]]:
     return [(v.name, v) for v in vars(mod).values() if isinstance(v, Tool)]
 
 
-TOOLS: Registry[Tool] = Registry("tool", modules=("lab.tools.shell", "lab.tools.kernel", "lab.tools.chemistry"), error=ToolError,
-                                 harvest=_module_tools)
+TOOLS: Registry[Tool] = Registry("tool", modules=("lab.tools.shell", "lab.tools.kernel", "lab.tools.score",
+                                                     "lab.tools.chemistry"),
+                                 error=ToolError, harvest=_module_tools)
 """Named tools (``submit`` is not one: loops add it themselves)."""
 
 

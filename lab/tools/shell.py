@@ -15,6 +15,14 @@ from pydantic import Field
 from lab.tools.base import ToolContext, ToolError, tool
 
 _PWD_MARK = "__LAB_PWD__="
+FAILED_MARK = "__LAB_FAILED__"
+"""Starts a stderr line ``__LAB_FAILED__ STATUS LINE`` for each command line of a shell call that failed
+(under bash with ``pipefail``, so a crash hidden behind ``| tail`` counts); the recorded sandbox output
+keeps these lines, the observation does not. Line 1 is the command's first line."""
+# bash with pipefail when the sandbox has bash (sh otherwise); an ERR trap reports each failing line
+_RUNNER = 'if command -v bash >/dev/null 2>&1; then exec bash -c "$0"; else exec sh -c "$0"; fi'
+_PRELUDE = ('if [ -n "$BASH_VERSION" ]; then set -o pipefail; '
+            f'trap \'echo "{FAILED_MARK} $? $((LINENO - 1))" >&2\' ERR; fi')
 
 
 def _cwd(ctx: ToolContext) -> str:
@@ -44,12 +52,16 @@ def shell(command: Annotated[str, Field(max_length=4000)], ctx: ToolContext) -> 
     """Run a shell command in the sandbox and return its output.
 
     Args:
-        command: The command line (run with sh; the working directory persists between calls).
+        command: The command line (run with bash, or sh where there is no bash; the working directory
+            persists between calls).
     """
     sandbox = ctx.require_sandbox("shell")
     cwd = _cwd(ctx)
-    script = f"cd {shlex.quote(cwd)} || exit 1\n{command}\n__rc=$?\necho; echo \"{_PWD_MARK}$(pwd)\"\nexit $__rc"
-    res = sandbox.exec(["sh", "-c", script], timeout=ctx.timeout)
+    script = (f"cd {shlex.quote(cwd)} || exit 1; {_PRELUDE}\n{command}\n__rc=$?\n"
+              f"echo; echo \"{_PWD_MARK}$(pwd)\"\nexit $__rc")
+    res = sandbox.exec(["sh", "-c", _RUNNER, script], timeout=ctx.timeout)
+    if FAILED_MARK in res.stderr:
+        res.stderr = "".join(ln for ln in res.stderr.splitlines(keepends=True) if not ln.startswith(FAILED_MARK))
     lines = res.stdout.rstrip("\n").split("\n")
     if lines and lines[-1].startswith(_PWD_MARK):
         ctx.state["cwd"] = lines[-1][len(_PWD_MARK):]

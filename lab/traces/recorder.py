@@ -36,6 +36,14 @@ class WorkClock:
         end = self._paused_at if self._paused_at is not None else time.monotonic()
         return self._offset + end - self._started
 
+    @classmethod
+    def continuing(cls, store: Store, run_id: str) -> WorkClock:
+        """A clock that continues a stored run's working time: from the larger of its recorded
+        ``elapsed`` and its latest event's (a run whose process died never recorded its ``elapsed``)."""
+        row = store.query("SELECT elapsed FROM runs WHERE run_id=?", (run_id,))
+        last = store.query("SELECT MAX(elapsed) FROM events WHERE run_id=?", (run_id,))
+        return cls(offset=max((row[0][0] if row else None) or 0.0, (last[0][0] if last else None) or 0.0))
+
     def pause(self) -> None:
         if self._paused_at is None:
             self._paused_at = time.monotonic()
@@ -74,12 +82,31 @@ class RunRecorder:
             live_otlp.attach(store)
 
     @classmethod
-    def start(cls, store: Store, config: dict[str, Any] | None = None, **run_fields: Any) -> RunRecorder:
-        """Create a run and record its ``run_started`` event."""
+    def start(cls, store: Store, config: dict[str, Any] | None = None, *, elapsed: float = 0.0,
+              provenance: dict[str, Any] | None = None, **run_fields: Any) -> RunRecorder:
+        """Create a run and record its ``run_started`` event.
+
+        Args:
+            store: Where the run goes.
+            config: The run's configuration.
+            elapsed: Working time the run starts from (a fork continues its parent's time at its step).
+            provenance: What a reviewer needs to reproduce the run (see :mod:`lab.provenance`), recorded
+                under ``lab.provenance``.
+            run_fields: Other run columns (``is_human``, ``batch_id``, ``parent_run_id`` ...).
+        """
         run_id = store.create_run(config, **run_fields)
-        rec = cls(store, run_id)
-        rec.emit(EventKind.RUN_STARTED, {"config": config or {}})
+        rec = cls(store, run_id, clock=WorkClock(offset=elapsed))
+        attrs: dict[str, Any] = {"config": config or {}}
+        if provenance is not None:
+            attrs["lab.provenance"] = provenance
+        rec.emit(EventKind.RUN_STARTED, attrs)
         return rec
+
+    @classmethod
+    def attach(cls, store: Store, run_id: str) -> RunRecorder:
+        """A recorder continuing a stored run (resume after a pause, a crash or a restart): its working
+        clock goes on from where the run's recorded time stopped, so elapsed time never goes backwards."""
+        return cls(store, run_id, clock=WorkClock.continuing(store, run_id))
 
     # -- spans ---------------------------------------------------------------------------------
 

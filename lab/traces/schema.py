@@ -27,6 +27,7 @@ class EventKind(str, enum.Enum):
     LIMIT = "limit"
     ERROR = "error"
     SPAN = "span"
+    PROVENANCE = "provenance"
 
 
 class RunStatus(str, enum.Enum):

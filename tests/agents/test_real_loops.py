@@ -1,6 +1,6 @@
 """Every loop end to end for real: the embedded SmolLM2 (CPU, constrained decoding) against real Docker
-sandboxes. Few and short on purpose (small max_tokens, one or two steps): they prove the parts fit, not
-that a 135M model is a good agent."""
+sandboxes. Few and short on purpose (the smallest max_tokens that fit whole replies, one or two steps): they
+prove the parts fit, not that a 135M model is a good agent."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_dera_for_real(store, smollm2):
     from lab.tasks import get_task
 
     task = get_task("medqa-open/dev-0001")
-    agent = DeraAgent(smollm2, limits=Limits(steps=1), sampling=Sampling(max_tokens=32, temperature=0),
+    agent = DeraAgent(smollm2, limits=Limits(steps=1), sampling=Sampling(max_tokens=192, temperature=0),
                       message_max_chars=120)
     res = agent.start(store, task.instructions, task=task.key).run()
     assert res.status == "done" and res.stop_reason in ("final", "limit:steps")
@@ -59,7 +59,7 @@ def test_react_for_real_in_docker(store, smollm2):
     from lab.sandbox import SandboxSpec, open_sandbox
     from lab.tools import shell
 
-    agent = ReActAgent(smollm2, [shell], limits=Limits(steps=2), sampling=Sampling(max_tokens=32, temperature=0))
+    agent = ReActAgent(smollm2, [shell], limits=Limits(steps=2), sampling=Sampling(max_tokens=160, temperature=0))
     run = agent.start(store, "List the files in the current directory with the shell tool, then submit how many "
                              "there are.", sandbox=lambda rec: open_sandbox(SandboxSpec(), recorder=rec))
     try:
@@ -82,7 +82,7 @@ def test_repo_setup_through_the_runner_for_real(store):
 
     exp = Experiment.from_dict({"name": "real", "tasks": [{"suite": "repo-setup", "ids": ["tinyclf-pinned-version"]}],
                                 "loops": ["repo_setup"], "models": ["smollm2"], "budgets": {"steps": 2},
-                                "sampling": {"max_tokens": 32, "temperature": 0}})
+                                "sampling": {"max_tokens": 320, "temperature": 0}})
     (o,) = Runner(store, progress=False).run(exp).outcomes
     assert o.status == "done", o.error
     assert o.stop_reason in ("submitted", "limit:steps", "invalid_replies")

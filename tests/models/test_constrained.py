@@ -8,7 +8,9 @@ import jsonschema
 import pytest
 
 from lab.models import ModelError, ModelOutputError, ToolSpec
-from lab.models.constrained import bound_schema, max_chars, parse_reply, reply_schema
+from lab.models.constrained import (
+    MIN_STRING_CHARS, ReplyBudgetError, bound_schema, max_chars, parse_reply, reply_schema,
+)
 
 SEARCH = ToolSpec("search", "Search", {"type": "object", "properties": {
     "query": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}},
@@ -28,17 +30,19 @@ def test_reply_schema_by_tool_choice():
         reply_schema([SEARCH], "delete", None)
 
 
-@pytest.mark.parametrize("budget", [24, 101, 128, 512, 4096])
+@pytest.mark.parametrize("budget", [24, 101, 300, 512, 4096])
 def test_bound_schema_fits_budget_and_stays_a_subset(budget):
     schema = reply_schema([SEARCH, SUBMIT], "required", None)
-    bounded = bound_schema(schema, budget)
+    try:
+        bounded = bound_schema(schema, budget)
+    except ReplyBudgetError as e:  # strings would be cut below 64 characters: a clear error, no silent cut
+        assert f"max_tokens={budget} is too small" in str(e) and "at least" in str(e) and not e.retryable
+        need = int(str(e).rsplit("at least ", 1)[1])
+        assert need > budget and bound_schema(schema, need)  # the budget it names is enough
+        return
     q = bounded["anyOf"][0]["properties"]["arguments"]["properties"]
-    smallest = max_chars(bound_schema(schema, 0))
-    if budget > smallest:
-        assert max_chars(bounded) < budget
-    else:  # too small for any call: the smallest bounds, which the backend then makes room for
-        assert (q["query"]["maxLength"], q["tags"]["maxItems"]) == (8, 1)
-    assert q["query"]["maxLength"] <= 256 and q["tags"]["maxItems"] <= 8
+    assert max_chars(bounded) < budget
+    assert MIN_STRING_CHARS <= q["query"]["maxLength"] <= 256 and q["tags"]["maxItems"] <= 8
     assert q["limit"]["minimum"] == -(10**9)
     # the longest reply the bounded schema allows is valid for the original and no longer than the bound
     longest = {"name": "search", "arguments": {"query": "x" * q["query"]["maxLength"],
@@ -47,6 +51,13 @@ def test_bound_schema_fits_budget_and_stays_a_subset(budget):
     jsonschema.validate(longest, schema)
     assert len(json.dumps(longest)) <= max_chars(bounded)
     assert "maxLength" not in schema["anyOf"][0]["properties"]["arguments"]["properties"]["query"]  # copy
+
+
+def test_a_string_the_schema_caps_lower_keeps_its_cap():
+    schema = {"type": "object", "properties": {"code": {"type": "string", "maxLength": 5},
+                                               "text": {"type": "string"}}}
+    bounded = bound_schema(schema, 100)
+    assert bounded["properties"]["code"]["maxLength"] == 5 and bounded["properties"]["text"]["maxLength"] == 64
 
 
 def test_parse_reply_tool_call_answer_and_errors():

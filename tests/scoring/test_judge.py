@@ -90,7 +90,7 @@ def test_pass_fail_panel_majority_by_label():
 @pytest.mark.timeout(900)
 def test_real_smollm2_judge_verdict_parses():
     judge = LLMJudge("smollm2", criteria="The answer names the capital of France.", scale=(1, 5),
-                     explanation_chars=80, sampling=Sampling(temperature=0.0, max_tokens=96))
+                     explanation_chars=80, sampling=Sampling(temperature=0.0, max_tokens=160))
     [s] = judge("The capital of France is Paris.", "Paris", question="What is the capital of France?")
     assert s.value is not None and 1 <= s.value <= 5, s.details
     assert 0.0 <= s.details["confidence"] <= 1.0 and isinstance(s.details["explanation"], str)

@@ -1,0 +1,122 @@
+"""Answering a run's pending tool-call approval from outside the process that started it (``lab approve``).
+
+A run that stops for an approval records an ``agent_message`` with ``lab.action: awaiting_approval`` and the
+pending calls; :func:`awaiting_approval` finds such runs (``lab runs list`` shows them), and
+:func:`answer_approval` rebuilds the run's loop from its recorded settings, attaches to its checkpoint,
+answers, and drives the run on in this process until it finishes, stops, or asks again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, Literal
+
+from lab.agents.limits import Limits
+from lab.agents.run import AWAITING_APPROVAL, Agent, AgentError, AgentRun, RunResult
+from lab.models.base import ChatModel, Sampling
+from lab.traces.schema import EventKind, RunStatus
+from lab.traces.store import TraceStore
+
+__all__ = ["answer_approval", "awaiting_approval", "rebuild_agent"]
+
+_OPEN = (RunStatus.RUNNING.value, RunStatus.INTERRUPTED.value)
+
+
+def awaiting_approval(store: TraceStore) -> dict[str, list[dict[str, Any]]]:
+    """Runs whose latest event asks for an approval (and that are still open): run id → pending calls."""
+    rows = store.query(
+        "SELECT e.run_id, e.attrs FROM events e JOIN runs r ON r.run_id = e.run_id"
+        " WHERE e.kind = ? AND r.status IN (?, ?)"
+        " AND e.seq = (SELECT MAX(seq) FROM events WHERE run_id = e.run_id)",
+        (EventKind.AGENT_MESSAGE.value, *_OPEN))
+    out = {}
+    for run_id, attrs in rows:
+        a = json.loads(attrs)
+        if a.get("lab.action") == AWAITING_APPROVAL:
+            out[run_id] = a.get("lab.pending") or []
+    return out
+
+
+def rebuild_agent(store: TraceStore, run_id: str, *, model: ChatModel | None = None,
+                  model_loader: Callable[[str], ChatModel] | None = None) -> Agent:
+    """The ReAct or repo-set-up loop of a stored run, rebuilt from its recorded settings (tools by name,
+    system prompt, limits, approvals, sampling) with its model (or ``model``).
+
+    Raises:
+        AgentError: The run was not made by one of those loops, or a tool it used is not a named tool.
+    """
+    from lab.agents.react import ReActAgent
+    from lab.agents.repo_setup import RepoSetupAgent
+    from lab.tools.registry import get_tools
+
+    run = store.get_run(run_id)
+    desc = run["config"].get("loop") or {}
+    loop = desc.get("loop") if isinstance(desc, dict) else None
+    if loop not in ("react", "repo_setup"):
+        raise AgentError(f"run {run['run_id']} was made by {loop or run['agent']!r}; only react and repo_setup "
+                         "runs ask for approvals")
+    if model is None:
+        from lab.models import load_model
+
+        model = (model_loader or load_model)(desc.get("model") or run["model"])
+    builtin = {"submit", "shell", "python", "edit_file"} if loop == "repo_setup" else {"submit"}
+    try:
+        tools = get_tools([n for n in desc.get("tools", []) if n not in builtin])
+    except Exception as e:  # noqa: BLE001 - a custom tool object cannot be found by name
+        raise AgentError(f"run {run['run_id']}: cannot rebuild its tools: {e}") from None
+    approval = desc.get("approval", False)
+    kw: dict[str, Any] = dict(system_prompt=desc["system_prompt"], limits=Limits(**desc.get("limits", {})),
+                              approval=approval if isinstance(approval, bool) else list(approval),
+                              sampling=Sampling(**desc.get("sampling", {})))
+    return RepoSetupAgent(model, tools, **kw) if loop == "repo_setup" else ReActAgent(model, tools, **kw)
+
+
+def answer_approval(store: TraceStore, run_id: str, action: Literal["approve", "edit", "reject"], *,
+                    arguments: dict[str, Any] | None = None, reason: str | None = None,
+                    model: ChatModel | None = None, sandbox: Any = None) -> RunResult:
+    """Answer a stored run's pending approval and continue it here until it finishes, stops or asks again;
+    a run that finishes is scored by its task (:func:`lab.scoring.runs.score_run`) when it has one.
+
+    Args:
+        store: The store holding the run.
+        run_id: The run.
+        action: ``approve``, ``edit`` (run the call with ``arguments``) or ``reject`` (with ``reason``).
+        arguments: The edited arguments.
+        reason: Why the call was rejected (the agent observes it).
+        model: The model to continue with (default: the run's, loaded by name).
+        sandbox: A sandbox for the rest of the run (its latest snapshot is restored into it).
+
+    Raises:
+        AgentError: The run waits for no approval, or its loop cannot be rebuilt.
+    """
+    rid = store.get_run(run_id)["run_id"]
+    if rid not in awaiting_approval(store):
+        raise AgentError(f"run {rid} is not waiting for an approval (status {store.get_run(rid)['status']})")
+    run = AgentRun.attach(store, rid, rebuild_agent(store, rid, model=model), sandbox=sandbox)
+    if action == "edit":
+        result = run.edit(arguments or {})
+    elif action == "reject":
+        result = run.reject(reason or "rejected by the reviewer")
+    else:
+        result = run.approve()
+    if result.status == RunStatus.DONE.value:
+        _score(store, run, result, sandbox)
+    return result
+
+
+def _score(store: TraceStore, run: AgentRun, result: RunResult, sandbox: Any) -> None:
+    from lab.scoring.runs import score_run
+
+    try:
+        task = run.get_task()
+        if task is None:
+            return
+        scores = score_run(task, result.answer, store=store, run_id=run.run_id, sandbox=sandbox)
+    except Exception as e:  # noqa: BLE001 - a scorer failing is recorded; the run stays done
+        run.recorder.error(e, where="scoring")
+        return
+    elapsed = store.get_run(run.run_id)["elapsed"] or 0.0
+    for s in scores:
+        s.item_id = s.item_id or task.key
+        store.add_score(run.run_id, s, elapsed=elapsed)
