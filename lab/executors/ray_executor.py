@@ -1,12 +1,13 @@
 """Runs on a Ray cluster: each combination is a Ray task whose resource request is the task's declared CPUs,
 memory and GPUs, so GPU tasks land on GPU nodes.
 
-With a SQLite store the driver (``lab run --executor ray``) must run on a node of the cluster: its trace store
-stays there, and a :class:`~lab.executors.remote_store.StoreSink` actor pinned to that node writes every event and
-checkpoint the remote runs send, as they happen. With a PostgreSQL store each worker process opens the store
-itself (its own connections; the URL travels in the batch's pickled run context, never in a log or a task's
-name) and writes straight to the server, so several drivers and many workers write one store at once. A run whose node or worker dies is marked ``interrupted`` with the reason;
-running the batch again resumes just those runs (from their last checkpoint, on any node).
+The driver (``lab run --executor ray``) runs on a node of the cluster. A SQLite store stays there, and a
+:class:`~lab.executors.remote_store.StoreSink` actor pinned to that node writes every event and checkpoint the
+remote runs send, as they happen. With a PostgreSQL store each worker process opens the store itself (its own
+connections; the URL travels in the batch's pickled run context, never in a log or a task's name) and writes
+straight to the server, so several drivers and their workers write one store at once. A run whose node or
+worker dies is marked ``interrupted`` with the reason; running the batch again resumes just those runs (from
+their last checkpoint, on any node).
 """
 
 from __future__ import annotations
