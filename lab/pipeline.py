@@ -112,7 +112,8 @@ class RunContext:
 
     Attributes:
         experiment: The experiment.
-        store: Where runs are recorded (a local store, or a cluster worker's stand-in for the driver's).
+        store: Where runs are recorded (a local store, a cluster worker's stand-in for the driver's SQLite
+            store, or a PostgreSQL store, which a worker reopens itself).
         model_loader: Turns a model name into a model.
         sandbox_opener: Opens a task's sandbox (default: :func:`lab.tasks.environment.open_task_sandbox` with
             the experiment's backend).

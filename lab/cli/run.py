@@ -8,7 +8,6 @@ from pathlib import Path
 import typer
 
 from lab.cli.options import StoreOption, open_store
-from lab.traces.store import StoreError
 
 
 def run_experiment(
@@ -40,9 +39,6 @@ def run_experiment(
     check_experiment(exp)  # before the store is opened: a bad experiment writes nothing
     runner_executor = get_executor(executor, address=address)
     st = open_store(store, create=True)
-    if executor == "ray" and not isinstance(st.path, Path):  # its store actor writes a SQLite file
-        raise StoreError("--executor ray needs a SQLite store for now; with a PostgreSQL store, start a `lab run` "
-                         "driver on each machine instead (they may write the store at once)")
     runner = Runner(st, concurrency=concurrency, progress=progress, executor=runner_executor, wait=wait)
     batch = runner.run(exp)
     for o in batch.outcomes:

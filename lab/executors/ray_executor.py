@@ -1,10 +1,13 @@
 """Runs on a Ray cluster: each combination is a Ray task whose resource request is the task's declared CPUs,
 memory and GPUs, so GPU tasks land on GPU nodes.
 
-The driver (``lab run --executor ray``) must run on a node of the cluster: its trace store stays there, and a
+The driver (``lab run --executor ray``) runs on a node of the cluster. A SQLite store stays there, and a
 :class:`~lab.executors.remote_store.StoreSink` actor pinned to that node writes every event and checkpoint the
-remote runs send, as they happen. A run whose node or worker dies is marked ``interrupted`` with the reason;
-running the batch again resumes just those runs (from their last checkpoint, on any node).
+remote runs send, as they happen. With a PostgreSQL store each worker process opens the store itself (its own
+connections; the URL travels in the batch's pickled run context, never in a log or a task's name) and writes
+straight to the server, so several drivers and their workers write one store at once. A run whose node or
+worker dies is marked ``interrupted`` with the reason; running the batch again resumes just those runs (from
+their last checkpoint, on any node).
 """
 
 from __future__ import annotations
@@ -73,20 +76,22 @@ class RayExecutor:
 
 
 _contexts: dict[str, RunContext] = {}
-"""In a worker process: the latest batch's run context (over a remote store)."""
+"""In a worker process: the latest batch's run context (over a remote store, or its own PostgreSQL store)."""
 STOP_POLL_S = 0.5
 
 
-def _run_remote(token: str, context: list[Any], combo: Combo, key: str, resume_id: str | None) -> Outcome:
+def _run_remote(token: str, context: list[Any], sink: Any, combo: Combo, key: str,
+                resume_id: str | None) -> Outcome:
     """A Ray task: run one combination with the same code the local executor uses; when the driver stops the
     batch (Ctrl-C), the run pauses at its next step as it would locally."""
     import ray
 
     if token not in _contexts:
+        for old in _contexts.values():  # an earlier batch's store (its connections)
+            old.store.close()
         _contexts.clear()
         _contexts[token] = ray.get(context[0])
     ctx = _contexts[token]
-    sink = ctx.store.sink
     finished = threading.Event()
 
     def watch() -> None:  # again after the stop: a run registers as active only once its sandbox is up
@@ -132,15 +137,17 @@ class _RayBatch:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         from lab.executors.remote_store import RemoteStore, StoreSink
+        from lab.traces.pg_store import PostgresTraceStore
 
         self.context = context
-        path = str(context.store.path.resolve())
+        direct = isinstance(context.store, PostgresTraceStore)  # workers write the server themselves
+        path = None if direct else str(context.store.path.resolve())
         here = ray.get_runtime_context().get_node_id()
         self.sink = ray.remote(StoreSink).options(
             num_cpus=0, max_concurrency=64, scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
         ).remote(path)
         ray.get(self.sink.ping.remote())
-        remote = dataclasses.replace(context, store=RemoteStore(self.sink, path))
+        remote = context if direct else dataclasses.replace(context, store=RemoteStore(self.sink, path))
         self.context_ref = [ray.put(remote)]
         self.token = uuid.uuid4().hex
         self.task = ray.remote(_run_remote)
@@ -159,7 +166,7 @@ class _RayBatch:
         ref = self.task.options(num_cpus=res.cpus, memory=int(res.memory_gb * 2**30), num_gpus=res.gpus,
                                 max_retries=0, retry_exceptions=False, scheduling_strategy="SPREAD",
                                 name=f"lab:{combo.task.key}").remote(
-            self.token, self.context_ref, combo, key, resume_id)
+            self.token, self.context_ref, self.sink, combo, key, resume_id)
         ref.future().add_done_callback(lambda done: self._settle(out, done, combo, key))
         return out
 

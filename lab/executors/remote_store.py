@@ -24,15 +24,17 @@ from lab.traces.store import TraceStore
 
 
 class StoreSink:
-    """Holds the driver's trace store and checkpointer; workers call it (a Ray actor, many calls at once).
+    """Holds the driver's trace store and checkpointer; workers call it (a Ray actor, many calls at once). It
+    also carries the batch's stop signal to the workers.
 
     Args:
-        path: The driver's trace store file.
+        path: The driver's trace store file; ``None`` for a batch whose workers open the store themselves (a
+            PostgreSQL store): then the sink only carries the stop signal.
     """
 
-    def __init__(self, path: str) -> None:
-        self.store = TraceStore(path, recover=False)
-        self.saver = checkpointer_for(path)
+    def __init__(self, path: str | None) -> None:
+        self.store = TraceStore(path, recover=False) if path is not None else None
+        self.saver = checkpointer_for(path) if path is not None else None
         self.stopping = False
 
     def store_call(self, method: str, args: tuple, kwargs: dict[str, Any]) -> Any:

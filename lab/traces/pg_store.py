@@ -162,6 +162,14 @@ class PostgresTraceStore(TraceStore):
         if recover:
             self.recover()
 
+    def __reduce__(self) -> tuple:
+        """Pickles as its URL (so the pickle holds the password: keep it as secret as the URL); unpickling opens
+        the same store afresh in the receiving process (a cluster worker's own connections), without recovery."""
+        return (_reopen, (self.url, self.readonly, "full" if self._sync == "on" else "normal"))
+
+    def __repr__(self) -> str:
+        return f"PostgresTraceStore({self.path!r})"
+
     def _explain(self, e: Exception) -> str:
         diag = getattr(e, "diag", None)
         msg = " ".join(((diag and diag.message_primary) or str(e)).split()) or type(e).__name__
@@ -217,3 +225,9 @@ class PostgresTraceStore(TraceStore):
         from lab.traces.checkpoints import checkpointer_for
 
         return checkpointer_for(self.url)
+
+
+def _reopen(url: str, readonly: bool, durability: str) -> PostgresTraceStore:
+    """A store unpickled in another process: the same database, its own connections, no recovery (runs this
+    process did not write are not its to mark)."""
+    return PostgresTraceStore(url, readonly=readonly, durability=durability, recover=False)

@@ -132,10 +132,22 @@ def test_several_processes_set_up_the_checkpoints_of_a_new_database_at_once(pg_u
     assert [o.strip() for o, _ in outs] == ["None"] * 4
 
 
-def test_ray_executor_with_a_postgresql_store_is_one_clear_line(tmp_path, pg_url, lab):
-    exp = tmp_path / "exp.yaml"
-    script = tmp_path / "x.yaml"
-    script.write_text("- the answer\n")
-    exp.write_text(f"name: r\ntasks: [medqa-open/dev-0001]\nloops: [dera]\nmodels: ['scripted:{script}']\n")
-    r = lab("run", str(exp), "--store", pg_url, "--executor", "ray", "--no-progress")
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--executor ray needs a SQLite store" in r.stderr
+def test_store_pickles_as_its_url_and_reopens_elsewhere_with_secrets_out_of_messages(pg_url):
+    """How a Ray worker gets a PostgreSQL store: unpickled, it opens its own connections to the same database;
+    its repr, its path and any error name the URL without the password."""
+    import pickle
+
+    from lab.traces import pg_store
+
+    url = pg_url.replace("postgresql://lab@", "postgresql://lab:pw-31c5@")
+    with open_trace_store(url) as store:
+        copy = pickle.loads(pickle.dumps(store))
+        assert copy is not store and copy.url == url and copy._conn() is not store._conn()
+        rid = copy.create_run(task="t", agent="a", model="m")
+        copy.close()
+        assert store.get_run(rid)["task"] == "t"
+        assert "pw-31c5" not in repr(store) + str(store.path)
+    with pytest.raises(StoreError) as e:
+        pg_store._reopen("postgresql://lab:pw-31c5@127.0.0.1:1/x", False, "normal")
+    assert "pw-31c5" not in str(e.value) and "127.0.0.1:1" in str(e.value)
+
