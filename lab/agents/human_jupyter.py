@@ -199,7 +199,7 @@ class JupyterHumanSession(HumanSession):
         token: Its access token (default: a random one).
         idle_pause_s: Seconds with no cell running after which the clock pauses by itself (recorded as a
             ``pause`` with reason ``idle``); the next cell resumes it. ``None``: only ``%pause`` pauses.
-        **kwargs: Passed to :class:`HumanSession` (``limits``, ``scorer``, ``stdout``).
+        **kwargs: Passed to :class:`HumanSession` (``limits``, ``scorer``, ``stdout``, ``resume``).
     """
 
     def __init__(self, store: Any, task: Any, *, expert: str, sandbox: Any, port: int = 0,
@@ -409,7 +409,9 @@ class JupyterHumanSession(HumanSession):
             cell = cells.get(parent)
             if cell is not None and cell.feed(msg):
                 del cells[parent]
-                self._done_with(parent, self._record(cell.finish()))
+                text = self._record(cell.finish())
+                self._snapshot_quietly()
+                self._done_with(parent, text)
 
     def _record(self, res: Any) -> str:
         self.commands += 1
@@ -418,6 +420,13 @@ class JupyterHumanSession(HumanSession):
         self._act("kernel_cell", **{TOOL_NAME: "kernel", "lab.arguments": {"code": res.code}, "content": text,
                                     "lab.kernel.outputs": res.outputs(), "lab.duration_s": round(res.duration, 6)})
         return text
+
+    def _snapshot_quietly(self) -> None:
+        """Archive the workdir after a cell (what ``--resume`` restores); a failure is recorded, not raised."""
+        try:
+            self.snapshot_workdir()
+        except Exception as e:  # noqa: BLE001 - over the archive cap, a broken sandbox: the session goes on
+            self.recorder.error(e, where="workdir snapshot")
 
     def _reply(self, msg_id: str, message: str) -> None:
         name = hashlib.sha1(msg_id.encode()).hexdigest()
