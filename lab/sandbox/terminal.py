@@ -117,12 +117,13 @@ def relay(container_id: str, user: str, workdir: str, log_path: str, drop_caps: 
                     pass
 
     saved = termios.tcgetattr(stdin) if interactive else None
+    stdin_done = False
     try:
         if interactive:
-            tty.setraw(stdin)
+            tty.setraw(stdin, termios.TCSANOW)  # not TCSAFLUSH: keys typed during start-up are kept
             signal.signal(signal.SIGWINCH, resize)
             resize()
-        inputs = [sock, stdin]
+        inputs: list[Any] = [sock]  # keys typed before the shell's first prompt wait for it (not lost in start-up)
         while True:
             try:
                 ready, _, _ = select.select(inputs, [], [], 0.2)
@@ -135,10 +136,16 @@ def relay(container_id: str, user: str, workdir: str, log_path: str, drop_caps: 
                     break
                 os.write(sys.stdout.fileno(), data)
                 log.shown(data)
+                if len(inputs) == 1 and not stdin_done:
+                    inputs.append(stdin)
             if stdin in ready:
-                data = os.read(stdin, 65536)
+                try:
+                    data = os.read(stdin, 65536)
+                except OSError:  # the terminal was closed (JupyterLab hung up its pty)
+                    break
                 if not data:  # the terminal closed: the shell sees the end of its input
                     inputs.remove(stdin)
+                    stdin_done = True
                     sock.shutdown(socket.SHUT_WR)
                     continue
                 log.typed(data)
@@ -148,7 +155,18 @@ def relay(container_id: str, user: str, workdir: str, log_path: str, drop_caps: 
         if saved is not None:
             termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
         sock.close()
+        _hang_up(api, exec_id)
     return int(api.exec_inspect(exec_id).get("ExitCode") or 0)
+
+
+def _hang_up(api: Any, exec_id: str) -> None:
+    """Send SIGHUP to a shell still running after its terminal closed (as closing a terminal does)."""
+    try:
+        info = api.exec_inspect(exec_id)
+        if info.get("Running") and info.get("Pid"):
+            os.kill(int(info["Pid"]), signal.SIGHUP)
+    except Exception:  # noqa: BLE001 - gone already, or an engine on another machine
+        pass
 
 
 if __name__ == "__main__":
