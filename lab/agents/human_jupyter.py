@@ -47,6 +47,8 @@ KERNEL_NAME = "lab-sandbox"
 NOTEBOOK = "notebook.ipynb"
 MAGICS = ("pause", "resume", "status", "score", "submit", "quit")
 _REPLIES = "/tmp/.lab-kernel"
+TERMINAL_SNAPSHOT_S = 5.0
+"""Seconds between workdir archives while terminals show output (cells archive it after each one)."""
 
 # Runs silently in every kernel of the session: each magic waits for this process's reply to its cell.
 _MAGIC_CODE = f"""
@@ -234,6 +236,8 @@ class JupyterHumanSession(HumanSession):
         self._done_cv = threading.Condition()
         self.terminal_log: Path | None = None  # what the terminals' relays log (see lab.sandbox.terminal)
         self._terminal_read = 0
+        self._terminal_snapshot_due = False
+        self._snapshot_at = 0.0
 
     @property
     def url(self) -> str:
@@ -455,10 +459,13 @@ class JupyterHumanSession(HumanSession):
             elif "output" in rec:
                 self.transcript.append(str(rec["output"]))
                 self._act("terminal_output", content=str(rec["output"]), **term)
-                self._snapshot_quietly()
+                self._terminal_snapshot_due = True
+        if self._terminal_snapshot_due and time.monotonic() - self._snapshot_at >= TERMINAL_SNAPSHOT_S:
+            self._snapshot_quietly()  # terminal output comes in pieces: its workdir is archived at most this often
 
     def _snapshot_quietly(self) -> None:
         """Archive the workdir after a cell (what ``--resume`` restores); a failure is recorded, not raised."""
+        self._terminal_snapshot_due, self._snapshot_at = False, time.monotonic()
         try:
             self.snapshot_workdir()
         except Exception as e:  # noqa: BLE001 - over the archive cap, a broken sandbox: the session goes on
