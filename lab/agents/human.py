@@ -11,12 +11,16 @@ intermediate scores), ``submit ANSWER``, ``quit``, ``help``.
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from typing import Any, TextIO
 
 from lab.agents.limits import Limits, record_limit
 from lab.agents.run import RunResult
+from lab.errors import LabError
 from lab.provenance import collect, record_sandbox
+from lab.sandbox.snapshot_store import SnapshotStore
 from lab.tools.base import ToolContext, ToolError
 from lab.tools.shell import shell
 from lab.tools.submit import parse_answer
@@ -45,11 +49,13 @@ class HumanSession:
         limits: Limits (default: the task's working time, or its wall time taken as working time).
         stdin: Where commands are read from.
         stdout: Where output is written.
+        resume: An interrupted (or paused) session's run id to continue: same run, working time continuing
+            from what was recorded, the sandbox's workdir restored from the run's last workdir snapshot.
     """
 
     def __init__(self, store: TraceStore, task: Any, *, expert: str, sandbox: Any = None,
                  limits: Limits | None = None,
-                 stdin: TextIO | None = None, stdout: TextIO | None = None) -> None:
+                 stdin: TextIO | None = None, stdout: TextIO | None = None, resume: str | None = None) -> None:
         self.store = store
         self.task = task
         self.expert = expert
@@ -60,18 +66,58 @@ class HumanSession:
         self.stdout = stdout or sys.stdout
         cfg = {"task": task.key, "agent": "human", "model": self.agent, "expert": expert,
                "prompt": task.instructions, "limits": self.limits.to_dict()}
-        self.recorder = RunRecorder.start(store, cfg, is_human=True, provenance=collect(task=task))
+        self.recorder = RunRecorder.start(store, cfg, is_human=True, provenance=collect(task=task)) \
+            if resume is None else _reattach(store, resume, task)
         self.run_id = self.recorder.run_id
-        self.created_at = store.get_run(self.run_id)["created_at"]
+        row = store.get_run(self.run_id)
+        self.created_at = row["created_at"]
+        if resume is not None:  # the session's expert stays who began it
+            self.expert = (row["config"] or {}).get("expert") or expert
+            self.agent = f"human:{self.expert}"
+        self._last_snapshot: str | None = None
         try:
             self.sandbox = sandbox(self.recorder) if callable(sandbox) and not hasattr(sandbox, "exec") else sandbox
             record_sandbox(self.recorder, self.sandbox)
+            if resume is not None and self.sandbox is not None:
+                self._restore_workdir()
         except BaseException as e:
             self.recorder.error(e, where="sandbox")
             self.recorder.finish(RunStatus.FAILED, error=f"the sandbox could not start: {e}")
+            if resume is not None and getattr(self, "sandbox", None) is not None:
+                self.sandbox.close()
             raise
         self.ctx = ToolContext(sandbox=self.sandbox, recorder=self.recorder, task=task)
         self.commands = 0
+
+    # -- workdir snapshots (what a resumed session gets back) -------------------------------------
+
+    @property
+    def archives(self) -> SnapshotStore | None:
+        """The snapshot store beside the trace store (``None`` for a store with no folder)."""
+        path = getattr(self.store, "path", None)
+        return SnapshotStore.beside(path) if isinstance(path, (str, os.PathLike)) else None
+
+    def snapshot_workdir(self) -> str | None:
+        """Archive the sandbox's workdir into the snapshot store, recorded as a ``sandbox_exec`` snapshot event
+        (what ``resume`` restores); the archive's digest, or ``None`` with no sandbox or store folder."""
+        if self.sandbox is None or self.archives is None:
+            return None
+        t0 = time.perf_counter()
+        digest = self.archives.save(self.sandbox, self.run_id)
+        if digest != self._last_snapshot:
+            self._last_snapshot = digest
+            self.recorder.emit(EventKind.SANDBOX_EXEC, {"lab.sandbox.op": "snapshot", "lab.snapshot.archive": digest,
+                                                        "lab.duration_s": round(time.perf_counter() - t0, 6)},
+                               agent=self.agent)
+        return digest
+
+    def _restore_workdir(self) -> None:
+        snaps = [e.attrs["lab.snapshot.archive"] for e in self.store.events(self.run_id, kinds=[EventKind.SANDBOX_EXEC])
+                 if e.attrs.get("lab.sandbox.op") == "snapshot" and e.attrs.get("lab.snapshot.archive")]
+        if snaps and self.archives is not None:
+            self.archives.restore(self.sandbox, snaps[-1])
+            self._last_snapshot = snaps[-1]
+            self._act("restore", **{"lab.snapshot.archive": snaps[-1]})
 
     def _print(self, text: str = "") -> None:
         self.stdout.write(text + ("" if text.endswith("\n") else "\n"))
@@ -199,4 +245,23 @@ class HumanSession:
                              attrs={"lab.stop_reason": reason, "lab.answer": answer})
         self._print(f"session {status.value} ({reason}); run {self.run_id}")
         return RunResult(self.run_id, status.value, answer, reason, self.commands, 0, error)
+
+
+def _reattach(store: TraceStore, run_id: str, task: Any) -> RunRecorder:
+    """Reopen an interrupted human run of ``task``: a recorder whose clock continues from its recorded time.
+
+    Raises:
+        LabError: Not a human run of this task, or it finished (done, failed, cancelled).
+    """
+    row = store.get_run(run_id)
+    if not row["is_human"] or (row["config"] or {}).get("task") != task.key:
+        raise LabError(f"run {row['run_id']} is not a human session of task {task.key}")
+    if row["status"] not in (RunStatus.INTERRUPTED.value, "paused"):
+        raise LabError(f"run {row['run_id']} is {row['status']}: only an interrupted session can be resumed")
+    store.reopen_run(row["run_id"])
+    rec = RunRecorder.attach(store, row["run_id"])  # the clock goes on from the recorded working time
+    elapsed = rec.clock.elapsed()
+    rec.emit(EventKind.HUMAN_ACTION, {"lab.action": "reattach", "lab.resumed_at_s": round(elapsed, 6)},
+             agent=f"human:{(row['config'] or {}).get('expert')}")
+    return rec
 

@@ -5,7 +5,9 @@ spec runs, through a kernel provisioner (:class:`SandboxProvisioner`), a :class:
 inside the task's sandbox: the same kernel and transport as the agents' ``kernel`` tool. The file browser
 shows the host side of the sandbox's workdir (the Docker volume; what the server saves is handed to the
 sandbox's user; links leading out of it are refused, though a link swapped in between the check and the use
-is not). There are no terminals (they would run on the host) and no other kernels.
+is not). There are no other kernels. JupyterLab's terminals run an interactive shell inside the sandbox as its
+user, hardened as the sandbox's commands are (:mod:`lab.sandbox.terminal`); each line typed there is recorded
+as a ``human_action`` (``lab.action: terminal_input``) and what the terminal showed as ``terminal_output``.
 
 An observer on the kernel's broadcast channel records every executed cell as a ``human_action`` event
 (``lab.action: kernel_cell``) with the same ``lab.kernel.outputs`` the agent's ``kernel`` tool records, so
@@ -37,6 +39,7 @@ from lab.agents.limits import record_limit
 from lab.agents.run import RunResult
 from lab.errors import LabError
 from lab.sandbox.kernel import CellCollector, SandboxKernel
+from lab.sandbox.terminal import shell_command
 from lab.tools.submit import parse_answer
 from lab.traces.schema import TOOL_NAME, RunStatus
 
@@ -44,6 +47,8 @@ KERNEL_NAME = "lab-sandbox"
 NOTEBOOK = "notebook.ipynb"
 MAGICS = ("pause", "resume", "status", "score", "submit", "quit")
 _REPLIES = "/tmp/.lab-kernel"
+TERMINAL_SNAPSHOT_S = 5.0
+"""Seconds between workdir archives while terminals show output (cells archive it after each one)."""
 
 # Runs silently in every kernel of the session: each magic waits for this process's reply to its cell.
 _MAGIC_CODE = f"""
@@ -188,7 +193,7 @@ class JupyterHumanSession(HumanSession):
         token: Its access token (default: a random one).
         idle_pause_s: Seconds with no cell running after which the clock pauses by itself (recorded as a
             ``pause`` with reason ``idle``); the next cell resumes it. ``None``: only ``%pause`` pauses.
-        **kwargs: Passed to :class:`HumanSession` (``limits``, ``stdout``).
+        **kwargs: Passed to :class:`HumanSession` (``limits``, ``stdout``, ``resume``).
     """
 
     def __init__(self, store: Any, task: Any, *, expert: str, sandbox: Any, port: int = 0,
@@ -216,6 +221,10 @@ class JupyterHumanSession(HumanSession):
         self._observer: threading.Thread | None = None
         self._done: dict[str, str] = {}  # request id -> the recorded cell's text, or the magic's reply
         self._done_cv = threading.Condition()
+        self.terminal_log: Path | None = None  # what the terminals' relays log (see lab.sandbox.terminal)
+        self._terminal_read = 0
+        self._terminal_snapshot_due = False
+        self._snapshot_at = 0.0
 
     @property
     def url(self) -> str:
@@ -233,6 +242,7 @@ class JupyterHumanSession(HumanSession):
         tmp = tempfile.TemporaryDirectory(prefix="lab-jupyter-")
         try:
             self._write_notebook()
+            self.terminal_log = Path(tmp.name) / "terminals.jsonl"
             self._server = self._make_server(Path(tmp.name))
             self._start_observer()
             self._print(f"Task {self.task.key} (run {self.run_id})\n\n{self.task.instructions}\n")
@@ -299,7 +309,9 @@ class JupyterHumanSession(HumanSession):
         c.ServerApp.open_browser = False
         c.ServerApp.allow_root = True
         c.ServerApp.root_dir = str(self.workdir)
-        c.ServerApp.terminals_enabled = False
+        c.ServerApp.terminals_enabled = True
+        c.ServerApp.jpserver_extensions = {"jupyter_server_terminals": True}
+        c.ServerApp.terminado_settings = {"shell_command": shell_command(self.sandbox, str(self.terminal_log))}
         c.ServerApp.contents_manager_class = _workdir_contents_class()
         c.IdentityProvider.token = self.token
         c.KernelSpecManager.allowed_kernelspecs = {KERNEL_NAME}
@@ -366,6 +378,7 @@ class JupyterHumanSession(HumanSession):
                 record_limit(self.recorder, *hit, agent=self.agent)
                 self._end(RunStatus.DONE, f"limit:{hit[0]}")
                 return
+            self._record_terminals()
             if self.kernel.client is not client:  # a (re)started kernel
                 client, cells = self.kernel.client, {}
                 self._last_active = time.monotonic()
@@ -396,7 +409,9 @@ class JupyterHumanSession(HumanSession):
             cell = cells.get(parent)
             if cell is not None and cell.feed(msg):
                 del cells[parent]
-                self._done_with(parent, self._record(cell.finish()))
+                text = self._record(cell.finish())
+                self._snapshot_quietly()
+                self._done_with(parent, text)
 
     def _record(self, res: Any) -> str:
         self.commands += 1
@@ -404,6 +419,43 @@ class JupyterHumanSession(HumanSession):
         self._act("kernel_cell", **{TOOL_NAME: "kernel", "lab.arguments": {"code": res.code}, "content": text,
                                     "lab.kernel.outputs": res.outputs(), "lab.duration_s": round(res.duration, 6)})
         return text
+
+    def _record_terminals(self) -> None:
+        """Record what the terminals' relays logged since the last look: typed lines and what was shown."""
+        if self.terminal_log is None or not self.terminal_log.exists():
+            return
+        with self.terminal_log.open("rb") as f:
+            f.seek(self._terminal_read)
+            data = f.read()
+        end = data.rfind(b"\n") + 1  # a line still being written waits for the next look
+        self._terminal_read += end
+        for raw in data[:end].splitlines():
+            try:
+                rec = json.loads(raw)
+            except ValueError:
+                continue
+            term = {"lab.terminal.id": rec.get("term")}
+            self._last_active = time.monotonic()
+            if self._idle_paused and self.recorder.clock.paused:
+                self.recorder.resume()
+            self._idle_paused = False
+            if "input" in rec:
+                self.commands += 1
+                self._act("terminal_input", **{"lab.terminal.line": str(rec["input"]), **term})
+            elif "output" in rec:
+                self.transcript.append(str(rec["output"]))
+                self._act("terminal_output", content=str(rec["output"]), **term)
+                self._terminal_snapshot_due = True
+        if self._terminal_snapshot_due and time.monotonic() - self._snapshot_at >= TERMINAL_SNAPSHOT_S:
+            self._snapshot_quietly()  # terminal output comes in pieces: its workdir is archived at most this often
+
+    def _snapshot_quietly(self) -> None:
+        """Archive the workdir after a cell (what ``--resume`` restores); a failure is recorded, not raised."""
+        self._terminal_snapshot_due, self._snapshot_at = False, time.monotonic()
+        try:
+            self.snapshot_workdir()
+        except Exception as e:  # noqa: BLE001 - over the archive cap, a broken sandbox: the session goes on
+            self.recorder.error(e, where="workdir snapshot")
 
     def _reply(self, msg_id: str, message: str) -> None:
         name = hashlib.sha1(msg_id.encode()).hexdigest()

@@ -18,6 +18,8 @@ def human(
     jupyter: bool = typer.Option(False, "--jupyter", help="Work in JupyterLab (127.0.0.1, token) on a kernel inside "
                                  "the sandbox; %submit / %score / %pause / %quit in the notebook."),
     port: int = typer.Option(0, "--port", help="JupyterLab's port with --jupyter (0: a free one)."),
+    resume: str = typer.Option(None, "--resume", help="Continue an interrupted session (its run id): same run, "
+                               "its working time, the workdir as last snapshotted."),
 ) -> None:
     """Open an interactive shell in the task's sandbox with a pausable clock; `submit ANSWER` to finish."""
     from lab.agents.human import HumanSession
@@ -44,9 +46,10 @@ def human(
         from lab.agents.human_jupyter import JupyterHumanSession
 
         session = JupyterHumanSession(open_store(store, create=True), t, expert=expert or getpass.getuser(),
-                                      sandbox=opener, port=port)
+                                      sandbox=opener, port=port, resume=resume)
     else:
-        session = HumanSession(open_store(store, create=True), t, expert=expert or getpass.getuser(), sandbox=opener)
+        session = HumanSession(open_store(store, create=True), t, expert=expert or getpass.getuser(), sandbox=opener,
+                               resume=resume)
     try:
         result = session.run()
     finally:
