@@ -443,7 +443,6 @@ class JupyterHumanSession(HumanSession):
                 self.commands += 1
                 self._act("terminal_input", **{"lab.terminal.line": str(rec["input"]), **term})
             elif "output" in rec:
-                self.transcript.append(str(rec["output"]))
                 self._act("terminal_output", content=str(rec["output"]), **term)
                 self._terminal_snapshot_due = True
         if self._terminal_snapshot_due and time.monotonic() - self._snapshot_at >= TERMINAL_SNAPSHOT_S:

@@ -19,6 +19,10 @@ from lab.traces.schema import EventKind, Score
 __all__ = ["score_intermediate", "score_run"]
 
 
+HUMAN_OUTPUTS = ("kernel_cell", "terminal_output")
+"""``human_action``s whose ``content`` a human saw, as an agent sees its tool results (JupyterLab sessions)."""
+
+
 def score_run(task: Any, answer: Any, *, store: Any, run_id: str, sandbox: Any = None,
               use_fallback: bool = True) -> list[Score]:
     """The final scores of a run of ``task`` (not recorded; the caller records them).
@@ -39,7 +43,7 @@ def score_run(task: Any, answer: Any, *, store: Any, run_id: str, sandbox: Any =
 
     transcript = [str(e.attrs.get("content", "")) for e in store.events(
         run_id, kinds=[EventKind.TOOL_RESULT.value, EventKind.HUMAN_ACTION.value])
-        if e.kind == EventKind.TOOL_RESULT.value or e.attrs.get("lab.action") == "kernel_cell"]  # a human's cells
+        if e.kind == EventKind.TOOL_RESULT.value or e.attrs.get("lab.action") in HUMAN_OUTPUTS]
     return score_task(task, answer, sandbox=sandbox, transcript=transcript,
                       executions=executions_of(store, run_id) if task.entrypoint else None,
                       use_fallback=use_fallback)
