@@ -14,7 +14,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="Expert Lab: 
 _state = {"debug": False}
 
 # Each module registers its commands on ``app`` when imported.
-_COMMAND_MODULES = ["doctor", "runs", "tasks", "imports", "sandbox", "run", "human", "serve", "demo", "grades",
+_COMMAND_MODULES = ["doctor", "runs", "tasks", "imports", "sandbox", "run", "human", "serve", "users", "demo", "grades",
                     "store"]
 
 

@@ -1,0 +1,33 @@
+"""Sign-in for ``lab serve``: a Bokeh ``--auth-module`` (Panel's login and logout pages) that checks the
+scrypt hashes of the users file named by ``$LAB_USERS``. The signed-in name lives in Panel's signed ``user``
+cookie (``--cookie-secret``), so ``pn.state.user`` is the user in every session; a request without it
+(page, websocket, autoload) is sent to the login page."""
+
+from __future__ import annotations
+
+from panel.auth import BasicLoginHandler, LogoutHandler  # noqa: F401 - LogoutHandler: read by Bokeh
+from panel.config import config
+
+from lab.auth import load_users, users_path, verify
+
+login_url = "/login"
+logout_url = "/logout"
+
+
+def get_user(request_handler) -> str | None:
+    """The signed-in user of a request (``None``: not signed in, or no longer in the users file)."""
+    raw = request_handler.get_secure_cookie("user", max_age_days=config.oauth_expiry)
+    if not raw:
+        return None
+    name = raw.decode("utf-8")
+    try:
+        return name if name in load_users(users_path()) else None
+    except Exception:  # noqa: BLE001 - an unreadable users file signs nobody in
+        return None
+
+
+class LoginHandler(BasicLoginHandler):
+    """Panel's login page, checking the users file's hashed passwords."""
+
+    def _validate(self, username: str, password: str) -> bool:
+        return verify(username, password, users_path())
