@@ -5,13 +5,26 @@ cookie (``--cookie-secret``), so ``pn.state.user`` is the user in every session;
 
 from __future__ import annotations
 
-from panel.auth import BasicLoginHandler, LogoutHandler  # noqa: F401 - LogoutHandler: read by Bokeh
+from typing import Any
+
+from panel import auth as panel_auth
 from panel.config import config
+from panel.io.resources import LOCAL_DIST
 
 from lab.auth import load_users, users_path, verify
 
 login_url = "/login"
 logout_url = "/logout"
+
+
+class _Offline:
+    """A Panel page template rendered with Panel's own files from this server instead of its CDN."""
+
+    def __init__(self, template: Any) -> None:
+        self.template = template
+
+    def render(self, **kwargs: Any) -> str:
+        return self.template.render(**{**kwargs, "PANEL_CDN": f"/{LOCAL_DIST}"})
 
 
 def get_user(request_handler) -> str | None:
@@ -26,8 +39,16 @@ def get_user(request_handler) -> str | None:
         return None
 
 
-class LoginHandler(BasicLoginHandler):
-    """Panel's login page, checking the users file's hashed passwords."""
+class LoginHandler(panel_auth.BasicLoginHandler):
+    """Panel's login page (served offline), checking the users file's hashed passwords."""
+
+    _login_template = _Offline(panel_auth.BASIC_LOGIN_TEMPLATE)
 
     def _validate(self, username: str, password: str) -> bool:
         return verify(username, password, users_path())
+
+
+class LogoutHandler(panel_auth.LogoutHandler):
+    """Panel's logout page (served offline): clears the session cookies."""
+
+    _logout_template = _Offline(panel_auth.LOGOUT_TEMPLATE)
