@@ -56,12 +56,16 @@ def is_loopback(address: str) -> bool:
         return False
 
 
-def panel_command(target: str, *, port: int, address: str, show: bool, sign_in: bool = False) -> list[str]:
-    """The ``panel serve`` command line for ``target`` (``sign_in``: behind the users file's login page)."""
+def panel_command(target: str, *, port: int, address: str, show: bool, sign_in: bool = False,
+                  oauth_provider: str | None = None) -> list[str]:
+    """The ``panel serve`` command line for ``target`` (``sign_in``: behind the users file's login page, or
+    ``oauth_provider``'s sign-in)."""
     origin = f"{address}:{port}" if port else "*"
     cmd = [sys.executable, "-m", "panel", "serve", str(app_path(target)), "--address", address,
            "--port", str(port), "--allow-websocket-origin", origin, "--num-procs", "1"]
-    if sign_in:
+    if oauth_provider:
+        cmd += ["--oauth-provider", oauth_provider]
+    elif sign_in:
         cmd += ["--auth-module", str(Path(app_path("dashboard")).parent / "auth_module.py")]
     if address in ("127.0.0.1", "localhost"):
         cmd += ["--allow-websocket-origin", f"localhost:{port}"]
@@ -82,6 +86,10 @@ def serve(
     users: Path = typer.Option(None, "--users", help="Users file (default: $LAB_USERS or .lab/users.json)."),
     cookie_secret: str = typer.Option(None, "--cookie-secret", envvar="LAB_COOKIE_SECRET", show_envvar=True,
                                       help="Signs session cookies (default: a fresh one, so a restart signs everyone out)."),
+    oauth_provider: str = typer.Option(
+        None, "--oauth-provider",
+        help="Sign in through Panel's OAuth provider (github, google, azure, generic...; key and secret in "
+             "$PANEL_OAUTH_KEY/$PANEL_OAUTH_SECRET) instead of passwords; roles still come from the users file."),
 ) -> None:
     """Serve the dashboard (or a notebook) as a Panel app; stop with Ctrl-C."""
     env = dict(os.environ)
@@ -90,7 +98,7 @@ def serve(
     local = is_loopback(address)
     if sign_in is False and not local:
         raise ServeError(f"refusing to serve on {address} without sign-in: only a loopback address may use --no-sign-in")
-    if sign_in or not local:
+    if sign_in or not local or oauth_provider:
         path = (users or users_path()).resolve()
         if not load_users(path):
             raise ServeError(f"refusing to serve on {address} without sign-in: no users in {path} "
@@ -101,7 +109,8 @@ def serve(
         sign_in = True
     else:
         env.pop("LAB_SIGN_IN", None)
-    cmd = panel_command(target, port=port, address=address, show=show, sign_in=bool(sign_in))
+    cmd = panel_command(target, port=port, address=address, show=show, sign_in=bool(sign_in),
+                        oauth_provider=oauth_provider)
     typer.echo(f"serving {cmd[4]} at http://{address}:{port}/{Path(cmd[4]).stem}")
     sys.stdout.flush()
     # Become the Panel server (same pid): a SIGTERM or Ctrl-C sent to `lab serve` reaches the server itself,

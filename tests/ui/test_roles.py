@@ -148,3 +148,15 @@ def test_users_add_reads_the_password_from_stdin_and_serve_refuses_to_share_with
     assert len(out.stderr.strip().splitlines()) == 1 and "without sign-in" in out.stderr
     out = _lab("serve", "--address", "0.0.0.0", "--port", "0", "--no-sign-in", "--users", str(path))
     assert out.returncode != 0 and "without sign-in" in out.stderr
+
+
+def test_serve_command_signs_in_with_the_auth_module_or_oauth():
+    from lab.cli.serve import is_loopback, panel_command
+
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("10.1.2.3") and not is_loopback("lab.example.org")
+    cmd = panel_command("dashboard", port=5006, address="0.0.0.0", show=False, sign_in=True)
+    assert cmd[cmd.index("--auth-module") + 1].endswith("widgets/auth_module.py")
+    cmd = panel_command("dashboard", port=5006, address="0.0.0.0", show=False, sign_in=True, oauth_provider="github")
+    assert "--auth-module" not in cmd and cmd[cmd.index("--oauth-provider") + 1] == "github"
+    assert "--auth-module" not in panel_command("dashboard", port=5006, address="127.0.0.1", show=False)
