@@ -57,12 +57,14 @@ def is_loopback(address: str) -> bool:
 
 
 def panel_command(target: str, *, port: int, address: str, show: bool, sign_in: bool = False,
-                  oauth_provider: str | None = None) -> list[str]:
+                  oauth_provider: str | None = None, public_origin: str | None = None) -> list[str]:
     """The ``panel serve`` command line for ``target`` (``sign_in``: behind the users file's login page, or
-    ``oauth_provider``'s sign-in)."""
+    ``oauth_provider``'s sign-in; ``public_origin``: the HOST[:PORT] a reverse proxy serves it at)."""
     origin = f"{address}:{port}" if port else "*"
     cmd = [sys.executable, "-m", "panel", "serve", str(app_path(target)), "--address", address,
            "--port", str(port), "--allow-websocket-origin", origin, "--num-procs", "1"]
+    if public_origin:
+        cmd += ["--allow-websocket-origin", public_origin, "--use-xheaders"]
     if oauth_provider:
         cmd += ["--oauth-provider", oauth_provider]
     elif sign_in:
@@ -90,6 +92,8 @@ def serve(
         None, "--oauth-provider",
         help="Sign in through Panel's OAuth provider (github, google, azure, generic...; key and secret in "
              "$PANEL_OAUTH_KEY/$PANEL_OAUTH_SECRET) instead of passwords; roles still come from the users file."),
+    public_origin: str = typer.Option(
+        None, "--public-origin", help="HOST[:PORT] a TLS reverse proxy serves the dashboard at (its websocket origin)."),
 ) -> None:
     """Serve the dashboard (or a notebook) as a Panel app; stop with Ctrl-C."""
     env = dict(os.environ)
@@ -110,7 +114,7 @@ def serve(
     else:
         env.pop("LAB_SIGN_IN", None)
     cmd = panel_command(target, port=port, address=address, show=show, sign_in=bool(sign_in),
-                        oauth_provider=oauth_provider)
+                        oauth_provider=oauth_provider, public_origin=public_origin)
     typer.echo(f"serving {cmd[4]} at http://{address}:{port}/{Path(cmd[4]).stem}")
     sys.stdout.flush()
     # Become the Panel server (same pid): a SIGTERM or Ctrl-C sent to `lab serve` reaches the server itself,

@@ -160,3 +160,6 @@ def test_serve_command_signs_in_with_the_auth_module_or_oauth():
     cmd = panel_command("dashboard", port=5006, address="0.0.0.0", show=False, sign_in=True, oauth_provider="github")
     assert "--auth-module" not in cmd and cmd[cmd.index("--oauth-provider") + 1] == "github"
     assert "--auth-module" not in panel_command("dashboard", port=5006, address="127.0.0.1", show=False)
+    cmd = panel_command("dashboard", port=5006, address="127.0.0.1", show=False, sign_in=True,
+                        public_origin="lab.example.org")
+    assert "lab.example.org" in cmd and "--use-xheaders" in cmd
