@@ -89,8 +89,8 @@ def add_user(name: str, role: str, password: str, path: str | Path | None = None
     Raises:
         AuthError: A bad name, unknown role, empty password or unreadable users file.
     """
-    if not _NAME.match(name):
-        raise AuthError(f"user name {name!r}: use 1-64 letters, digits, '_', '.', '@' or '-'")
+    if not _NAME.match(name) or name == "guest":
+        raise AuthError(f"user name {name!r}: use 1-64 letters, digits, '_', '.', '@' or '-' (not 'guest')")
     if role not in ROLES:
         raise AuthError(f"role {role!r}: choose one of {', '.join(ROLES)}")
     if not password:

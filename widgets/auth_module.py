@@ -39,6 +39,19 @@ def get_user(request_handler) -> str | None:
         return None
 
 
+def session_user() -> str | None:
+    """The signed-in user of the current Panel session, from the signed ``user`` cookie alone (Panel's
+    ``pn.state.user`` would also take an unsigned ``is_guest`` cookie as the user ``guest``)."""
+    from panel.io.state import state
+    from tornado.web import decode_signed_value
+
+    raw = state.cookies.get("user") if state.curdoc is not None else None
+    if not raw or not config.cookie_secret:
+        return None
+    value = decode_signed_value(config.cookie_secret, "user", raw, max_age_days=config.oauth_expiry)
+    return value.decode("utf-8") if value else None
+
+
 class LoginHandler(panel_auth.BasicLoginHandler):
     """Panel's login page (served offline), checking the users file's hashed passwords."""
 

@@ -59,6 +59,8 @@ def test_users_file_keeps_only_salted_hashes(users):
     assert verify("olga", "olga-secret", users) and not verify("olga", "vera-secret", users)
     assert not verify("nobody", "x", users)
     assert not check_hash("olga-secret", "md5$abc")
+    with pytest.raises(AuthError, match="not 'guest'"):  # Panel names cookie-less guests 'guest'
+        add_user("guest", "operator", "x", users)
 
 
 def test_viewer_is_refused_grade_launch_cancel_fork(store, one_run, users):

@@ -90,8 +90,9 @@ def test_no_cookie_gets_the_login_page_not_data(server):
     assert ws[0] in (302, 401, 403)
     autoload = _get(base, "/app/autoload.js?bokeh-autoload-element=x&bokeh-app-path=/app&bokeh-absolute-url=" + base)
     assert autoload[0] != 200 and not any(r in autoload[2] for r in run_ids)
-    forged = _get(base, "/app", {"Cookie": 'user="olga"'})  # an unsigned cookie is no session
-    assert forged[0] == 302
+    for cookie in ('user="olga"', "is_guest=1"):  # an unsigned cookie is no session
+        assert _get(base, "/app", {"Cookie": cookie})[0] == 302
+    assert _get(base, "/")[0] == 302
 
 
 def _sign_in(browser, base: str, name: str, password: str | None = None):
@@ -134,6 +135,9 @@ def test_viewer_reads_but_cannot_launch_grade_or_fork(server, browser):
     assert _tabs(page) == ["Runs", "Trace", "Side by side", "Human vs AI"]
     page.wait_for_selector(".tabulator-row")
     expect(page.locator(".lab-role")).to_have_text("viewer")
+    ctx.add_cookies([{"name": "is_guest", "value": "1", "url": base}])  # Panel would read this as user 'guest'
+    page.reload()
+    expect(page.locator(".lab-user")).to_have_text("vera")
     page.locator(".bk-tab").filter(has_text=re.compile("^Trace$")).click()
     box = page.locator(".lab-run-id input")
     box.fill(fx.dera[0])
