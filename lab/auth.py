@@ -98,6 +98,24 @@ def add_user(name: str, role: str, password: str, path: str | Path | None = None
     path = Path(path) if path is not None else users_path()
     users = load_users(path)
     users[name] = {"role": role, "password": hash_password(password)}
+    return _write(path, users)
+
+
+def remove_user(name: str, path: str | Path | None = None) -> Path:
+    """Remove a user from the users file (their open sessions lose every right at their next action).
+
+    Raises:
+        AuthError: No such user, or an unreadable users file.
+    """
+    path = Path(path) if path is not None else users_path()
+    users = load_users(path)
+    if users.pop(name, None) is None:
+        raise AuthError(f"{path}: no user {name!r}")
+    return _write(path, users)
+
+
+def _write(path: Path, users: dict) -> Path:
+    """Write the users file atomically, readable by its owner only."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from lab.auth import ROLES, AuthError, add_user, load_users, users_path
+from lab.auth import ROLES, AuthError, add_user, load_users, remove_user, users_path
 
 users_app = typer.Typer(no_args_is_help=True, help="Users of a shared dashboard (sign-in and roles).")
 UsersFileOption = typer.Option(None, "--users", help="Users file (default: $LAB_USERS or .lab/users.json).")
@@ -28,6 +28,12 @@ def add(
         raise AuthError(f"--role {role!r}: choose one of {', '.join(ROLES)}")
     path = add_user(name, role, password, users)
     typer.echo(f"{name} is a {role} in {path}")
+
+
+@users_app.command("remove")
+def remove(name: str = typer.Argument(..., help="User to remove."), users: Path = UsersFileOption) -> None:
+    """Remove a user: their open sessions lose every right at their next action."""
+    typer.echo(f"removed {name} from {remove_user(name, users)}")
 
 
 @users_app.command("list")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from fixture_store import _loader
-from lab.auth import Access, AuthError, add_user, check_hash, load_users, verify
+from lab.auth import Access, AuthError, add_user, check_hash, load_users, remove_user, verify
 from lab.traces import TraceStore
 from lab.traces.schema import Event
 from widgets.dashboard import Dashboard
@@ -123,6 +123,12 @@ def test_operator_forks_and_launches_under_their_name(store, one_run, users):
 
 
 def test_removed_user_and_unknown_name_can_do_nothing(store, users):
+    olga = Access("olga", users)
+    assert olga.can("launch")
+    remove_user("olga", users)
+    assert not olga.can("launch") and not olga.can("read")  # an open session loses its rights at once
+    with pytest.raises(AuthError, match="no user 'olga'"):
+        remove_user("olga", users)
     assert not Access("someone", users).can("read")
     assert Dashboard(store, access=Access("someone", users)).tabs == []
     assert not Access(None, users).can("read")
@@ -141,6 +147,7 @@ def test_users_add_reads_the_password_from_stdin_and_serve_refuses_to_share_with
     out = _lab("users", "add", "ada", "--role", "grader", "--users", str(path), stdin="pa ss\n")
     assert out.returncode == 0, out.stderr
     assert load_users(path)["ada"]["role"] == "grader" and verify("ada", "pa ss", path)
+    assert _lab("users", "list", "--users", str(path)).stdout == "ada\tgrader\n"
     bad = _lab("users", "add", "bob", "--role", "admin", "--users", str(path), stdin="x\n")
     assert bad.returncode != 0 and "admin" in bad.stderr and "Traceback" not in bad.stderr
 
