@@ -10,6 +10,8 @@ from collections import defaultdict
 import panel as pn
 import param
 
+from lab.auth import Access
+from lab.errors import LabError
 from lab.traces import Score, StoreError, TraceStore
 from widgets.notice import notice
 
@@ -66,6 +68,8 @@ class GradingWidget(pn.viewable.Viewer):
         store: Where runs are read and grades written.
         **params: ``grader`` (required to submit), ``runs`` (run ids to grade), ``dimensions``
             (name → (lowest, highest) grade), ``mode`` (``rubric`` or ``pairwise``), ``scorer``, ``seed``.
+        access: Who grades: signed in, the grader id is the signed-in user (never typed) and only a
+            ``grader`` may grade (default: local use, the typed grader id).
     """
 
     grader = param.String(default="", doc="The expert's id; stored as the grades' source.")
@@ -79,8 +83,11 @@ class GradingWidget(pn.viewable.Viewer):
     queue_version = param.Integer(default=0, precedence=-1, doc="Bumped whenever the queue is rebuilt.")
     message = param.String(default="", precedence=-1, doc="What went wrong with the last submission ('' if fine).")
 
-    def __init__(self, store: TraceStore, **params) -> None:
+    def __init__(self, store: TraceStore, *, access: Access | None = None, **params) -> None:
         self.store = store
+        self.access = access or Access()
+        if self.access.signed_in:
+            params["grader"] = self.access.user or ""
         self.queue: list[tuple[str, ...]] = []
         self.skipped = 0
         self._choices: dict[str, pn.widgets.RadioButtonGroup] = {}
@@ -145,9 +152,12 @@ class GradingWidget(pn.viewable.Viewer):
             item: The item the grade is meant for (what the grader saw); refused unless it is the current one.
 
         Raises:
+            AuthError: Signed in with a role that may not grade.
             ValueError: No grader id, nothing left to grade, another item than the current one, or a grade
                 that does not fit the mode or the rubric.
         """
+        if self.access.signed_in:
+            self.grader = self.access.require("grade")
         if not self.grader.strip():
             raise ValueError("enter your grader id before grading")
         current = self.current
@@ -155,7 +165,7 @@ class GradingWidget(pn.viewable.Viewer):
             raise ValueError("nothing left to grade")
         if item is not None and tuple(item) != current:
             raise ValueError("the queue changed since this item was shown; grade the item shown now")
-        details = {"blind": True, "position": self.position, "seed": self.seed}
+        details = {"blind": True, "position": self.position, "seed": self.seed, "by": self.grader}
         if self.mode == "rubric":
             if not isinstance(grades, dict):
                 raise ValueError("rubric mode: give a grade for each dimension")
@@ -191,7 +201,7 @@ class GradingWidget(pn.viewable.Viewer):
     def _submit(self, value: dict[str, float] | str, item: tuple[str, ...]) -> None:
         try:
             self.grade(value, item=item)
-        except ValueError as e:
+        except (ValueError, LabError) as e:
             self.message = str(e)
 
     @param.depends("message")
@@ -252,7 +262,8 @@ class GradingWidget(pn.viewable.Viewer):
 
     def panel(self) -> pn.viewable.Viewable:
         return pn.Column(
-            pn.Row(pn.widgets.TextInput.from_param(self.param.grader, name="grader id", css_classes=["lab-grader"]),
+            pn.Row(pn.widgets.TextInput.from_param(self.param.grader, name="grader id", css_classes=["lab-grader"],
+                                                   disabled=self.access.signed_in),
                    pn.widgets.RadioButtonGroup.from_param(self.param.mode, css_classes=["lab-grade-mode"])),
             self.message_view, self.item_view, sizing_mode="stretch_width",
         )

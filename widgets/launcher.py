@@ -15,6 +15,7 @@ import panel as pn
 import param
 
 from lab.agents.run import LOOPS
+from lab.auth import Access, record_action
 from lab.errors import LabError
 from lab.executors import EXECUTORS, get_executor
 from lab.experiment import Experiment, ExperimentError
@@ -122,14 +123,18 @@ class RunLauncher(pn.viewable.Viewer):
         store: Where runs are recorded.
         config: The configuration (a fresh one by default).
         model_loader: Turns model names into models (default: :func:`lab.models.load_model`).
+        access: Who launches: signed in, only an ``operator`` may start, resume or cancel, and each run of a
+            launch records who launched it (``human_action`` event, ``lab.audit: launch``, ``lab.by``).
     """
 
     batch_id = param.String(default="", doc="The batch launched last (progress follows it).")
     status = param.String(default="", doc="What the launcher last did.")
 
     def __init__(self, store: TraceStore, config: RunConfig | None = None, *,
-                 model_loader: Callable[[str], Any] | None = None, **params: Any) -> None:
+                 model_loader: Callable[[str], Any] | None = None, access: Access | None = None,
+                 **params: Any) -> None:
         self.store = store
+        self.access = access or Access()
         self.config = config or RunConfig()
         self.model_loader = model_loader
         self.total = 0
@@ -153,13 +158,17 @@ class RunLauncher(pn.viewable.Viewer):
             The batch id.
 
         Raises:
+            AuthError: Signed in with a role that may not launch.
             LabError: A batch is still running, or the configuration is invalid.
         """
+        user = self.access.require("launch")
         if self.running:
             raise LabError(f"batch {self.batch_id} is still running")
         exp = self.config.to_experiment()
         self.total = len(exp.combos())
         self._experiment, self.batch_id = exp, exp.batch_id
+
+        attribute = self._attributor(user, exp.batch_id)
 
         def work() -> None:
             try:
@@ -169,6 +178,9 @@ class RunLauncher(pn.viewable.Viewer):
                 self.status = f"finished: {result.count('done')} done, {result.count('failed')} failed"
             except Exception as e:  # noqa: BLE001 - shown in the launcher, the batch is resumable
                 self.status = f"stopped: {type(e).__name__}: {e}"
+            finally:
+                if attribute is not None:
+                    self.store.remove_listener(attribute)
 
         self._thread = threading.Thread(target=work, name=f"launch-{exp.name}", daemon=True)
         self._thread.start()
@@ -176,13 +188,31 @@ class RunLauncher(pn.viewable.Viewer):
             self._thread.join()
         return self.batch_id
 
+    def _attributor(self, user: str, batch_id: str) -> Callable | None:
+        """A store listener recording ``user`` as the launcher of each run of ``batch_id`` as it starts."""
+        if not user:
+            return None
+        seen: set[str] = set()
+
+        def attribute(store: Any, events: list) -> None:
+            for ev in events:
+                if ev.kind == "run_started" and ev.run_id not in seen:
+                    seen.add(ev.run_id)
+                    if store.get_run(ev.run_id).get("batch_id") == batch_id:
+                        record_action(store, ev.run_id, "launch", user, **{"lab.batch": batch_id})
+
+        self.store.add_listener(attribute)
+        return attribute
+
     def cancel(self, *, wait: bool = False) -> str:
         """Stop the running batch: its running runs pause at their next step (``interrupted``, resumable)
         and the ones not started yet do not start.
 
         Raises:
+            AuthError: Signed in with a role that may not cancel.
             LabError: No batch started here is running.
         """
+        self.access.require("cancel")
         if not self.running or self._runner is None:
             raise LabError("no batch is running")
         self._runner.stop()

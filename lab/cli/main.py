@@ -15,7 +15,7 @@ _state = {"debug": False}
 
 # Each module registers its commands on ``app`` when imported.
 _COMMAND_MODULES = ["doctor", "runs", "tasks", "imports", "sandbox", "run", "human", "serve", "demo", "grades",
-                    "store", "provenance", "approve", "rescore"]
+                    "store", "users", "provenance", "approve", "rescore"]
 
 
 @app.callback()

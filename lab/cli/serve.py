@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import os
+import secrets
 import sys
 from pathlib import Path
 
 import typer
 
+from lab.auth import load_users, users_path
 from lab.cli.options import StoreOption
 from lab.traces.backend import is_postgres_url
 from lab.errors import LabError
@@ -43,11 +46,29 @@ def dashboard_url(port: int = 5006, host: str = "localhost") -> str:
     return f"http://{host}:{port}/app"
 
 
-def panel_command(target: str, *, port: int, address: str, show: bool) -> list[str]:
-    """The ``panel serve`` command line for ``target``."""
+def is_loopback(address: str) -> bool:
+    """Whether ``address`` only accepts connections from this machine."""
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def panel_command(target: str, *, port: int, address: str, show: bool, sign_in: bool = False,
+                  oauth_provider: str | None = None, public_origin: str | None = None) -> list[str]:
+    """The ``panel serve`` command line for ``target`` (``sign_in``: behind the users file's login page, or
+    ``oauth_provider``'s sign-in; ``public_origin``: the HOST[:PORT] a reverse proxy serves it at)."""
     origin = f"{address}:{port}" if port else "*"
     cmd = [sys.executable, "-m", "panel", "serve", str(app_path(target)), "--address", address,
            "--port", str(port), "--allow-websocket-origin", origin, "--num-procs", "1"]
+    if public_origin:
+        cmd += ["--allow-websocket-origin", public_origin, "--use-xheaders"]
+    if oauth_provider:
+        cmd += ["--oauth-provider", oauth_provider]
+    elif sign_in:
+        cmd += ["--auth-module", str(Path(app_path("dashboard")).parent / "auth_module.py")]
     if address in ("127.0.0.1", "localhost"):
         cmd += ["--allow-websocket-origin", f"localhost:{port}"]
     if show:
@@ -61,12 +82,39 @@ def serve(
     port: int = typer.Option(5006, help="Port to listen on."),
     address: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 to share on the network)."),
     show: bool = typer.Option(False, "--show", help="Open a browser tab."),
+    sign_in: bool | None = typer.Option(
+        None, "--sign-in/--no-sign-in",
+        help="Require sign-in with the users file (default: on for any non-loopback address, where it cannot be turned off)."),
+    users: Path = typer.Option(None, "--users", help="Users file (default: $LAB_USERS or .lab/users.json)."),
+    cookie_secret: str = typer.Option(None, "--cookie-secret", envvar="LAB_COOKIE_SECRET", show_envvar=True,
+                                      help="Signs session cookies (default: a fresh one, so a restart signs everyone out)."),
+    oauth_provider: str = typer.Option(
+        None, "--oauth-provider",
+        help="Sign in through Panel's OAuth provider (github, google, azure, generic...; key and secret in "
+             "$PANEL_OAUTH_KEY/$PANEL_OAUTH_SECRET) instead of passwords; roles still come from the users file."),
+    public_origin: str = typer.Option(
+        None, "--public-origin", help="HOST[:PORT] a TLS reverse proxy serves the dashboard at (its websocket origin)."),
 ) -> None:
     """Serve the dashboard (or a notebook) as a Panel app; stop with Ctrl-C."""
     env = dict(os.environ)
     if store is not None:
         env["LAB_STORE"] = store if is_postgres_url(store) else str(Path(store).resolve())
-    cmd = panel_command(target, port=port, address=address, show=show)
+    local = is_loopback(address)
+    if sign_in is False and not local:
+        raise ServeError(f"refusing to serve on {address} without sign-in: only a loopback address may use --no-sign-in")
+    if sign_in or not local or oauth_provider:
+        path = (users or users_path()).resolve()
+        if not load_users(path):
+            raise ServeError(f"refusing to serve on {address} without sign-in: no users in {path} "
+                             "(add one with `lab users add NAME --role viewer|grader|operator`)")
+        env.pop("PANEL_BASIC_AUTH", None)
+        env.update(LAB_USERS=str(path), LAB_SIGN_IN="1",
+                   PANEL_COOKIE_SECRET=cookie_secret or env.get("PANEL_COOKIE_SECRET") or secrets.token_urlsafe(32))
+        sign_in = True
+    else:
+        env.pop("LAB_SIGN_IN", None)
+    cmd = panel_command(target, port=port, address=address, show=show, sign_in=bool(sign_in),
+                        oauth_provider=oauth_provider, public_origin=public_origin)
     typer.echo(f"serving {cmd[4]} at http://{address}:{port}/{Path(cmd[4]).stem}")
     sys.stdout.flush()
     # Become the Panel server (same pid): a SIGTERM or Ctrl-C sent to `lab serve` reaches the server itself,
