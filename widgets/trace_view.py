@@ -355,8 +355,8 @@ class TraceViewer(_Pager):
                     query="") + "</div>", sizing_mode="stretch_width", css_classes=["lab-pending-call"])
         return pn.Card(
             what,
-            pn.Row(approve, pn.widgets.TextInput.from_param(self.param.approve_model, name="continue with model",
-                                                            placeholder="the run's", width=220)),
+            pn.Row(approve, pn.widgets.TextInput.from_param(self.param.approve_model, name="continue with",
+                                                            placeholder="the run's model", width=220)),
             pn.Row(pn.widgets.TextAreaInput.from_param(self.param.edit_arguments, name="arguments (JSON)",
                                                        width=420, height=70, css_classes=["lab-edit-args"]), edit),
             pn.Row(pn.widgets.TextInput.from_param(self.param.reject_reason, name="reason", width=420,
