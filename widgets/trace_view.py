@@ -101,7 +101,8 @@ class TraceViewer(_Pager):
         self.provenance: dict = {}
         self.pending: list[dict] = []
         self.approval_thread: threading.Thread | None = None
-        self._approval_outcome: str | None = None
+        self._approval_level = "info"
+        self._approval_outcome: tuple[str, str] | None = None
         super().__init__(**params)
         self._load()
 
@@ -121,6 +122,7 @@ class TraceViewer(_Pager):
                 build_steps(events, start=self.steps)
                 self._last_seq = events[-1].seq if events else -1
         self._reread()
+        self._say("")
         self.page = 1
         self.version += 1
 
@@ -140,7 +142,8 @@ class TraceViewer(_Pager):
     def refresh(self) -> int:
         """Read events written since the last look (a live run); returns how many arrived."""
         if self._approval_outcome is not None:
-            self.approval_message, self._approval_outcome = self._approval_outcome, None
+            outcome, self._approval_outcome = self._approval_outcome, None
+            self._say(*outcome)
         if self.run is None:
             return 0
         after = self._last_seq
@@ -287,6 +290,11 @@ class TraceViewer(_Pager):
             button,
         )
 
+    def _say(self, message: str, level: str = "info") -> None:
+        """Set what the approval controls say (``level``: a :func:`widgets.notice.notice` kind)."""
+        self._approval_level = level
+        self.approval_message = message
+
     def _approve(self, decision: Decision) -> threading.Thread | None:
         """Answer the shown run's pending tool call (``edit`` with :attr:`edit_arguments`, ``reject`` with
         :attr:`reject_reason`) through :func:`lab.agents.approvals.answer_pending` and continue the run in a
@@ -295,17 +303,17 @@ class TraceViewer(_Pager):
         from lab.errors import LabError
 
         if self.run is None or not self.pending:
-            self.approval_message = "This run is not waiting for an approval."
+            self._say("This run is not waiting for an approval.", "warning")
             return None
         if self.approval_thread is not None and self.approval_thread.is_alive():
-            self.approval_message = "An answer is already being carried out; the run is continuing."
+            self._say("An answer is already being carried out; the run is continuing.", "warning")
             return None
         arguments = None
         if decision == "edit":
             try:
                 arguments = edited_arguments(self.edit_arguments)
             except LabError as e:
-                self.approval_message = f"Edited arguments: {e}"
+                self._say(f"Edited arguments: {e}", "danger")
                 return None
         reason = (self.reject_reason.strip() or None) if decision == "reject" else None
         try:
@@ -313,7 +321,7 @@ class TraceViewer(_Pager):
 
             model = load_model(self.approve_model) if self.approve_model.strip() else None
         except Exception as e:  # noqa: BLE001 - the loader's own error is the message to show
-            self.approval_message = f"Cannot load model `{self.approve_model}`: {e}"
+            self._say(f"Cannot load model `{self.approve_model}`: {e}", "danger")
             return None
         run_id, call = self.run["run_id"], self.pending[0]
         verb = {"approve": "Approved", "edit": "Edited", "reject": "Rejected"}[decision]
@@ -321,14 +329,15 @@ class TraceViewer(_Pager):
         def work() -> None:
             try:
                 res = answer_pending(self.store, run_id, decision, arguments=arguments, reason=reason, model=model)
-                outcome = f"Run `{run_id}` {res.status} ({res.stop_reason})."
+                outcome = (f"Run `{run_id}` {res.status} ({res.stop_reason}).",
+                           "danger" if res.status == "failed" else "success")
             except Exception as e:  # noqa: BLE001 - shown in the view; the run's own record keeps the error
-                outcome = f"Approval failed: {e}"
-            self._approval_outcome = outcome
+                outcome = (f"Approval failed: {e}", "danger")
+            self._approval_outcome = outcome  # said by the next refresh (the view's thread)
 
         self.live = True
         self.pending = []
-        self.approval_message = f"{verb} `{call['tool']}`; the run continues and the view follows it live."
+        self._say(f"{verb} `{call['tool']}`; the run continues and the view follows it live.")
         self.approval_thread = threading.Thread(target=work, name=f"approve-{run_id}", daemon=True)
         self.approval_thread.start()
         return self.approval_thread
@@ -336,9 +345,7 @@ class TraceViewer(_Pager):
     @param.depends("version", "approval_message")
     def approval_view(self) -> pn.viewable.Viewable:
         """The tool call the run waits on, with Approve, Edit (JSON arguments) and Reject (reason) controls."""
-        status = notice(self.approval_message, "danger" if "failed" in self.approval_message
-                        or self.approval_message.startswith(("Cannot", "Edited arguments:", "This run is not"))
-                        else "info") if self.approval_message else None
+        status = notice(self.approval_message, self._approval_level) if self.approval_message else None
         if not self.pending:
             return status or pn.pane.HTML("")
         call = self.pending[0]

@@ -123,3 +123,5 @@ def test_bad_answers_are_said_and_leave_the_run_waiting(store):
     assert v._approve("approve") is None and v.approval_message.startswith("Cannot load model")
     assert "Edited arguments" not in _text(v.approval_view()) and "Cannot load model" in _text(v.approval_view())
     assert store.get_run(run_id)["status"] == "running" and v.pending
+    v.run_id = _run(store, seed=4, name="scripted")  # another run: nothing pending, nothing said
+    assert not v.pending and v.approval_message == "" and "molecular_weight" not in _text(v.approval_view())
