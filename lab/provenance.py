@@ -25,7 +25,7 @@ from typing import Any
 
 from lab.traces.schema import EventKind
 
-__all__ = ["PACKAGES", "collect", "diff", "environment", "model_identity", "of_run", "record_sandbox",
+__all__ = ["PACKAGES", "collect", "diff", "environment", "flatten", "model_identity", "of_run", "record_sandbox",
            "sandbox_identity", "task_hash"]
 
 PACKAGES = ("torch", "transformers", "xgrammar", "langgraph", "docker", "panel", "pydantic", "httpx", "numpy",
@@ -192,11 +192,12 @@ def of_run(store: Any, run_id: str) -> dict[str, Any]:
     return out
 
 
-def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    """A provenance record as ``{dotted.key: value}`` (nested dicts flattened, in recorded order)."""
     if isinstance(d, dict) and d:
         out: dict[str, Any] = {}
         for k, v in d.items():
-            out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
         return out
     return {prefix: d}
 
@@ -204,5 +205,5 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
 def diff(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     """Where two provenance records differ: ``(dotted.key, value in a, value in b)``, sorted by key
     (``None`` where one side lacks the key)."""
-    fa, fb = _flat(a), _flat(b)
+    fa, fb = flatten(a), flatten(b)
     return [(k, fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]

@@ -6,6 +6,7 @@ collapsible span tree. Plain HTML (``<details>``), no JavaScript."""
 from __future__ import annotations
 
 import html
+import json
 import time
 from collections import defaultdict
 
@@ -51,6 +52,8 @@ CSS = """
 .lab-scores {border-collapse: collapse; font-size: 12px; margin: 4px 0;}
 .lab-scores td, .lab-scores th {border: 1px solid #ddd; padding: 2px 8px; text-align: left;}
 .lab-scores th {background: #f3f3f3;}
+.lab-provenance td:first-child {font-family: monospace; white-space: nowrap;}
+.lab-provenance td {word-break: break-all;}
 .lab-tree details {margin-left: 14px;} .lab-tree > details {margin-left: 0;}
 .lab-tree .leaf {margin-left: 28px; color: #555; font-size: 12px;} .lab-tree > .leaf {margin-left: 14px;}
 mark {background: #fff59d;}
@@ -203,6 +206,30 @@ def scores_html(scores: pd.DataFrame) -> str:
                     f"<td>{html.escape(by)}</td></tr>")
     return ('<table class="lab-scores"><tr><th>scorer</th><th>dimension</th><th>value</th><th>provenance</th>'
             f'<th>by</th></tr>{"".join(rows)}</table>')
+
+
+def _value(v: object) -> str:
+    return html.escape(v if isinstance(v, str) else json.dumps(v, default=str))
+
+
+def provenance_html(provenance: dict) -> str:
+    """A run's provenance (:func:`lab.provenance.of_run`) as a key/value table, nested keys dotted."""
+    from lab.provenance import flatten
+
+    if not provenance:
+        return "<i>no provenance recorded (an imported run, or one recorded before the lab kept it)</i>"
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{_value(v)}</td></tr>" for k, v in flatten(provenance).items())
+    return f'<table class="lab-scores lab-provenance"><tr><th>key</th><th>value</th></tr>{rows}</table>'
+
+
+def provenance_diff_html(differences: list[tuple[str, object, object]], left: str, right: str) -> str:
+    """What differs between two runs' provenance (:func:`lab.provenance.diff`) as a table: key, left, right."""
+    if not differences:
+        return "<i>the two runs have the same provenance</i>"
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{_value(a)}</td><td>{_value(b)}</td></tr>"
+                   for k, a, b in differences)
+    return (f'<table class="lab-scores lab-provenance"><tr><th>key</th><th>{html.escape(left)}</th>'
+            f'<th>{html.escape(right)}</th></tr>{rows}</table>')
 
 
 def tree_html(steps: list[Step]) -> str:

@@ -1,24 +1,32 @@
-"""Trace viewer: one run as a tree of steps, paginated, searchable, following a live run; two runs side by
-side with their steps aligned; fork from a step."""
+"""Trace viewer: one run as a tree of steps, paginated, searchable, following a live run, with its provenance;
+two runs side by side with their steps aligned and their provenance compared; fork from a step; answer a
+pending tool-call approval and follow the run as it continues."""
 
 from __future__ import annotations
 
 import html
+import json
 import math
+import threading
 import time
 from collections.abc import Callable
+from typing import Literal
 
 import pandas as pd
 import panel as pn
 import param
 
+from lab import provenance
 from lab.traces import StoreError, TraceStore
 from widgets.notice import notice
-from widgets.render import CSS, block, diff_html, scores_html, steps_html, tree_html
+from widgets.render import (CSS, block, diff_html, provenance_diff_html, provenance_html, scores_html, steps_html,
+                            tree_html)
 from widgets.steps import Step, align, build_steps, search, totals
 
 #: ``fork(store, run_id, step, model=..., prompt=...) -> new run id``
 Forker = Callable[..., str]
+#: How a reviewer answers a pending tool call.
+Decision = Literal["approve", "edit", "reject"]
 
 
 def _seconds(s: float) -> str:
@@ -76,6 +84,10 @@ class TraceViewer(_Pager):
     fork_model = param.String(default="", doc="Model for the fork ('' keeps the run's).")
     fork_prompt = param.String(default="", doc="Replacement prompt for the fork ('' keeps it).")
     forked_run = param.String(default="", doc="The run the last fork created.")
+    approve_model = param.String(default="", doc="Model to continue an approved run with ('' keeps the run's).")
+    edit_arguments = param.String(default="", doc="Edited arguments of the pending call (a JSON object).")
+    reject_reason = param.String(default="", doc="Why the pending call is rejected (the agent is told).")
+    approval_message = param.String(default="", doc="What the last approval did (or why it could not).")
     version = param.Integer(default=0, precedence=-1, doc="Bumped whenever new events arrive.")
 
     def __init__(self, store: TraceStore, *, forker: Forker | None = None, **params) -> None:
@@ -86,6 +98,11 @@ class TraceViewer(_Pager):
         self._last_seq = -1
         self.message = ""
         self.fork_message = ""
+        self.provenance: dict = {}
+        self.pending: list[dict] = []
+        self.approval_thread: threading.Thread | None = None
+        self._approval_level = "info"
+        self._approval_outcome: tuple[str, str] | None = None
         super().__init__(**params)
         self._load()
 
@@ -104,11 +121,29 @@ class TraceViewer(_Pager):
                 events = self.store.events(self.run["run_id"])
                 build_steps(events, start=self.steps)
                 self._last_seq = events[-1].seq if events else -1
+        self._reread()
+        self._say("")
         self.page = 1
         self.version += 1
 
+    def _reread(self) -> None:
+        """The run's provenance and pending approval (after new events)."""
+        from lab.agents.approvals import awaiting_approval
+
+        if self.run is None:
+            self.provenance, self.pending = {}, []
+            return
+        self.provenance = provenance.of_run(self.store, self.run["run_id"])
+        pending = awaiting_approval(self.store, self.run["run_id"]).get(self.run["run_id"]) or []
+        if pending and pending != self.pending:
+            self.edit_arguments = json.dumps(pending[0].get("arguments") or {})
+        self.pending = pending
+
     def refresh(self) -> int:
         """Read events written since the last look (a live run); returns how many arrived."""
+        if self._approval_outcome is not None:
+            outcome, self._approval_outcome = self._approval_outcome, None
+            self._say(*outcome)
         if self.run is None:
             return 0
         after = self._last_seq
@@ -118,6 +153,7 @@ class TraceViewer(_Pager):
             build_steps(new, start=self.steps)
             self._last_seq = max([after, *(e.seq for e in new)])
             self.run = fresh
+            self._reread()
             self.version += 1
         return len(new)
 
@@ -187,7 +223,10 @@ class TraceViewer(_Pager):
                 + f'<div class="lab-io" style="margin-top:6px"><div><b>Asked</b>{asked}</div>'
                   f'<div><b>Final answer</b>{answer}</div></div>'
                 + f"<b>Scores</b>{scores_html(self.run_scores())}</div>")
-        parts: list = [pn.pane.HTML(body, sizing_mode="stretch_width", css_classes=["lab-run-header"])]
+        parts: list = [pn.pane.HTML(body, sizing_mode="stretch_width", css_classes=["lab-run-header"]),
+                       pn.Card(pn.pane.HTML(CSS + provenance_html(self.provenance), sizing_mode="stretch_width"),
+                               title="Provenance", collapsed=True, sizing_mode="stretch_width",
+                               css_classes=["lab-provenance-card"])]
         if not self.steps:
             parts.append(notice(f"Run `{r['run_id']}` has no events yet.", "info"))
         if r["status"] == "running":
@@ -251,11 +290,94 @@ class TraceViewer(_Pager):
             button,
         )
 
+    def _say(self, message: str, level: str = "info") -> None:
+        """Set what the approval controls say (``level``: a :func:`widgets.notice.notice` kind)."""
+        self._approval_level = level
+        self.approval_message = message
+
+    def _approve(self, decision: Decision) -> threading.Thread | None:
+        """Answer the shown run's pending tool call (``edit`` with :attr:`edit_arguments`, ``reject`` with
+        :attr:`reject_reason`) through :func:`lab.agents.approvals.answer_pending` and continue the run in a
+        background thread (returned); the view follows it live. Problems are said in :attr:`approval_message`."""
+        from lab.agents.approvals import answer_pending, edited_arguments
+        from lab.errors import LabError
+
+        if self.run is None or not self.pending:
+            self._say("This run is not waiting for an approval.", "warning")
+            return None
+        if self.approval_thread is not None and self.approval_thread.is_alive():
+            self._say("An answer is already being carried out; the run is continuing.", "warning")
+            return None
+        arguments = None
+        if decision == "edit":
+            try:
+                arguments = edited_arguments(self.edit_arguments)
+            except LabError as e:
+                self._say(f"Edited arguments: {e}", "danger")
+                return None
+        reason = (self.reject_reason.strip() or None) if decision == "reject" else None
+        try:
+            from lab.models import load_model
+
+            model = load_model(self.approve_model) if self.approve_model.strip() else None
+        except Exception as e:  # noqa: BLE001 - the loader's own error is the message to show
+            self._say(f"Cannot load model `{self.approve_model}`: {e}", "danger")
+            return None
+        run_id, call = self.run["run_id"], self.pending[0]
+        verb = {"approve": "Approved", "edit": "Edited", "reject": "Rejected"}[decision]
+
+        def work() -> None:
+            try:
+                res = answer_pending(self.store, run_id, decision, arguments=arguments, reason=reason, model=model)
+                outcome = (f"Run `{run_id}` {res.status} ({res.stop_reason}).",
+                           "danger" if res.status == "failed" else "success")
+            except Exception as e:  # noqa: BLE001 - shown in the view; the run's own record keeps the error
+                outcome = (f"Approval failed: {e}", "danger")
+            self._approval_outcome = outcome  # said by the next refresh (the view's thread)
+
+        self.live = True
+        self.pending = []
+        self._say(f"{verb} `{call['tool']}`; the run continues and the view follows it live.")
+        self.approval_thread = threading.Thread(target=work, name=f"approve-{run_id}", daemon=True)
+        self.approval_thread.start()
+        return self.approval_thread
+
+    @param.depends("version", "approval_message")
+    def approval_view(self) -> pn.viewable.Viewable:
+        """The tool call the run waits on, with Approve, Edit (JSON arguments) and Reject (reason) controls."""
+        status = notice(self.approval_message, self._approval_level) if self.approval_message else None
+        if not self.pending:
+            return status or pn.pane.HTML("")
+        call = self.pending[0]
+        approve = pn.widgets.Button(name="Approve", button_type="success", css_classes=["lab-approve"])
+        edit = pn.widgets.Button(name="Run with edited arguments", button_type="warning", css_classes=["lab-edit"])
+        reject = pn.widgets.Button(name="Reject", button_type="danger", css_classes=["lab-reject"])
+        approve.on_click(lambda _: self._approve("approve"))
+        edit.on_click(lambda _: self._approve("edit"))
+        reject.on_click(lambda _: self._approve("reject"))
+        more = f" (and {len(self.pending) - 1} more)" if len(self.pending) > 1 else ""
+        what = pn.pane.HTML(
+            CSS + f'<div class="lab-trace"><b>Waiting for approval</b> at step {call.get("step", "?")}{more}:'
+            + block(f"{call['tool']}({json.dumps(call.get('arguments') or {}, ensure_ascii=False)})", lang="python",
+                    query="") + "</div>", sizing_mode="stretch_width", css_classes=["lab-pending-call"])
+        return pn.Card(
+            what,
+            pn.Row(approve, pn.widgets.TextInput.from_param(self.param.approve_model, name="continue with",
+                                                            placeholder="the run's model", width=220)),
+            pn.Row(pn.widgets.TextAreaInput.from_param(self.param.edit_arguments, name="arguments (JSON)",
+                                                       width=420, height=70, css_classes=["lab-edit-args"]), edit),
+            pn.Row(pn.widgets.TextInput.from_param(self.param.reject_reason, name="reason", width=420,
+                                                   css_classes=["lab-reject-reason"]), reject),
+            *([status] if status else []),
+            title="Tool call awaiting approval", collapsed=False, sizing_mode="stretch_width",
+            css_classes=["lab-approval"])
+
     def panel(self) -> pn.viewable.Viewable:
         """The whole viewer; follows a live run with a periodic callback while shown."""
         live = pn.state.add_periodic_callback(self._tick, period=1000, start=True)
         col = pn.Column(
             self.header,
+            self.approval_view,
             pn.Row(pn.widgets.TextInput.from_param(self.param.run_id, name="run", placeholder="run id",
                                                    css_classes=["lab-run-id"]),
                    pn.widgets.TextInput.from_param(self.param.query, name="search", placeholder="search steps",
@@ -312,12 +434,28 @@ class TraceDiff(_Pager):
         if not rows:
             return notice("Neither run has any events yet.", "info")
         same = sum(1 for a, b in rows if a is not None and b is not None and a.text == b.text)
+        prov = self.provenance_view()
         start, end, pages = self._slice(len(rows))
         head = (f"`{self.run_a}` vs `{self.run_b}` · {len(rows):,} aligned rows, {same:,} identical · "
                 f"rows {start + 1:,}–{end:,} (page {min(self.page, pages)} of {pages})")
-        return pn.Column(pn.pane.Markdown(head), pn.pane.HTML(diff_html(rows[start:end]), sizing_mode="stretch_width",
-                                                              css_classes=["lab-diff-view"]),
+        return pn.Column(prov, pn.pane.Markdown(head),
+                         pn.pane.HTML(diff_html(rows[start:end]), sizing_mode="stretch_width",
+                                      css_classes=["lab-diff-view"]),
                          sizing_mode="stretch_width")
+
+    def provenance_view(self) -> pn.viewable.Viewable:
+        """Where the two runs' provenance differs (:func:`lab.provenance.diff`, as ``lab runs diff`` lists it),
+        as a table; a note for a run that recorded none."""
+        ids = [self.store.get_run(r)["run_id"] for r in (self.run_a, self.run_b)]
+        recorded = [provenance.of_run(self.store, r) for r in ids]
+        missing = [r for r, p in zip(ids, recorded) if not p]
+        differences = provenance.diff(*recorded)
+        body = CSS + '<div class="lab-trace">' + "".join(
+            f"<div><i>run <code>{html.escape(r)}</code> recorded no provenance</i></div>" for r in missing
+        ) + provenance_diff_html(differences, ids[0], ids[1]) + "</div>"
+        return pn.Card(pn.pane.HTML(body, sizing_mode="stretch_width"),
+                       title=f"Provenance: {len(differences)} difference{'s' if len(differences) != 1 else ''}",
+                       collapsed=not differences, sizing_mode="stretch_width", css_classes=["lab-provenance-diff"])
 
     def panel(self) -> pn.viewable.Viewable:
         return pn.Column(

@@ -18,18 +18,22 @@ from lab.models.base import ChatModel, Sampling
 from lab.traces.schema import EventKind, RunStatus
 from lab.traces.store import TraceStore
 
-__all__ = ["answer_approval", "awaiting_approval", "rebuild_agent"]
+__all__ = ["answer_approval", "answer_pending", "awaiting_approval", "edited_arguments", "rebuild_agent"]
+
+Action = Literal["approve", "edit", "reject"]
 
 _OPEN = (RunStatus.RUNNING.value, RunStatus.INTERRUPTED.value)
 
 
-def awaiting_approval(store: TraceStore) -> dict[str, list[dict[str, Any]]]:
-    """Runs whose latest event asks for an approval (and that are still open): run id → pending calls."""
+def awaiting_approval(store: TraceStore, run_id: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Runs whose latest event asks for an approval (and that are still open): run id → pending calls
+    (only ``run_id``'s, when given)."""
+    one = " AND e.run_id = ?" if run_id is not None else ""
     rows = store.query(
         "SELECT e.run_id, e.attrs FROM events e JOIN runs r ON r.run_id = e.run_id"
-        " WHERE e.kind = ? AND r.status IN (?, ?)"
+        " WHERE e.kind = ? AND r.status IN (?, ?)" + one +
         " AND e.seq = (SELECT MAX(seq) FROM events WHERE run_id = e.run_id)",
-        (EventKind.AGENT_MESSAGE.value, *_OPEN))
+        (EventKind.AGENT_MESSAGE.value, *_OPEN, *([run_id] if run_id is not None else [])))
     out = {}
     for run_id, attrs in rows:
         a = json.loads(attrs)
@@ -72,7 +76,7 @@ def rebuild_agent(store: TraceStore, run_id: str, *, model: ChatModel | None = N
     return RepoSetupAgent(model, tools, **kw) if loop == "repo_setup" else ReActAgent(model, tools, **kw)
 
 
-def answer_approval(store: TraceStore, run_id: str, action: Literal["approve", "edit", "reject"], *,
+def answer_approval(store: TraceStore, run_id: str, action: Action, *,
                     arguments: dict[str, Any] | None = None, reason: str | None = None,
                     model: ChatModel | None = None, sandbox: Any = None) -> RunResult:
     """Answer a stored run's pending approval and continue it here until it finishes, stops or asks again;
@@ -103,6 +107,55 @@ def answer_approval(store: TraceStore, run_id: str, action: Literal["approve", "
     if result.status == RunStatus.DONE.value:
         _score(store, run, result, sandbox)
     return result
+
+
+def edited_arguments(text: str) -> dict[str, Any]:
+    """The arguments of an edited call, from the JSON object a reviewer typed.
+
+    Raises:
+        LabError: Not JSON, or not an object (the message says which).
+    """
+    from lab.errors import LabError
+
+    try:
+        arguments = json.loads(text)
+    except ValueError as e:
+        raise LabError(f"not JSON: {e}") from None
+    if not isinstance(arguments, dict):
+        raise LabError("give the arguments as a JSON object")
+    return arguments
+
+
+def answer_pending(store: TraceStore, run_id: str, action: Action, *, arguments: dict[str, Any] | None = None,
+                   reason: str | None = None, model: ChatModel | None = None,
+                   backend: str = "docker") -> RunResult:
+    """Answer a stored run's pending approval as :func:`answer_approval` does, first opening its task's
+    sandbox (``backend``) when the task has one and closing it when the run stops (``lab approve`` and
+    the dashboard's trace view call this).
+
+    Raises:
+        AgentError: The run waits for no approval, or its loop cannot be rebuilt.
+    """
+    rid = store.get_run(run_id)["run_id"]
+    if rid not in awaiting_approval(store):
+        raise AgentError(f"run {rid} is not waiting for an approval (status {store.get_run(rid)['status']})")
+    key = store.get_run(rid)["task"]
+    task = None
+    if key and "/" in key:
+        from lab.tasks import get_task
+
+        task = get_task(key)
+    sandbox = None
+    if task is not None and task.sandbox is not None:
+        from lab.tasks.environment import open_task_sandbox
+        from lab.traces import RunRecorder
+
+        sandbox = open_task_sandbox(task, RunRecorder.attach(store, rid), backend=backend)
+    try:
+        return answer_approval(store, rid, action, arguments=arguments, reason=reason, model=model, sandbox=sandbox)
+    finally:
+        if sandbox is not None:
+            sandbox.close()
 
 
 def _score(store: TraceStore, run: AgentRun, result: RunResult, sandbox: Any) -> None:

@@ -19,7 +19,7 @@ def approve(
     store: Path = StoreOption,
 ) -> None:
     """Approve (or --edit / --reject) the tool call a run waits on, then continue the run from its checkpoint."""
-    from lab.agents.approvals import answer_approval, awaiting_approval
+    from lab.agents.approvals import answer_pending, awaiting_approval, edited_arguments
     from lab.errors import LabError
     from lab.models import load_model
 
@@ -28,40 +28,20 @@ def approve(
     arguments = None
     if edit is not None:
         try:
-            arguments = json.loads(edit)
-        except ValueError as e:
-            raise LabError(f"--edit: not JSON: {e}") from None
-        if not isinstance(arguments, dict):
-            raise LabError("--edit: give the arguments as a JSON object")
+            arguments = edited_arguments(edit)
+        except LabError as e:
+            raise LabError(f"--edit: {e}") from None
     st = open_store(store, create=True)
     rid = st.get_run(run_id)["run_id"]
     pending = awaiting_approval(st).get(rid)
     if pending is None:
         raise LabError(f"run {rid} is not waiting for an approval (status {st.get_run(rid)['status']})")
-    agent_model = load_model(model) if model else None
-    sandbox = None
-    key = st.get_run(rid)["task"]
-    if key and "/" in key:
-        from lab.tasks import get_task
-
-        task = get_task(key)
-    else:
-        task = None
-    if task is not None and task.sandbox is not None:
-        from lab.tasks.environment import open_task_sandbox
-
-        from lab.traces import RunRecorder
-
-        sandbox = open_task_sandbox(task, RunRecorder.attach(st, rid), backend=backend)
-    try:
-        call = pending[0]
-        typer.echo(f"{'editing' if edit else 'rejecting' if reject else 'approving'} {call['tool']}"
-                   f"({json.dumps(call['arguments'])}) at step {call['step']}")
-        res = answer_approval(st, rid, "edit" if edit is not None else "reject" if reject is not None else "approve",
-                              arguments=arguments, reason=reject, model=agent_model, sandbox=sandbox)
-    finally:
-        if sandbox is not None:
-            sandbox.close()
+    call = pending[0]
+    typer.echo(f"{'editing' if edit else 'rejecting' if reject else 'approving'} {call['tool']}"
+               f"({json.dumps(call['arguments'])}) at step {call['step']}")
+    res = answer_pending(st, rid, "edit" if edit is not None else "reject" if reject is not None else "approve",
+                         arguments=arguments, reason=reject, model=load_model(model) if model else None,
+                         backend=backend)
     typer.echo(f"run {rid}: {res.status} ({res.stop_reason})" + (f", answer {res.answer!r}" if res.answer else ""))
     for p in res.pending:
         typer.echo(f"waiting again: {p['tool']}({json.dumps(p['arguments'])}); `lab approve {rid}`")

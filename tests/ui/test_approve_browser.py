@@ -1,0 +1,75 @@
+"""Answering a pending tool-call approval from the dashboard in a real Chromium: a ReAct run waits at its
+tool call; the trace view shows the call, Approve continues the run on the server and the view follows it
+to the end (its own tiny store and server, so the main browser module stays as fast as it was)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lab.agents import AWAITING_APPROVAL, ReActAgent
+from lab.cli.serve import dashboard_url
+from lab.models import ScriptedModel, ToolCall
+from lab.tasks import get_task
+from lab.tools.registry import get_tools
+from lab.traces import TraceStore
+from test_dashboard_browser import ARGS, CHROMIUM, LIBRARY_NOISE, _open, block_offsite, free_port, start_serve
+
+pytestmark = pytest.mark.ui
+
+
+def test_approve_a_pending_call_and_watch_the_run_finish(tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    db = tmp_path / "traces.db"
+    store = TraceStore(db)
+    task = get_task("chem-tools/mw-aspirin")
+    agent = ReActAgent(ScriptedModel([ToolCall("", "molecular_weight", {"molecule": "aspirin"})]),
+                       get_tools(["molecular_weight"]), approval=True)
+    res = agent.start(store, task.instructions, task=task, seed=5).run()
+    assert res.status == AWAITING_APPROVAL
+    replies = tmp_path / "replies.yaml"
+    replies.write_text(yaml.safe_dump([{"tool_calls": [{"name": "submit", "arguments": {"answer": "180.16"}}]}]))
+
+    port = free_port()
+    proc = start_serve(db, port)
+    offsite: list[str] = []
+    console: list[str] = []
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(30_000)
+            expect.set_options(timeout=30_000)
+            block_offsite(page, offsite)
+            page.on("console", lambda m: m.type in ("warning", "error") and not any(
+                n in m.text for n in LIBRARY_NOISE) and console.append(f"{m.type}: {m.text}"))
+            page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+            page.goto(dashboard_url(port, "127.0.0.1"))
+            page.wait_for_selector(".tabulator-row")
+            _open(page, res.run_id)
+            pending = page.locator(".lab-pending-call")
+            expect(pending).to_contain_text("Waiting for approval")
+            expect(pending).to_contain_text("molecular_weight")
+            box = page.get_by_role("textbox", name="continue with")
+            box.fill(f"scripted:{replies}")
+            box.press("Enter")
+            page.get_by_role("button", name="Approve").click()
+            header = page.locator(".lab-run-header")
+            expect(header).to_contain_text("stop: done · submitted")
+            expect(header).to_contain_text("180.16")
+            expect(page.locator(".lab-steps")).to_contain_text("180.15")  # the approved call's result
+            expect(page.get_by_text(f"Run {res.run_id} done (submitted).")).to_be_visible()
+            assert page.locator(".lab-pending-call").count() == 0
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert store.get_run(res.run_id)["status"] == "done"
+    assert store.query("SELECT value FROM scores WHERE run_id=? AND final=1", (res.run_id,))[0][0] == 1.0
+    assert not offsite and not console, (offsite, console)
+    store.close()
