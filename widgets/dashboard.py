@@ -34,7 +34,7 @@ class Dashboard(pn.viewable.Viewer):
         forker: Fork-from-a-step function for the trace viewer (default: the lab's).
         grader: Grader id pre-filled in the grading tab (signed in: the user, never typed).
         access: Who uses the dashboard (default: one person, locally, everything allowed). Signed in, each
-            tab and each action (grade, launch, cancel, fork) is checked against the user's role in the
+            tab and each action (grade, launch, cancel, fork, approve) is checked against the user's role in the
             server-side callbacks, and forks and launches record who made them.
     """
 
@@ -51,7 +51,7 @@ class Dashboard(pn.viewable.Viewer):
             self.tab = tab if tab in self.tabs else self.tabs[0]
         self.store = store if store is not None else open_trace_store()
         self.runs = RunsTable(self.store)
-        self.trace = TraceViewer(self.store, forker=self._guarded_forker(forker))
+        self.trace = TraceViewer(self.store, forker=self._guarded_forker(forker), access=self.access)
         self.diff = TraceDiff(self.store)
         self.grading = GradingWidget(self.store, grader=grader, access=self.access)
         self.grading.dimensions = sd.rubric(self.store) or self.grading.dimensions

@@ -17,6 +17,7 @@ import panel as pn
 import param
 
 from lab import provenance
+from lab.auth import Access, AuthError, record_action
 from lab.traces import StoreError, TraceStore
 from widgets.notice import notice
 from widgets.render import (CSS, block, diff_html, provenance_diff_html, provenance_html, scores_html, steps_html,
@@ -74,6 +75,7 @@ class TraceViewer(_Pager):
     Args:
         store: The trace store to read.
         forker: Function that forks a run from a step (``None``: the lab's fork when installed).
+        access: Who is looking: signed in, only an ``operator`` may answer an approval (recorded with the name).
         **params: ``run_id``, ``query``, ``page``, ``page_size``, ``live``.
     """
 
@@ -90,9 +92,11 @@ class TraceViewer(_Pager):
     approval_message = param.String(default="", doc="What the last approval did (or why it could not).")
     version = param.Integer(default=0, precedence=-1, doc="Bumped whenever new events arrive.")
 
-    def __init__(self, store: TraceStore, *, forker: Forker | None = None, **params) -> None:
+    def __init__(self, store: TraceStore, *, forker: Forker | None = None, access: Access | None = None,
+                 **params) -> None:
         self.store = store
         self.forker = forker
+        self.access = access or Access()
         self.run: dict | None = None
         self.steps: list[Step] = []
         self._last_seq = -1
@@ -302,6 +306,11 @@ class TraceViewer(_Pager):
         from lab.agents.approvals import answer_pending, edited_arguments
         from lab.errors import LabError
 
+        try:
+            user = self.access.require("approve")  # enforced here, whatever the page shows
+        except AuthError as e:
+            self._say(str(e), "danger")
+            return None
         if self.run is None or not self.pending:
             self._say("This run is not waiting for an approval.", "warning")
             return None
@@ -325,6 +334,8 @@ class TraceViewer(_Pager):
             return None
         run_id, call = self.run["run_id"], self.pending[0]
         verb = {"approve": "Approved", "edit": "Edited", "reject": "Rejected"}[decision]
+        if user:
+            record_action(self.store, run_id, "approve", user, **{"lab.decision": decision})
 
         def work() -> None:
             try:

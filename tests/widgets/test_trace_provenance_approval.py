@@ -125,3 +125,23 @@ def test_bad_answers_are_said_and_leave_the_run_waiting(store):
     assert store.get_run(run_id)["status"] == "running" and v.pending
     v.run_id = _run(store, seed=4, name="scripted")  # another run: nothing pending, nothing said
     assert not v.pending and v.approval_message == "" and "molecular_weight" not in _text(v.approval_view())
+
+
+def test_only_an_operator_answers_an_approval_and_it_is_recorded_who(store, tmp_path):
+    from lab.auth import Access, add_user
+
+    users = tmp_path / "users.json"
+    add_user("vera", "viewer", "v-secret", users)
+    add_user("olga", "operator", "o-secret", users)
+    run_id = _run(store, seed=3, name="scripted", approval=True)
+    viewer = TraceViewer(store, run_id=run_id, access=Access("vera", users))
+    viewer.approve_model = _replies(tmp_path, "180.16")
+    assert viewer._approve("approve") is None  # the button's callback, called as Panel would
+    assert "vera (viewer) may not approve" in viewer.approval_message and viewer.pending
+    operator = TraceViewer(store, run_id=run_id, access=Access("olga", users))
+    operator.approve_model = viewer.approve_model
+    thread = operator._approve("approve")
+    assert thread is not None
+    thread.join(timeout=60)
+    audit = [e.attrs for e in store.events(run_id, kinds=["human_action"]) if e.attrs.get("lab.audit") == "approve"]
+    assert audit == [{"lab.audit": "approve", "lab.by": "olga", "lab.decision": "approve"}]
