@@ -225,19 +225,25 @@ class HumanSession:
         self._print(shown)
 
     def _submit(self, answer: str) -> RunResult:
+        value, shown = self._score_submission(answer)
+        self._print(shown)
+        return self._finish(RunStatus.DONE, "submitted", answer=value)
+
+    def _score_submission(self, answer: str) -> tuple[Any, str]:
+        """Record the submission and score it through the pipeline every run kind uses (a scorer failure is
+        recorded; the submission stands); the answer as parsed and a line saying the scores."""
+        from lab.scoring.runs import score_run
+
         value = parse_answer(answer) if self.task.kind == "repo" else answer
         self._act("submit", **{"lab.answer": value})
         try:
-            from lab.scoring.runs import score_run
-
             scores = score_run(self.task, value, store=self.store, run_id=self.run_id, sandbox=self.sandbox)
         except Exception as e:  # noqa: BLE001 - a scorer failure is recorded; the submission stands
             self.recorder.error(e, where="scoring")
             scores = []
         for s in scores:
             self.recorder.score(s, agent=self.agent)
-        self._print("submitted" + (": " + ", ".join(f"{s.scorer}={s.value}" for s in scores) if scores else ""))
-        return self._finish(RunStatus.DONE, "submitted", answer=value)
+        return value, "submitted" + (": " + ", ".join(f"{s.scorer}={s.value}" for s in scores) if scores else "")
 
     def _finish(self, status: RunStatus, reason: str, error: str | None = None, answer: Any = None) -> RunResult:
         self.recorder.resume()  # the clock stops at the finish, not at a pause

@@ -486,20 +486,9 @@ class JupyterHumanSession(HumanSession):
                 if not rest:
                     self._reply(count, "usage: %submit ANSWER")
                     return
-                value = parse_answer(rest) if self.task.kind == "repo" else rest
-                self._act("submit", **{"lab.answer": value})
-                try:
-                    from lab.scoring.runs import score_run  # the one pipeline for every run kind
-
-                    scores = score_run(self.task, value, store=self.store, run_id=self.run_id, sandbox=self.sandbox)
-                except Exception as e:  # noqa: BLE001 - a scorer failure is recorded; the submission stands
-                    self.recorder.error(e, where="scoring")
-                    scores = []
-                for s in scores:
-                    self.recorder.score(s, agent=self.agent)
+                value, shown = self._score_submission(rest)
                 self._end(RunStatus.DONE, "submitted", value)
-                self._reply(count, "submitted" + (": " + ", ".join(f"{s.scorer}={s.value}" for s in scores)
-                                                  if scores else "") + "; the session has ended")
+                self._reply(count, shown + "; the session has ended")
         except Exception as e:  # noqa: BLE001 - said in the notebook, recorded, the session goes on
             self.recorder.error(e, where=f"%{word}")
             self._reply(count, f"%{word} failed: {type(e).__name__}: {e}")
