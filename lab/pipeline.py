@@ -197,7 +197,7 @@ def run_combo(ctx: RunContext, combo: Combo, key: str, resume_id: str | None = N
     exp, store = ctx.experiment, ctx.store
     if ctx.stop.is_set():
         return Outcome.of(combo, key, "interrupted")
-    lease = Lease(store, f"{exp.batch_id}/{key}")
+    lease = Lease(store, lease_key(exp, key))
     if not lease.take():
         if not ctx.wait:
             return Outcome.of(combo, key, "owned", error=f"running in another process ({lease.holder})")
@@ -313,14 +313,20 @@ def score_run(ctx: RunContext, combo: Combo, run: AgentRun, result: RunResult,
     return out, error
 
 
+def lease_key(experiment: Experiment, key: str) -> str:
+    """The lease a combination's runner holds while it runs (one live owner per combination)."""
+    return f"{experiment.batch_id}/{key}"
+
+
 def abandon_run(store: Store, experiment: Experiment, key: str, reason: str,
                 status: RunStatus = RunStatus.INTERRUPTED) -> str | None:
-    """Finish a combination's run that is still marked running (its executor lost it): an error event with
-    ``reason``, then ``status``.
+    """Finish a combination's run that is still marked running (its executor lost it): its lease dropped, an
+    error event with ``reason``, then ``status``.
 
     Returns:
         The run's id (``None`` when no run of the combination was running).
     """
+    store.release_lease(lease_key(experiment, key), None)  # its holder is gone with the executor's worker
     for run in store.list_runs(batch_id=experiment.batch_id, status=RunStatus.RUNNING.value):
         if run["config"].get("combo") == key and run["parent_run_id"] is None:
             rid = run["run_id"]

@@ -126,7 +126,7 @@ class RemoteStore:
     def renew_lease(self, key: str, token: str, ttl: float) -> bool:
         return self._call("renew_lease", key, token, ttl)
 
-    def release_lease(self, key: str, token: str) -> None:
+    def release_lease(self, key: str, token: str | None) -> None:
         self._call("release_lease", key, token)
 
     def close(self) -> None:

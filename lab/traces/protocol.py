@@ -74,6 +74,6 @@ class Store(Protocol):
         """Extend a held lease; ``False`` when lost."""
         ...
 
-    def release_lease(self, key: str, token: str) -> None:
+    def release_lease(self, key: str, token: str | None) -> None:
         """Give up a lease."""
         ...

@@ -40,9 +40,7 @@ class WorkClock:
     def continuing(cls, store: Store, run_id: str) -> WorkClock:
         """A clock that continues a stored run's working time: from the larger of its recorded
         ``elapsed`` and its latest event's (a run whose process died never recorded its ``elapsed``)."""
-        row = store.query("SELECT elapsed FROM runs WHERE run_id=?", (run_id,))
-        last = store.query("SELECT MAX(elapsed) FROM events WHERE run_id=?", (run_id,))
-        return cls(offset=max((row[0][0] if row else None) or 0.0, (last[0][0] if last else None) or 0.0))
+        return cls(offset=max(store.get_run(run_id).get("elapsed") or 0.0, store.last_elapsed(run_id) or 0.0))
 
     def pause(self) -> None:
         if self._paused_at is None:

@@ -499,10 +499,14 @@ class TraceStore:
             cur = conn.execute("UPDATE leases SET expires=? WHERE key=? AND token=?", (time.time() + ttl, key, token))
         return cur.rowcount == 1
 
-    def release_lease(self, key: str, token: str) -> None:
-        """Give up ``token``'s lease on ``key`` (nothing when another holds it)."""
+    def release_lease(self, key: str, token: str | None) -> None:
+        """Give up ``token``'s lease on ``key`` (nothing when another holds it); ``token=None`` drops whoever's
+        it is (an executor that lost the holder's process, e.g. a dead cluster node)."""
         with self._write() as conn:
-            conn.execute("DELETE FROM leases WHERE key=? AND token=?", (key, token))
+            if token is None:
+                conn.execute("DELETE FROM leases WHERE key=?", (key,))
+            else:
+                conn.execute("DELETE FROM leases WHERE key=? AND token=?", (key, token))
 
     def set_run_fields(self, run_id: str, **fields: Any) -> None:
         """Update descriptive run columns (``elapsed``, ``batch_id``, ``error``...)."""
