@@ -80,6 +80,7 @@ class BaseChatModel:
         for attempt in range(1, self.retries + 2):
             req.attempt = attempt
             try:
+                _check_tool_choice(req, self.name)
                 resp = self._chat(req)
             except ModelError as e:
                 if e.retryable and attempt <= self.retries:
@@ -104,6 +105,12 @@ class BaseChatModel:
                                          tools=req.tools, response_schema=req.response_schema,
                                          sampling=req.sampling, server=req.server, attempt=req.attempt,
                                          **outcome), agent=agent)
+
+
+def _check_tool_choice(req: ChatRequest, name: str) -> None:
+    choice, offered = req.sampling.tool_choice, [t.name for t in req.tools or []]
+    if offered and choice not in (None, "auto", "required", "none") and choice not in offered:
+        raise ModelError(f"{name}: tool_choice {choice!r} is not one of the offered tools {sorted(offered)}")
 
 
 __all__ = ["BaseChatModel", "ChatRequest"]

@@ -193,6 +193,14 @@ class ScriptedModel(BaseChatModel):
             except ValueError as e:
                 raise ModelOutputError(f"{self.name}: reply {n} is not JSON but a response schema was given",
                                        raw=msg.content) from e
+        if response_schema is not None and parsed is not None:
+            import jsonschema  # slow to import; only validation needs it
+
+            try:
+                jsonschema.validate(parsed, response_schema)
+            except jsonschema.ValidationError as e:
+                raise ModelOutputError(f"{self.name}: reply {n} does not match the response schema: {e.message}",
+                                       raw=msg.content) from e
         finish = finish or ("tool_calls" if msg.tool_calls else "stop")
         usage = Usage(_count_tokens(m.content for m in messages), _count_tokens([msg.content]))
         return ChatResponse(msg, finish_reason=finish, usage=usage, model=self.name, parsed=parsed)
