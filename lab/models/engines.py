@@ -29,7 +29,8 @@ from typing import Any
 
 import httpx
 
-from lab.models.base import ChatResponse, Message, Sampling, ToolSpec
+from lab.models.backend import ChatRequest
+from lab.models.base import ChatResponse
 from lab.models.errors import ModelError, ModelNotFound
 from lab.models.openai_compat import OpenAIModel
 
@@ -228,27 +229,26 @@ class EngineProcess:
         self.proc.wait()
 
 
-class EngineModel:
-    """A chat model served by an engine this process started; calls go through :class:`OpenAIModel`.
+class EngineModel(OpenAIModel):
+    """A chat model served by an engine this process started: an :class:`OpenAIModel` on the engine's URL.
 
     ``close()`` stops the engine. A call while the engine is dead, or that fails because it died, raises one
-    :class:`ModelError` naming the engine's exit code and log.
+    :class:`ModelError` naming the engine's exit code and log (not retried).
+
+    Args:
+        engine: The running engine.
+        served: The model name the server answers to.
+        **options: :class:`OpenAIModel` options (``name=``, ``timeout=``, ``retries=`` ...).
     """
 
-    def __init__(self, engine: EngineProcess, client: OpenAIModel) -> None:
+    def __init__(self, engine: EngineProcess, served: str, **options: Any) -> None:
+        super().__init__(served, base_urls=[f"{engine.url}/v1"], **options)
         self.engine = engine
-        self.client = client
-        self.name = client.name
-        self.system = client.system
 
-    def chat(self, messages: list[Message], *, tools: list[ToolSpec] | None = None,
-             response_schema: dict[str, Any] | None = None, sampling: Sampling | None = None,
-             recorder: Any | None = None, agent: str | None = None) -> ChatResponse:
-        """Answer ``messages`` (see :class:`lab.models.ChatModel`)."""
+    def _chat(self, req: ChatRequest) -> ChatResponse:
         self._check()
         try:
-            return self.client.chat(messages, tools=tools, response_schema=response_schema, sampling=sampling,
-                                    recorder=recorder, agent=agent)
+            return super()._chat(req)
         except ModelError:
             self._check()
             raise
@@ -265,7 +265,7 @@ class EngineModel:
 
     def close(self) -> None:
         """Close the connections and stop the engine."""
-        self.client.close()
+        super().close()
         self.engine.stop()
 
 
@@ -309,5 +309,4 @@ def start_engine(spec: EngineSpec, path: str | Path, *, name: str | None = None,
     engine = EngineProcess(argv, name=name, port=port, log=log, health=spec.health, startup_timeout=startup_timeout,
                            env=env)
     options.setdefault("native_tools", parser is not None)
-    client = OpenAIModel(served, base_urls=[f"{engine.url}/v1"], name=name, **options)
-    return EngineModel(engine, client)
+    return EngineModel(engine, served, name=name, **options)

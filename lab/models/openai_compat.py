@@ -12,24 +12,23 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import random
 import threading
 import time
 from typing import Any
 
 import httpx
 
+from lab.models.backend import BaseChatModel, ChatRequest
 from lab.models.base import ChatResponse, Message, Sampling, ToolCall, ToolSpec, Usage
 from lab.models.constrained import instructions, parse_reply, reply_schema, validate_arguments
 from lab.models.errors import ModelError, ModelOutputError
-from lab.models.recording import call_attrs, record_call
 from lab.secrets import redact, register_secret, register_url_secrets
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 
-class OpenAIModel:
+class OpenAIModel(BaseChatModel):
     """A chat model behind one or more OpenAI-compatible endpoints.
 
     Args:
@@ -86,56 +85,25 @@ class OpenAIModel:
     def chat(self, messages: list[Message], *, tools: list[ToolSpec] | None = None,
              response_schema: dict[str, Any] | None = None, sampling: Sampling | None = None,
              recorder: Any | None = None, agent: str | None = None) -> ChatResponse:
-        """Answer ``messages`` (see :class:`lab.models.ChatModel`), natively, or with the tool calls or JSON
+        """Answer ``messages`` (see :class:`lab.models.ChatModel`) natively, or with the tool calls or JSON
         asked for in the prompt when the server ignores ``tools``/``response_format``
-        (:mod:`lab.models.prompted`). Raises as :meth:`native_chat` does."""
+        (:mod:`lab.models.prompted`). Raises as :meth:`BaseChatModel.chat` does."""
         from lab.models.prompted import chat_with_fallback
 
-        return chat_with_fallback(self, self.native_chat, messages, tools=tools, response_schema=response_schema,
+        return chat_with_fallback(self, super().chat, messages, tools=tools, response_schema=response_schema,
                                   sampling=sampling, recorder=recorder, agent=agent)
 
-    def native_chat(
-        self,
-        messages: list[Message],
-        *,
-        tools: list[ToolSpec] | None = None,
-        response_schema: dict[str, Any] | None = None,
-        sampling: Sampling | None = None,
-        recorder: Any | None = None,
-        agent: str | None = None,
-    ) -> ChatResponse:
-        """Answer ``messages`` (see :class:`lab.models.ChatModel`). Failed attempts that are retried are
-        recorded as ``error`` events; the call itself as one ``model_call`` event.
+    def _chat(self, req: ChatRequest) -> ChatResponse:
+        """One attempt, at the next endpoint that is up (see :class:`lab.models.ChatModel`); the base class
+        retries and records it.
 
         Raises:
-            ModelError: A 4xx other than 408/409/425/429 (not retryable), or retries used up (retryable).
-            ModelOutputError: The reply stayed malformed or off-schema after the retries.
+            ModelError: A 4xx other than 408/409/425/429 (not retryable), or a transient fault (retryable).
+            ModelOutputError: The reply is malformed or off-schema (retryable).
         """
-        sampling = sampling or Sampling()
-        body = self._body(messages, tools, response_schema, sampling)
-        t0 = time.perf_counter()
-        url = self.base_urls[0]
-        for attempt in range(self.retries + 1):
-            url = self._pick()
-            try:
-                resp = self._once(url, body, tools, response_schema, sampling)
-            except ModelError as e:
-                if e.retryable and attempt < self.retries:
-                    if recorder is not None:
-                        recorder.error(e, where=f"{self.name} attempt {attempt + 1}", agent=agent)
-                    time.sleep(getattr(e, "retry_after", None) or self.backoff * 2**attempt * (1 + random.random()))
-                    continue
-                record_call(recorder, call_attrs(system=self.system, model=self.name, messages=messages,
-                                                 tools=tools, response_schema=response_schema, sampling=sampling,
-                                                 error=e, latency=time.perf_counter() - t0, server=url,
-                                                 attempt=attempt + 1), agent=agent)
-                raise
-            resp.latency = time.perf_counter() - t0
-            record_call(recorder, call_attrs(system=self.system, model=self.name, messages=messages, tools=tools,
-                                             response_schema=response_schema, sampling=sampling, response=resp,
-                                             server=url, attempt=attempt + 1), agent=agent)
-            return resp
-        raise AssertionError("unreachable")  # pragma: no cover
+        req.server = self._pick()
+        body = self._body(req.messages, req.tools, req.response_schema, req.sampling)
+        return self._once(req.server, body, req.tools, req.response_schema, req.sampling)
 
     # -- one request -----------------------------------------------------------------------------
 

@@ -6,17 +6,15 @@ from __future__ import annotations
 import copy
 import json
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Union
 
-from lab.models.base import ChatResponse, Message, Sampling, ToolCall, ToolSpec, Usage
+from lab.models.backend import BaseChatModel, ChatRequest
+from lab.models.base import ChatResponse, Message, ToolCall, Usage
 from lab.models.errors import ModelError, ModelNotFound, ModelOutputError
-from lab.models.recording import (
-    OUTPUT_MESSAGES, RETRYABLE, call_attrs, record_call, response_from_attrs,
-)
+from lab.models.recording import OUTPUT_MESSAGES, RETRYABLE, response_from_attrs
 from lab.traces.schema import EventKind
 
 Reply = Union[str, Message, ChatResponse, ToolCall, list, dict, BaseException]
@@ -33,7 +31,7 @@ ReplyFn = Callable[[list[Message]], Reply]
 """A callable computing the reply from the conversation so far."""
 
 
-class ScriptedModel:
+class ScriptedModel(BaseChatModel):
     """Returns scripted replies in order, or what a callable computes from the messages.
 
     Args:
@@ -45,6 +43,8 @@ class ScriptedModel:
     Attributes:
         requests: Every ``messages`` list the model was asked, in order (for assertions).
     """
+
+    system = "scripted"
 
     def __init__(self, script: Sequence[Reply | ReplyFn] | ReplyFn, *, name: str = "scripted",
                  cycle: bool = False) -> None:
@@ -131,42 +131,21 @@ class ScriptedModel:
         """Scripted replies not yet used (all agents)."""
         return sum(len(q) for q in self._queues.values())
 
-    def chat(
-        self,
-        messages: list[Message],
-        *,
-        tools: list[ToolSpec] | None = None,
-        response_schema: dict[str, Any] | None = None,
-        sampling: Sampling | None = None,
-        recorder: Any | None = None,
-        agent: str | None = None,
-    ) -> ChatResponse:
-        """Return the next scripted reply (see :class:`lab.models.ChatModel`).
+    def _chat(self, req: ChatRequest) -> ChatResponse:
+        """The next scripted reply (see :class:`lab.models.ChatModel`).
 
         Raises:
             ModelError: The script ran out, or a scripted failure.
             ModelOutputError: A response schema was given and the reply is not JSON.
         """
-        t0 = time.perf_counter()
         with self._lock:
-            self.requests.append(list(messages))
+            self.requests.append(list(req.messages))
             n = self._n
             self._n += 1
-            item = self._next(agent)
-        try:
-            if callable(item) and not isinstance(item, BaseException):
-                item = item(list(messages))
-            resp = self._response(item, n, messages, response_schema)
-            resp.latency = resp.latency or time.perf_counter() - t0
-        except ModelError as e:
-            record_call(recorder, call_attrs(system="scripted", model=self.name, messages=messages, tools=tools,
-                                             response_schema=response_schema, sampling=sampling, error=e,
-                                             latency=time.perf_counter() - t0), agent=agent)
-            raise
-        record_call(recorder, call_attrs(system="scripted", model=self.name, messages=messages, tools=tools,
-                                         response_schema=response_schema, sampling=sampling, response=resp),
-                    agent=agent)
-        return resp
+            item = self._next(req.agent)
+        if callable(item) and not isinstance(item, BaseException):
+            item = item(list(req.messages))
+        return self._response(item, n, req.messages, req.response_schema)
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -213,6 +192,14 @@ class ScriptedModel:
                 parsed = json.loads(msg.content)
             except ValueError as e:
                 raise ModelOutputError(f"{self.name}: reply {n} is not JSON but a response schema was given",
+                                       raw=msg.content) from e
+        if response_schema is not None and parsed is not None:
+            import jsonschema  # slow to import; only validation needs it
+
+            try:
+                jsonschema.validate(parsed, response_schema)
+            except jsonschema.ValidationError as e:
+                raise ModelOutputError(f"{self.name}: reply {n} does not match the response schema: {e.message}",
                                        raw=msg.content) from e
         finish = finish or ("tool_calls" if msg.tool_calls else "stop")
         usage = Usage(_count_tokens(m.content for m in messages), _count_tokens([msg.content]))

@@ -12,16 +12,16 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
-from lab.models.base import ChatResponse, Message, Sampling, ToolSpec, Usage
+from lab.models.backend import BaseChatModel, ChatRequest
+from lab.models.base import ChatResponse, Message, ToolSpec, Usage
 from lab.models.batching import CPU_MAX_BATCH, context_tokens, cuda_max_batch
 from lab.models.constrained import bound_schema, instructions, max_chars, parse_reply, reply_schema
 from lab.models.continuous import ContinuousBatcher, Request, oom_message
 from lab.models.errors import ModelError, ModelNotFound
-from lab.models.recording import BOUNDED_SCHEMA, call_attrs, record_call
+from lab.models.recording import BOUNDED_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ DEFAULT_MAX_TOKENS = 256
 DEFAULT_CONSTRAINED_MAX_TOKENS = 512
 
 
-class TransformersModel:
+class TransformersModel(BaseChatModel):
     """A local transformers chat model with continuous batching and constrained tool calls.
 
     Args:
@@ -133,17 +133,8 @@ class TransformersModel:
 
     # -- the ChatModel interface -----------------------------------------------------------------
 
-    def chat(
-        self,
-        messages: list[Message],
-        *,
-        tools: list[ToolSpec] | None = None,
-        response_schema: dict[str, Any] | None = None,
-        sampling: Sampling | None = None,
-        recorder: Any | None = None,
-        agent: str | None = None,
-    ) -> ChatResponse:
-        """Answer ``messages`` (see :class:`lab.models.ChatModel`).
+    def _chat(self, req: ChatRequest) -> ChatResponse:
+        """Answer one attempt (see :class:`lab.models.ChatModel`).
 
         With ``tools`` (and ``tool_choice`` other than ``none``) or a ``response_schema``, the reply is
         constrained to the schema from :func:`lab.models.constrained.reply_schema`, with string lengths
@@ -153,23 +144,7 @@ class TransformersModel:
             ModelError: CUDA out of memory, or generation failed.
             ModelOutputError: The constrained reply was cut by ``max_tokens`` (retryable).
         """
-        t0 = time.perf_counter()
-        sampling = sampling or Sampling()
-        try:
-            resp = self._chat(messages, tools, response_schema, sampling)
-        except ModelError as e:
-            record_call(recorder, call_attrs(system=self.system, model=self.name, messages=messages, tools=tools,
-                                             response_schema=response_schema, sampling=sampling, error=e,
-                                             latency=time.perf_counter() - t0), agent=agent)
-            raise
-        resp.latency = time.perf_counter() - t0
-        record_call(recorder, call_attrs(system=self.system, model=self.name, messages=messages, tools=tools,
-                                         response_schema=response_schema, sampling=sampling, response=resp),
-                    agent=agent)
-        return resp
-
-    def _chat(self, messages: list[Message], tools: list[ToolSpec] | None, response_schema: dict[str, Any] | None,
-              sampling: Sampling) -> ChatResponse:
+        messages, tools, response_schema, sampling = req.messages, req.tools, req.response_schema, req.sampling
         self.batcher.begin()
         try:
             schema = reply_schema(tools, sampling.tool_choice, response_schema)
