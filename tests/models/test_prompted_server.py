@@ -11,7 +11,6 @@ from lab.agents import DeraAgent, Limits, ReActAgent
 from lab.models import Sampling, load_model
 from lab.models import prompted
 from lab.tools import tool
-from tests.models.test_openai_server import server  # noqa: F401 - the module's running server fixture
 
 
 @tool
