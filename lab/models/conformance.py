@@ -73,7 +73,7 @@ class ModelCase:
     off_schema: ChatModel | None = None
     failing: ChatModel | None = None
     constrained: bool = True
-    max_tokens: int = 48
+    max_tokens: int = 160
 
 
 def _call(model: ChatModel, store: Any, prompt: str, **kw: Any) -> tuple[ChatResponse | ModelError, Any, str]:
@@ -87,6 +87,8 @@ def _call(model: ChatModel, store: Any, prompt: str, **kw: Any) -> tuple[ChatRes
 
 def _one_call(store: Any, run_id: str) -> dict[str, Any]:
     calls = store.events(run_id, kinds=[EventKind.MODEL_CALL])
+    if len(calls) == 2 and calls[1].attrs.get("lab.fallback") == "prompted" and "error.type" in calls[0].attrs:
+        calls = calls[1:]  # the server ignored the request's format: its failed reply, then the prompted call
     assert len(calls) == 1, f"expected one model_call event, got {len(calls)}"
     assert calls[0].agent == "solver", calls[0].agent
     return calls[0].attrs
@@ -104,7 +106,8 @@ def _assert_recorded(store: Any, run_id: str, model: ChatModel, prompt: str, res
     assert a[OUTPUT_MESSAGES] == [resp.message.to_dict()] and a[FINISH_REASONS] == [resp.finish_reason], a
     assert (a[INPUT_TOKENS], a[OUTPUT_TOKENS]) == (resp.usage.input_tokens, resp.usage.output_tokens)
     assert a[LATENCY] == resp.latency > 0 and "error.type" not in a
-    assert not store.events(run_id, kinds=[EventKind.ERROR])
+    if a.get("lab.fallback") != "prompted":  # a fallback follows the native call's recorded failed attempts
+        assert not store.events(run_id, kinds=[EventKind.ERROR])
     return a
 
 
@@ -114,8 +117,9 @@ def _assert_failure(store: Any, run_id: str, model: ChatModel, prompt: str, err:
     assert a[FINISH_REASONS] == ["error"] and OUTPUT_MESSAGES not in a, a
     assert a["error.type"] == type(err).__name__ and a["error.message"] and a[RETRYABLE] == err.retryable, a
     assert "\n" not in str(err), f"error message spans lines: {err}"
-    retried = store.events(run_id, kinds=[EventKind.ERROR])
-    assert len(retried) == a[ATTEMPT] - 1, (len(retried), a[ATTEMPT])
+    if a.get("lab.fallback") != "prompted":  # a prompted fallback's attempts are re-asks, not retried calls
+        retried = store.events(run_id, kinds=[EventKind.ERROR])
+        assert len(retried) == a[ATTEMPT] - 1, (len(retried), a[ATTEMPT])
     return a
 
 

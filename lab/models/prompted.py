@@ -156,13 +156,13 @@ def prompted_chat(model: Any, native: NativeChat, messages: list[Message], *, to
                            attrs=_attrs(reason, n, invalid))
         record_call(recorder, call_attrs(system=getattr(model, "system", "openai"), model=where, messages=messages,
                                          tools=tools, response_schema=response_schema, sampling=sampling,
-                                         response=out), agent=agent)
+                                         response=out, attempt=n), agent=agent)
         return out
     assert error is not None
     err = ModelOutputError(f"{error} (prompted fallback, {attempts} attempts)", raw=error.raw)
     attrs = call_attrs(system=getattr(model, "system", "openai"), model=where, messages=messages, tools=tools,
                        response_schema=response_schema, sampling=sampling, error=err,
-                       latency=time.perf_counter() - t0)
+                       latency=time.perf_counter() - t0, attempt=attempts)
     record_call(recorder, {**attrs, **_attrs(reason, attempts, invalid)}, agent=agent)
     raise err
 

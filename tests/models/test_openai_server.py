@@ -34,11 +34,11 @@ def test_real_server_tool_call_in_json_mode_is_validated(server, store):
     try:
         r = model.chat([Message("user", "Add 2 and 3.")], tools=[add], recorder=rec,
                        sampling=Sampling(tool_choice="required", max_tokens=20, temperature=0))
-    except ModelOutputError as e:
+    except ModelOutputError as e:  # natively, then through the prompted fallback: recorded, retryable
         assert e.retryable
-        assert len(store.events(rec.run_id, kinds=[EventKind.ERROR])) == 1  # the first, retried attempt
-        call = store.events(rec.run_id, kinds=[EventKind.MODEL_CALL])[0]
-        assert call.attrs["lab.retryable"] is True and call.attrs["lab.attempt"] == 2
+        calls = store.events(rec.run_id, kinds=[EventKind.MODEL_CALL])
+        assert calls and all(c.attrs["lab.retryable"] is True for c in calls if "error.type" in c.attrs)
+        assert "error.type" in calls[-1].attrs
     else:
         assert r.message.tool_calls[0].name == "add"
         assert set(r.message.tool_calls[0].arguments) == {"a", "b"}
