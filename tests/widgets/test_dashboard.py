@@ -99,8 +99,10 @@ def test_launcher_cancel_pauses_the_batch_and_resume_finishes_it(store):
             started.set()
             release.wait(30)                          # a slow researcher: cancel arrives mid-step
             return {"json": {"message": "check the findings", "done": False}}
-        revisions.append(1)                           # the decider: final only from its second revision on
-        return {"json": {"answer": "ceftriaxone", "explanation": "x", "message": "ok", "final": len(revisions) > 2}}
+        revisions.append(1)                           # the decider: a draft, then final from its second revision
+        if len(revisions) == 1:
+            return {"json": {"answer": "ceftriaxone", "explanation": "x"}}
+        return {"json": {"answer": "ceftriaxone", "message": "ok", "final": len(revisions) > 2}}
 
     revisions: list[int] = []
     cfg = RunConfig(experiment="c", loop="dera", models=["slow"], max_steps=2, task_scoring=False)
