@@ -40,6 +40,15 @@ def server(tmp_path, kernel_image):
         lines.append(line)
         m = re.search(r"JupyterLab: (http://127\.0\.0\.1:\d+)/\S+\?token=(\S+)", line)
     assert m, "no JupyterLab address printed:\n" + "".join(lines[-30:])
+    until = time.monotonic() + 60  # the address is printed as the server starts: wait until it answers
+    while True:
+        try:
+            urllib.request.urlopen(f"{m.group(1)}/api/status?token={m.group(2)}", timeout=5).close()
+            break
+        except OSError:
+            if time.monotonic() > until or proc.poll() is not None:
+                raise
+            time.sleep(0.5)
     try:
         yield m.group(1), m.group(2), db, proc
     finally:
