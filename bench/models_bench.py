@@ -144,7 +144,7 @@ def main() -> None:
 
     sample = [[Message("user", p)] for p in prompts[:8]]
     free = Sampling(max_tokens=args.tokens, temperature=0)
-    cons = Sampling(max_tokens=args.tokens, temperature=0, tool_choice="required")
+    cons = Sampling(max_tokens=max(args.tokens, 160), temperature=0, tool_choice="required")  # whole strings
     u_runs, k_runs = [], []
     for _ in range(args.repeats):
         # unconstrained: the same tool prompts (tool list in the system prompt), free text
