@@ -19,6 +19,8 @@ the task allows it), ``%submit ANSWER`` (scores and ends the session) and ``%qui
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import errno
 import hashlib
 import json
 import os
@@ -164,13 +166,24 @@ def _workdir_contents_class():
     from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
     from tornado.web import HTTPError
 
+    listing: contextvars.ContextVar[bool] = contextvars.ContextVar("listing", default=False)
+
     class WorkdirContents(AsyncLargeFileManager):
         def _get_os_path(self, path: str) -> str:
             os_path = super()._get_os_path(path)
             root, real = os.path.realpath(self.root_dir), os.path.realpath(os_path)
             if real != root and not real.startswith(root + os.sep):
+                if listing.get():  # a directory listing skips the entry (as it skips a link loop)
+                    raise OSError(errno.ELOOP, f"{path} leads outside the sandbox's workdir")
                 raise HTTPError(404, f"{path} leads outside the sandbox's workdir")
             return os_path
+
+        async def _dir_model(self, path: str, content: bool = True) -> dict:
+            token = listing.set(content)
+            try:
+                return await super()._dir_model(path, content)
+            finally:
+                listing.reset(token)
 
     return WorkdirContents
 
