@@ -54,7 +54,7 @@ def cluster():
 
 def digest(store: TraceStore) -> list[dict]:
     """The store's runs, events and scores without what differs between two executions of the same batch
-    (run and span ids, times, sandbox ids), runs in (task, seed) order."""
+    (run and span ids, times, sandbox ids, whether the git tree was clean), runs in (task, seed) order."""
     out = []
     for run in sorted(store.list_runs(), key=lambda r: (r["task"], r["seed"])):
         spans: dict[str | None, str | None] = {None: None}
@@ -62,8 +62,12 @@ def digest(store: TraceStore) -> list[dict]:
         for e in store.events(run["run_id"]):
             for sid in (e.span_id, e.parent_id):
                 spans.setdefault(sid, f"s{len(spans)}")
-            events.append((e.seq, e.kind, e.agent, spans[e.span_id], spans[e.parent_id],
-                           {k: v for k, v in e.attrs.items() if k not in VOLATILE}))
+            attrs = {k: v for k, v in e.attrs.items() if k not in VOLATILE}
+            if "lab.provenance" in attrs:  # the tree may be edited between the two executions
+                prov = attrs["lab.provenance"]
+                attrs["lab.provenance"] = {**prov, "lab": {k: v for k, v in prov.get("lab", {}).items()
+                                                           if k != "dirty"}}
+            events.append((e.seq, e.kind, e.agent, spans[e.span_id], spans[e.parent_id], attrs))
         scores = store.query("SELECT scorer, dimension, value, label, provenance, final FROM scores WHERE run_id=?"
                              " ORDER BY seq", (run["run_id"],))
         keep = ("task", "agent", "model", "seed", "status", "error", "batch_id", "config", "parent_run_id")
