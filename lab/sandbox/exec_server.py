@@ -24,6 +24,8 @@ Any request may instead get ``!`` meta {code, message}; ``code`` is ENOENT, EACC
 EUSER (unknown user) or EIO. On start the server sends ``R`` (ready) with request id 0.
 """
 
+from __future__ import annotations
+
 import errno
 import json
 import os
@@ -37,6 +39,28 @@ import sys
 import threading
 import time
 
+TYPE_CHECKING = False  # typing is imported for the type checker only: the server starts without it
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, BinaryIO, Protocol, TypedDict
+
+    class CommandResult(TypedDict):
+        """How a command ended (:func:`run_command`, and the ``x`` reply)."""
+
+        exit_code: int
+        timed_out: bool
+        truncated: bool
+        duration: float
+
+    class Put(Protocol):
+        """Reports one reply record (kind, meta, data) from a file operation run as the user."""
+
+        def __call__(self, kind: bytes, meta: dict[str, Any] | None, data: bytes = b"") -> None:
+            """Send ``kind`` with ``meta`` (as JSON; ``None``: empty) and ``data``."""
+
+    Creds = tuple[int, int, list[int], str]
+    """``(uid, gid, groups, home)`` of a user."""
+
 HEADER = struct.Struct(">IcII")
 CHUNK = 1 << 16
 MAX_META = 1 << 16  # largest meta of a reply (the client refuses larger ones)
@@ -47,7 +71,7 @@ PR_SET_DUMPABLE, PR_CAPBSET_DROP = 4, 24
 MARKER_BASE = 1 << 30  # marker groups are MARKER_BASE + a per-server random offset + request id
 
 
-def kill_group(pgid, leader=None):
+def kill_group(pgid: int, leader: subprocess.Popen[bytes] | None = None) -> None:
     """SIGKILL every process in group ``pgid``, reaping ``leader`` (a Popen) if given, and repeat until the
     group is empty, so processes forked meanwhile die too (gives up after 0.5 s)."""
     end = time.monotonic() + 0.5
@@ -65,9 +89,9 @@ def kill_group(pgid, leader=None):
             time.sleep(0.002)
 
 
-def _marked(gid):
+def _marked(gid: int) -> list[int]:
     """Live (not zombie) processes whose supplementary groups hold ``gid``."""
-    found = []
+    found: list[int] = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -82,7 +106,7 @@ def _marked(gid):
     return found
 
 
-def kill_marked(gid, limit=2.0):
+def kill_marked(gid: int, limit: float = 2.0) -> None:
     """SIGKILL every process carrying the marker group ``gid`` until none is left (or ``limit`` seconds)."""
     end = time.monotonic() + limit
     while True:
@@ -97,20 +121,37 @@ def kill_marked(gid, limit=2.0):
         time.sleep(0.005)
 
 
-def _exit_code(code):
+def _exit_code(code: int) -> int:
     return 128 - code if code < 0 else code
 
 
-def run_command(argv, emit, cwd=None, env=None, stdin=None, timeout=None, cap=10 << 20, on_start=None,
-                kill=None, **popen):
+def run_command(argv: list[str], emit: Callable[[str, bytes], None], cwd: str | None = None,
+                env: dict[str, str] | None = None, stdin: bytes | None = None, timeout: float | None = None,
+                cap: int = 10 << 20, on_start: Callable[[int], None] | None = None,
+                kill: Callable[[], None] | None = None, user: int | None = None, group: int | None = None,
+                extra_groups: list[int] | None = None) -> CommandResult:
     """Run ``argv`` in its own session, streaming output to ``emit(stream, chunk)``.
 
     Output beyond ``cap`` bytes per stream is dropped (and reported as truncated). A command that runs
     past ``timeout`` seconds has its whole process group killed, then ``kill()`` runs (when given) to reach
-    the processes that left the group. ``popen`` goes to :class:`subprocess.Popen` (e.g. ``user``).
+    the processes that left the group.
+
+    Args:
+        argv: The command.
+        emit: Gets each output chunk as ``("stdout"|"stderr", bytes)``.
+        cwd: Working directory.
+        env: The whole environment (``None``: this process's).
+        stdin: Bytes fed to the command's standard input (``None`` or empty: none).
+        timeout: Seconds before everything the command started is killed.
+        cap: Bytes kept per output stream.
+        on_start: Gets the command's pid (its process group) once it started.
+        kill: Reaches the processes that left the group, after a timeout.
+        user: Run as this uid (:class:`subprocess.Popen`'s ``user``).
+        group: Run with this gid.
+        extra_groups: Supplementary groups.
 
     Returns:
-        dict with exit_code (-1 after a timeout), timed_out, truncated, duration.
+        exit_code (-1 after a timeout), timed_out, truncated, duration.
 
     Raises:
         FileNotFoundError: ``cwd`` does not exist.
@@ -118,28 +159,31 @@ def run_command(argv, emit, cwd=None, env=None, stdin=None, timeout=None, cap=10
     start = time.monotonic()
     try:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, **popen)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, user=user,
+                                group=group, extra_groups=extra_groups)
     except (FileNotFoundError, PermissionError, NotADirectoryError) as e:
         if cwd is not None and e.filename == cwd:
-            raise FileNotFoundError(errno.ENOENT, "working directory does not exist", cwd)
+            raise FileNotFoundError(errno.ENOENT, "working directory does not exist", cwd) from e
         code = 126 if isinstance(e, PermissionError) else 127
         emit("stderr", ("%s: %s\n" % (argv[0], e.strerror)).encode())
         return {"exit_code": code, "timed_out": False, "truncated": False, "duration": time.monotonic() - start}
     if on_start is not None:
         on_start(proc.pid)
 
-    def kill_all():
+    def kill_all() -> None:
         kill_group(proc.pid, proc)
         if kill is not None:
             kill()
 
+    assert proc.stdout is not None and proc.stderr is not None  # both are pipes
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ, "stdout")
     sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
     pending = memoryview(stdin or b"")
-    if stdin:
-        os.set_blocking(proc.stdin.fileno(), False)
-        sel.register(proc.stdin, selectors.EVENT_WRITE, "stdin")
+    writer = proc.stdin  # a pipe when there is stdin to feed
+    if stdin and writer is not None:
+        os.set_blocking(writer.fileno(), False)
+        sel.register(writer, selectors.EVENT_WRITE, "stdin")
     counts = {"stdout": 0, "stderr": 0}
     truncated = timed_out = False
     deadline = start + timeout if timeout is not None else None
@@ -160,9 +204,9 @@ def run_command(argv, emit, cwd=None, env=None, stdin=None, timeout=None, cap=10
                     pending = pending[os.write(key.fd, pending[:CHUNK]):]
                 except BrokenPipeError:
                     pending = pending[:0]
-                if not pending:
-                    sel.unregister(key.fileobj)
-                    key.fileobj.close()
+                if not pending and writer is not None:
+                    sel.unregister(writer)
+                    writer.close()
                 continue
             data = os.read(key.fd, CHUNK)
             if not data:
@@ -193,7 +237,7 @@ def run_command(argv, emit, cwd=None, env=None, stdin=None, timeout=None, cap=10
             "truncated": truncated, "duration": time.monotonic() - start}
 
 
-def error_code(exc):
+def error_code(exc: BaseException) -> str:
     """The protocol's name for an OS error (read-only file systems count as permission errors)."""
     if isinstance(exc, FileNotFoundError):
         return "ENOENT"
@@ -201,12 +245,13 @@ def error_code(exc):
         return "EACCES"
     if isinstance(exc, IsADirectoryError):
         return "EISDIR"
-    if getattr(exc, "errno", None) in (errno.EFBIG, errno.ENOSPC, errno.EDQUOT):
-        return "ENOSPC" if exc.errno != errno.EFBIG else "EFBIG"
+    code = getattr(exc, "errno", None)
+    if code in (errno.EFBIG, errno.ENOSPC, errno.EDQUOT):
+        return "ENOSPC" if code != errno.EFBIG else "EFBIG"
     return "EIO"
 
 
-def read_file(path, cap):
+def read_file(path: str, cap: int) -> bytes:
     """Read ``path`` whole; refuse files over ``cap`` bytes with ``EFBIG``."""
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
@@ -215,7 +260,7 @@ def read_file(path, cap):
         return f.read(cap + 1)
 
 
-def write_file(path, data):
+def write_file(path: str, data: bytes) -> None:
     """Write ``data`` to ``path``, creating parent directories."""
     parent = os.path.dirname(path)
     if parent:
@@ -224,7 +269,7 @@ def write_file(path, data):
         f.write(data)
 
 
-def open_regular(path, flags):
+def open_regular(path: str, flags: int) -> BinaryIO:
     """Open ``path`` as a binary file object, refusing anything but a regular file without blocking on it
     (a fifo or device planted where a file is expected)."""
     fd = os.open(path, flags | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
@@ -238,7 +283,7 @@ def open_regular(path, flags):
     return os.fdopen(fd, "wb" if flags & os.O_WRONLY else "rb")
 
 
-def tar_in(data, dest):
+def tar_in(data: bytes, dest: str) -> None:
     """Extract a tar archive (made by the host from a checked directory) into ``dest`` (created if missing).
 
     Runs as the sandbox's user, so it writes nothing that user could not; members with absolute or ``..``
@@ -265,7 +310,7 @@ def tar_in(data, dest):
         tar.extractall(dest, members=members)
 
 
-def credentials(user):
+def credentials(user: str | int) -> Creds:
     """``(uid, gid, groups, home)`` of ``user``: a name, a uid, or ``uid:gid`` (as Docker reads ``--user``).
 
     Raises:
@@ -292,7 +337,7 @@ def credentials(user):
     return uid, gid, groups, (pw.pw_dir if pw else "/")
 
 
-def become(creds):
+def become(creds: Creds) -> None:
     """Turn the calling (forked) process into ``creds`` for good: groups, gid, then uid."""
     uid, gid, groups, _ = creds
     os.setgroups(groups)
@@ -300,7 +345,7 @@ def become(creds):
     os.setresuid(uid, uid, uid)
 
 
-def harden(drop_caps):
+def harden(drop_caps: list[int]) -> None:
     """Make this process non-dumpable and drop ``drop_caps`` (numbers) from its capability bounding set, so
     nothing it starts can regain them."""
     import ctypes
@@ -313,7 +358,8 @@ def harden(drop_caps):
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP, %d) failed" % cap)
 
 
-def _meta_of(exc):
+def _meta_of(exc: BaseException) -> dict[str, str]:
+    """The ``!`` reply's meta for a failed request."""
     if isinstance(exc, LookupError):
         return {"code": "EUSER", "message": str(exc)}
     if isinstance(exc, OSError):
@@ -324,14 +370,15 @@ def _meta_of(exc):
 class Server:
     """Serves frames from ``inp`` and writes replies to ``out`` (both binary streams)."""
 
-    def __init__(self, inp, out, user):
+    def __init__(self, inp: BinaryIO, out: BinaryIO, user: str) -> None:
         self.inp, self.out = inp, out
         self.creds = credentials(user)  # resolved once, before any command could change /etc/passwd
         self.lock = threading.Lock()
-        self.running = {}  # rid -> (pgid, marker)
+        self.running: dict[int, tuple[int, int]] = {}  # rid -> (pgid, marker)
         self.marker_base = MARKER_BASE + random.randrange(1 << 29)
 
-    def send(self, rid, kind, meta=None, data=b""):
+    def send(self, rid: int, kind: bytes, meta: object = None, data: bytes = b"") -> None:
+        """Write one reply (split into frames of at most ``MAX_DATA`` bytes of data); ``meta`` goes as JSON."""
         m = json.dumps(meta).encode() if meta is not None else b""
         with self.lock:
             for i in range(0, max(len(data), 1), MAX_DATA):
@@ -340,7 +387,7 @@ class Server:
                 self.out.write(data[i:i + MAX_DATA])
             self.out.flush()
 
-    def _read(self, n):
+    def _read(self, n: int) -> bytes | None:
         buf = b""
         while len(buf) < n:
             chunk = self.inp.read(n - len(buf))
@@ -349,29 +396,34 @@ class Server:
             buf += chunk
         return buf
 
-    def serve(self):
+    def serve(self) -> None:
+        """Answer requests until the input ends, then kill whatever still runs."""
         self.send(0, b"R", {"pid": os.getpid(), "uid": os.getuid(), "python": sys.version.split()[0]})
         while True:
             hdr = self._read(HEADER.size)
             if hdr is None:
                 break
             rid, kind, mlen, dlen = HEADER.unpack(hdr)
-            meta = json.loads(self._read(mlen) or b"{}") if mlen else {}
+            meta: dict[str, Any] = json.loads(self._read(mlen) or b"{}") if mlen else {}
             data = self._read(dlen) if dlen else b""
             if kind == b"K":
-                self.kill(meta.get("rid"))
+                target = meta.get("rid")
+                if target is not None:
+                    self.kill(target)
                 continue
             threading.Thread(target=self.handle, args=(rid, kind, meta, data), daemon=True).start()
         for rid in list(self.running):
             self.kill(rid)
 
-    def kill(self, rid):
+    def kill(self, rid: int) -> None:
+        """Kill everything request ``rid`` started, if it still runs."""
         found = self.running.get(rid)
         if found is not None:
             kill_group(found[0])
             kill_marked(found[1])
 
-    def handle(self, rid, kind, meta, data):
+    def handle(self, rid: int, kind: bytes, meta: dict[str, Any], data: bytes) -> None:
+        """Answer one request (in a thread of its own); any failure becomes an ``!`` reply."""
         try:
             creds = credentials(meta["user"]) if meta.get("user") else self.creds
             if kind == b"X":
@@ -379,21 +431,30 @@ class Server:
             elif kind == b"r":
                 self.as_user(rid, creds, lambda put: self._read_file(put, meta["path"], meta["cap"]))
             elif kind == b"w":
-                self.as_user(rid, creds, lambda put: (self._write_file(meta["path"], data), put(b"k", {})))
+                def write(put: Put) -> None:
+                    self._write_file(meta["path"], data)
+                    put(b"k", {})
+
+                self.as_user(rid, creds, write)
             elif kind == b"t":
-                self.as_user(rid, creds, lambda put: (tar_in(data, meta["dest"]), put(b"k", {})))
+                def extract(put: Put) -> None:
+                    tar_in(data, meta["dest"])
+                    put(b"k", {})
+
+                self.as_user(rid, creds, extract)
             else:
                 self.send(rid, b"!", {"code": "EIO", "message": "unknown request %r" % kind})
         except Exception as e:  # noqa: BLE001 - every failure goes back to the client
             self.send(rid, b"!", _meta_of(e))
 
-    def exec(self, rid, meta, data, creds):
+    def exec(self, rid: int, meta: dict[str, Any], data: bytes, creds: Creds) -> None:
+        """Run a command as ``creds`` with its marker group, streaming its output as replies to ``rid``."""
         marker = self.marker_base + rid % (1 << 29)
         env = dict(os.environ)
         env["HOME"] = creds[3]
         env.update(meta.get("env") or {})
 
-        def on_start(pid):
+        def on_start(pid: int) -> None:
             self.running[rid] = (pid, marker)
 
         try:
@@ -406,7 +467,7 @@ class Server:
         self.send(rid, b"x", res)
 
     @staticmethod
-    def _read_file(put, path, cap):
+    def _read_file(put: Put, path: str, cap: int) -> None:
         with open_regular(path, os.O_RDONLY) as f:
             size = os.fstat(f.fileno()).st_size
             if size > cap:
@@ -419,14 +480,14 @@ class Server:
         put(b"k", {})
 
     @staticmethod
-    def _write_file(path, data):
+    def _write_file(path: str, data: bytes) -> None:
         parent = os.path.dirname(path)
         if parent:
             os.makedirs(parent, exist_ok=True)
         with open_regular(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC) as f:
             f.write(data)
 
-    def as_user(self, rid, creds, op):
+    def as_user(self, rid: int, creds: Creds, op: Callable[[Put], object]) -> None:
         """Run ``op(put)`` in a child process that is ``creds`` and nothing more; what it ``put``s (kind,
         meta, data records through a pipe) is relayed as replies to request ``rid``."""
         r, w = os.pipe()
@@ -438,7 +499,7 @@ class Server:
                 os.closerange(0, 2)  # the server's channel stays out of the child's reach
                 out = os.fdopen(w, "wb")
 
-                def put(kind, meta, data=b""):
+                def put(kind: bytes, meta: dict[str, Any] | None, data: bytes = b"") -> None:
                     m = json.dumps(meta).encode() if meta is not None else b""
                     out.write(HEADER.pack(0, kind, len(m), len(data)) + m + data)
 
@@ -452,7 +513,7 @@ class Server:
             finally:
                 os._exit(status)
         os.close(w)
-        final = None
+        final: tuple[bytes, object] | None = None
         with os.fdopen(r, "rb") as inp:
             while True:
                 hdr = inp.read(HEADER.size)
@@ -474,7 +535,7 @@ class Server:
         self.send(rid, final[0], final[1])
 
 
-def login_shell(user, drop_caps):
+def login_shell(user: str, drop_caps: list[int]) -> None:
     """Replace this (root) process with an interactive shell as ``user``, hardened as every command the server
     runs: ``drop_caps`` gone from the bounding set, the user's groups plus a marker group, no capabilities."""
     harden(drop_caps)
