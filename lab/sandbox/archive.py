@@ -20,10 +20,14 @@ import stat
 import tarfile
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lab.sandbox.base import SandboxError
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 MAX_MEMBERS = 100_000
 """Most members one archive may hold."""
@@ -37,9 +41,11 @@ class ArchiveRefused(SandboxError):
 
 
 class _Reader(io.RawIOBase):
-    """A file over an iterator of byte chunks that refuses to read past ``limit`` bytes."""
+    """A file over an iterator of byte chunks that refuses to read past ``limit`` bytes; ``tee`` (when given)
+    gets each chunk as it is read."""
 
-    def __init__(self, chunks: Iterable[bytes], limit: int, what: str, tee: queue.Queue | None = None) -> None:
+    def __init__(self, chunks: Iterable[bytes], limit: int, what: str,
+                 tee: Callable[[bytes], None] | None = None) -> None:
         self._it = iter(chunks)
         self._buf = b""
         self.total = 0
@@ -48,9 +54,15 @@ class _Reader(io.RawIOBase):
         self.tee = tee
 
     def readable(self) -> bool:
+        """Always: this is a reader."""
         return True
 
-    def readinto(self, b) -> int:
+    def readinto(self, b: WriteableBuffer) -> int:
+        """Fill ``b`` from the next chunk(s); 0 at the end of the stream.
+
+        Raises:
+            ArchiveRefused: The stream went over its limit.
+        """
         while not self._buf:
             try:
                 chunk = next(self._it)
@@ -60,10 +72,11 @@ class _Reader(io.RawIOBase):
             if self.total > self.limit:
                 raise ArchiveRefused(f"{self.what}: the archive is over its limit of {self.limit} bytes")
             if self.tee is not None:
-                self.tee.put(chunk)
+                self.tee(chunk)
             self._buf = chunk
-        n = min(len(b), len(self._buf))
-        b[:n] = self._buf[:n]
+        view = memoryview(b).cast("B")
+        n = min(len(view), len(self._buf))
+        view[:n] = self._buf[:n]
         self._buf = self._buf[n:]
         return n
 
@@ -143,8 +156,11 @@ def _write_member(tar: tarfile.TarFile, m: tarfile.TarInfo, root_fd: int, parts:
             os.close(_open_dir(parent, [leaf], what, m.name))
             os.chmod(leaf, (m.mode & 0o755) | 0o700, dir_fd=parent)
         elif m.isreg():
+            data = tar.extractfile(m)
+            if data is None:  # never for a regular member
+                raise ArchiveRefused(f"{what}: {m.name!r} has no content")
             fd = os.open(leaf, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=parent)
-            with os.fdopen(fd, "wb") as out, tar.extractfile(m) as data:
+            with os.fdopen(fd, "wb") as out, data:
                 shutil.copyfileobj(data, out, 1 << 16)
             os.chmod(leaf, (m.mode & 0o755) | 0o600, dir_fd=parent)
             files["/".join(parts)] = parts
@@ -222,35 +238,33 @@ def extract(chunks: Iterable[bytes], dest: str | Path, *, max_bytes: int, what: 
 
 
 def checked(chunks: Iterable[bytes], *, max_bytes: int, what: str,
-            max_members: int = MAX_MEMBERS) -> Iterator[bytes]:
+            max_members: int = MAX_MEMBERS) -> Generator[bytes, None, None]:
     """Pass a tar stream through unchanged, refusing it (:class:`ArchiveRefused`, raised by the iterator) as
     soon as a member header shows it goes over ``max_bytes`` or ``max_members`` or names an unsafe path; a
     huge (e.g. sparse) file is refused from its header, before its data is read."""
-    out: queue.Queue = queue.Queue(maxsize=16)
-    done = object()
+    out: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=16)  # None: the stream passed
     stop = threading.Event()
 
-    class _Tee(queue.Queue):
-        def put(self, item, block=True, timeout=None) -> None:  # noqa: ARG002 - the Queue signature
-            while not stop.is_set():
-                try:
-                    out.put(item, timeout=0.1)
-                    return
-                except queue.Full:
-                    continue
-            raise ArchiveRefused(f"{what}: the reader stopped")
+    def tee(chunk: bytes) -> None:
+        while not stop.is_set():
+            try:
+                out.put(chunk, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        raise ArchiveRefused(f"{what}: the reader stopped")
 
     def scan() -> None:
         try:
             budget = _Budget(max_bytes, what, max_members)
-            reader = io.BufferedReader(_Reader(chunks, max_bytes + HEADER_ALLOWANCE, what, _Tee()), 1 << 16)
+            reader = io.BufferedReader(_Reader(chunks, max_bytes + HEADER_ALLOWANCE, what, tee), 1 << 16)
             with tarfile.open(fileobj=reader, mode="r|") as tar:
                 for m in tar:
                     budget.take(m)
                     _parts(m.name, what)
             while reader.read(1 << 16):  # the end-of-archive padding
                 pass
-            result: object = done
+            result: BaseException | None = None
         except tarfile.TarError as e:
             result = ArchiveRefused(f"{what}: not a valid tar stream ({e})")
         except BaseException as e:  # noqa: BLE001 - handed to the consuming side
@@ -267,7 +281,7 @@ def checked(chunks: Iterable[bytes], *, max_bytes: int, what: str,
     try:
         while True:
             item = out.get()
-            if item is done:
+            if item is None:
                 return
             if isinstance(item, BaseException):
                 raise item

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from lab.errors import LabError
+from lab.sandbox.spec import SandboxSpec
 
 
 class SandboxError(LabError):
@@ -44,6 +45,7 @@ class ExecResult:
 
     @property
     def ok(self) -> bool:
+        """The command exited 0 within its timeout."""
         return self.exit_code == 0 and not self.timed_out
 
 
@@ -57,9 +59,24 @@ class SnapshotRef:
 
 @runtime_checkable
 class Sandbox(Protocol):
-    """Where agents and humans run commands. Use as a context manager; ``close`` is idempotent."""
+    """Where agents and humans run commands. Use as a context manager; ``close`` is idempotent.
+
+    Attributes:
+        workdir: The working directory of every command (relative paths are under it).
+        spec: What the sandbox was opened with.
+        id: Names the sandbox in its trace events (``lab.sandbox.id``) and its resources.
+        backend: The backend's name in :data:`~lab.sandbox.factory.SANDBOX_BACKENDS` (``lab.sandbox.backend``).
+    """
 
     workdir: str
+    spec: SandboxSpec
+    id: str
+    backend: str
+
+    @property
+    def closed(self) -> bool:
+        """``close`` ran."""
+        ...
 
     def exec(self, cmd: str | list[str], *, input: bytes | str | None = None, cwd: str | None = None,
              env: dict[str, str] | None = None, user: str | None = None,
@@ -72,9 +89,9 @@ class Sandbox(Protocol):
         ...
 
     def exec_stream(self, cmd: str | list[str], *, cwd: str | None = None, env: dict[str, str] | None = None,
-                    timeout: float | None = None) -> Iterator[tuple[str, bytes]]:
+                    timeout: float | None = None) -> Generator[tuple[str, bytes], None, None]:
         """Run ``cmd`` and yield ``("stdout"|"stderr", chunk)`` as output arrives, then
-        ``("exit", b"<code>")``."""
+        ``("exit", b"<code>")``; closing the generator early kills the command."""
         ...
 
     def read_file(self, path: str) -> bytes:

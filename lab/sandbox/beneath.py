@@ -15,6 +15,7 @@ import errno
 import os
 import shutil
 import stat
+from pathlib import Path
 from typing import Literal
 
 from lab.sandbox.base import SandboxError
@@ -43,7 +44,7 @@ class LinkEscape(SandboxError, PermissionError):
 def _openat2(dir_fd: int, path: str, flags: int, mode: int) -> int:
     how = _OpenHow(flags | os.O_CLOEXEC, mode if flags & os.O_CREAT else 0, _RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS)
     for _ in range(16):  # EAGAIN: a rename raced with ".." resolution; the kernel asks to retry
-        fd = _libc.syscall(_SYS_openat2, dir_fd, os.fsencode(path), ctypes.byref(how), ctypes.sizeof(how))
+        fd: int = _libc.syscall(_SYS_openat2, dir_fd, os.fsencode(path), ctypes.byref(how), ctypes.sizeof(how))
         if fd >= 0:
             return fd
         err = ctypes.get_errno()
@@ -129,7 +130,12 @@ def open_dir(dir_fd: int, path: str, *, create: bool = False, owner: Owner = Non
 def _open_regular(dir_fd: int | None, path: str, flags: int, mode: int = 0o644, *, beneath: bool = True) -> int:
     """Open a regular file; FIFOs, sockets and devices are refused without blocking on them."""
     flags |= os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
-    fd = open_beneath(dir_fd, path, flags, mode) if beneath else os.open(path, flags, mode, dir_fd=dir_fd)
+    if not beneath:
+        fd = os.open(path, flags, mode, dir_fd=dir_fd)
+    elif dir_fd is None:
+        raise ValueError(f"{path}: opening beneath a directory needs its descriptor")
+    else:
+        fd = open_beneath(dir_fd, path, flags, mode)
     st = os.fstat(fd)
     if stat.S_ISREG(st.st_mode):
         os.set_blocking(fd, True)
@@ -222,6 +228,8 @@ def copy_tree(src_fd: int, dst_fd: int, *, owner: Owner = None, links: LinkPolic
     replaced, not written through. File modes keep their permission bits (never set-id bits).
 
     Args:
+        src_fd: The directory copied from.
+        dst_fd: The directory copied into.
         owner: Owner of everything created.
         links: What to do with symlinks (see :data:`LinkPolicy`).
         special: FIFOs, sockets and devices are refused (``PermissionError``) or skipped.
@@ -336,7 +344,7 @@ def check_links_inside(root: str) -> None:
                 raise LinkEscape(errno.EACCES, f"symlink to {os.readlink(path)!r} leaves the copied tree", rel)
 
 
-def move_into(stage: str, dest: str) -> None:
+def move_into(stage: str | Path, dest: str | Path) -> None:
     """Move every entry of ``stage`` into ``dest`` (same filesystem), merging directories; an entry of ``dest``
     in the way of a different kind of entry is replaced, never followed."""
     sfd, dfd = os.open(stage, DIR), os.open(dest, DIR)

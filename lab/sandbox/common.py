@@ -8,14 +8,17 @@ import time
 import uuid
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 from lab.sandbox.base import ExecResult, SandboxError, SnapshotRef
 from lab.sandbox.spec import SandboxSpec
 from lab.traces.recorder import RunRecorder
 from lab.traces.schema import EventKind
+
+if TYPE_CHECKING:
+    from lab.sandbox.exec_server import CommandResult
 
 TRACE_CAP = 64 * 1024
 """Bytes of each output stream kept in a trace event (the rest is marked ``..._truncated``)."""
@@ -40,12 +43,14 @@ def argv_of(cmd: str | list[str]) -> list[str]:
 
 
 def as_bytes(data: bytes | str | None) -> bytes:
+    """Data as bytes: text is UTF-8, ``None`` is empty."""
     if data is None:
         return b""
     return data.encode() if isinstance(data, str) else bytes(data)
 
 
-def make_result(res: dict[str, Any], out: bytes, err: bytes) -> ExecResult:
+def make_result(res: CommandResult, out: bytes, err: bytes) -> ExecResult:
+    """The :class:`ExecResult` of a finished command: how it ended, and its whole output."""
     return ExecResult(exit_code=res["exit_code"], stdout=out.decode("utf-8", "replace"),
                       stderr=err.decode("utf-8", "replace"), duration=res["duration"],
                       timed_out=res["timed_out"], truncated=res["truncated"], stdout_bytes=out, stderr_bytes=err)
@@ -154,9 +159,9 @@ class BaseSandbox(ABC):
         self._emit(EventKind.SANDBOX_EXEC, attrs)
 
     def _record_file(self, op: str, path: str, started: float, error: BaseException | None = None,
-                     **extra: Any) -> None:
+                     extra: dict[str, Any] | None = None) -> None:
         attrs: dict[str, Any] = {"lab.sandbox.op": op, "file.path": path,
-                                 "lab.sandbox.duration": time.monotonic() - started, **extra}
+                                 "lab.sandbox.duration": time.monotonic() - started, **(extra or {})}
         if error is not None:
             attrs["error.type"] = type(error).__name__
             attrs["error.message"] = str(error)
@@ -197,7 +202,7 @@ class BaseSandbox(ABC):
         return res
 
     def exec_stream(self, cmd: str | list[str], *, cwd: str | None = None, env: dict[str, str] | None = None,
-                    timeout: float | None = None) -> Iterator[tuple[str, bytes]]:
+                    timeout: float | None = None) -> Generator[tuple[str, bytes], None, None]:
         """Run ``cmd`` and yield ``("stdout"|"stderr", chunk)`` as output arrives, then ``("exit", b"<code>")``
         (``b"-1"`` after a timeout). Closing the generator early kills the command.
 
@@ -245,7 +250,7 @@ class BaseSandbox(ABC):
         except BaseException as e:
             self._record_file("read", path, started, e)
             raise
-        self._record_file("read", path, started, **{"file.size": len(data)})
+        self._record_file("read", path, started, extra={"file.size": len(data)})
         return data
 
     def write_file(self, path: str, data: bytes | str) -> None:
@@ -262,7 +267,7 @@ class BaseSandbox(ABC):
         except BaseException as e:
             self._record_file("write", path, started, e)
             raise
-        self._record_file("write", path, started, **{"file.size": len(raw)})
+        self._record_file("write", path, started, extra={"file.size": len(raw)})
 
     def copy_in(self, local_dir: str | Path, dest: str) -> None:
         """Copy the contents of a local directory into ``dest`` (created if missing).
@@ -279,9 +284,9 @@ class BaseSandbox(ABC):
         try:
             self._copy_in(local, dest)
         except BaseException as e:
-            self._record_file("copy_in", dest, started, e, **{"lab.sandbox.local_path": str(local)})
+            self._record_file("copy_in", dest, started, e, {"lab.sandbox.local_path": str(local)})
             raise
-        self._record_file("copy_in", dest, started, **{"lab.sandbox.local_path": str(local)})
+        self._record_file("copy_in", dest, started, extra={"lab.sandbox.local_path": str(local)})
 
     def copy_out(self, src: str, local_dir: str | Path) -> None:
         """Copy ``src`` (a file or directory, kept under its own name) into the local directory ``local_dir``.
@@ -296,9 +301,9 @@ class BaseSandbox(ABC):
         try:
             self._copy_out(src, local)
         except BaseException as e:
-            self._record_file("copy_out", src, started, e, **{"lab.sandbox.local_path": str(local)})
+            self._record_file("copy_out", src, started, e, {"lab.sandbox.local_path": str(local)})
             raise
-        self._record_file("copy_out", src, started, **{"lab.sandbox.local_path": str(local)})
+        self._record_file("copy_out", src, started, extra={"lab.sandbox.local_path": str(local)})
 
     def snapshot(self) -> SnapshotRef:
         """Save the sandbox's state (the workdir, and the root filesystem where it is writable).
@@ -309,7 +314,7 @@ class BaseSandbox(ABC):
         self._check_open()
         started = time.monotonic()
         ref = self._snapshot()
-        self._record_file("snapshot", self.workdir, started, **{"lab.sandbox.snapshot": ref.ref})
+        self._record_file("snapshot", self.workdir, started, extra={"lab.sandbox.snapshot": ref.ref})
         return ref
 
     def restore(self, ref: SnapshotRef) -> None:
@@ -323,7 +328,7 @@ class BaseSandbox(ABC):
             raise SandboxError(f"cannot restore a {ref.backend} snapshot into a {self.backend} sandbox")
         started = time.monotonic()
         self._restore(ref)
-        self._record_file("restore", self.workdir, started, **{"lab.sandbox.snapshot": ref.ref})
+        self._record_file("restore", self.workdir, started, extra={"lab.sandbox.snapshot": ref.ref})
 
     def close(self) -> None:
         """Remove the sandbox and everything it created (idempotent)."""
@@ -339,9 +344,10 @@ class BaseSandbox(ABC):
 
     @property
     def closed(self) -> bool:
+        """``close`` ran (or is running)."""
         return self._closed
 
-    def __enter__(self) -> BaseSandbox:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from lab.sandbox.base import ExecResult, Sandbox, SandboxError
 from lab.sandbox.factory import open_sandbox
@@ -59,7 +58,7 @@ class SandboxCase:
         with open_sandbox(self.spec) as sb:
             yield sb
 
-    def fresh(self, **overrides: Any) -> Sandbox:
+    def fresh(self, **overrides: object) -> Sandbox:
         """A new sandbox of ``spec`` with field overrides (closed by :meth:`close`)."""
         sb = open_sandbox(self.spec.model_copy(update=overrides))
         self._opened.append(sb)
@@ -84,7 +83,7 @@ def _closing(check: Callable[[SandboxCase], None]) -> Callable[[SandboxCase], No
     return run
 
 
-def _raises(exc: type[BaseException], match: str | None = None) -> Any:
+def _raises(exc: type[BaseException], match: str | None = None) -> contextlib.AbstractContextManager[None]:
     """Like ``pytest.raises``: the block must raise ``exc`` (with ``match`` in its message)."""
 
     @contextlib.contextmanager
@@ -104,7 +103,7 @@ def check_implements_the_protocol(case: SandboxCase) -> None:
     with case.box() as sb:
         assert isinstance(sb, Sandbox)
         assert sb.exec("pwd").stdout.strip() == sb.workdir
-    
+
 
 @_closing
 def check_exit_codes(case: SandboxCase) -> None:
@@ -115,7 +114,7 @@ def check_exit_codes(case: SandboxCase) -> None:
         r = sb.exec(["definitely-not-a-command-xyz"])
         assert r.exit_code == 127 and not r.ok
         assert sb.exec("kill -TERM $$").exit_code == 128 + 15
-    
+
 
 @_closing
 def check_bad_commands_are_refused(case: SandboxCase) -> None:
@@ -126,7 +125,7 @@ def check_bad_commands_are_refused(case: SandboxCase) -> None:
             sb.exec([])
         with _raises(SandboxError):
             sb.exec("true", timeout=0)
-    
+
 
 @_closing
 def check_stdin_bytes_and_text(case: SandboxCase) -> None:
@@ -136,7 +135,7 @@ def check_stdin_bytes_and_text(case: SandboxCase) -> None:
         big = os.urandom(3 << 20)
         assert sb.exec("sha256sum | cut -c1-64", input=big).stdout.strip() == hashlib.sha256(big).hexdigest()
         assert sb.exec("cat").stdout == ""  # no input: stdin is empty, not a hang
-    
+
 
 @_closing
 def check_cwd(case: SandboxCase) -> None:
@@ -146,7 +145,7 @@ def check_cwd(case: SandboxCase) -> None:
         assert sb.exec("pwd", cwd=f"{sb.workdir}/sub").stdout.strip() == f"{sb.workdir}/sub"
         with _raises(FileNotFoundError):
             sb.exec("pwd", cwd="no/such/dir")
-    
+
 
 @_closing
 def check_env(case: SandboxCase) -> None:
@@ -154,7 +153,7 @@ def check_env(case: SandboxCase) -> None:
         r = sb.exec('printf "%s|%s" "$GREETING" "$OTHER"', env={"GREETING": "hello world", "OTHER": "x=y"})
         assert r.stdout == "hello world|x=y"
         assert sb.exec('printf "%s" "$GREETING"').stdout == ""  # not sticky
-    
+
 
 @_closing
 def check_spec_env_reaches_every_command(case: SandboxCase) -> None:
@@ -176,14 +175,14 @@ def check_user(case: SandboxCase) -> None:
             assert sb.exec("id -un").stdout.strip() == me  # back to the sandbox's user
             with _raises(SandboxError):
                 sb.exec("true", user="no-such-user-xyz")
-    
+
 
 @_closing
 def check_stdout_stderr_are_separate(case: SandboxCase) -> None:
     with case.box() as sb:
         r = sb.exec("echo out; echo err >&2; echo out2")
         assert r.stdout == "out\nout2\n" and r.stderr == "err\n"
-    
+
 
 @_closing
 def check_non_utf8_bytes(case: SandboxCase) -> None:
@@ -191,7 +190,7 @@ def check_non_utf8_bytes(case: SandboxCase) -> None:
         r = sb.exec(r"printf 'ok\377\376\200end'")
         assert r.stdout_bytes == b"ok\xff\xfe\x80end"
         assert r.stdout.startswith("ok") and r.stdout.endswith("end") and "\ufffd" in r.stdout
-    
+
 
 @_closing
 def check_large_output_is_kept_whole_under_the_cap(case: SandboxCase) -> None:
@@ -199,7 +198,7 @@ def check_large_output_is_kept_whole_under_the_cap(case: SandboxCase) -> None:
         r = sb.exec("head -c 3145728 /dev/zero | tr '\\0' a; head -c 1048576 /dev/zero | tr '\\0' b >&2")
         assert len(r.stdout_bytes) == 3 << 20 and set(r.stdout_bytes) == {ord("a")}
         assert len(r.stderr_bytes) == 1 << 20 and not r.truncated
-    
+
 
 @_closing
 def check_output_cap_truncates_and_says_so(case: SandboxCase) -> None:
@@ -221,14 +220,14 @@ def check_timeout_kills_the_process_group_keeps_output_and_sandbox_stays_usable(
         time.sleep(1.5)
         assert sb.exec("test -e marker").exit_code == 1, "a background child of the timed-out command survived"
         assert sb.exec("echo again").stdout == "again\n"
-    
+
 
 @_closing
 def check_command_finishing_in_time_is_not_timed_out(case: SandboxCase) -> None:
     with case.box() as sb:
         r = sb.exec("sleep 0.2; echo ok", timeout=10)
         assert r.ok and not r.timed_out and r.stdout == "ok\n"
-    
+
 
 @_closing
 def check_exec_stream(case: SandboxCase) -> None:
@@ -239,7 +238,7 @@ def check_exec_stream(case: SandboxCase) -> None:
         assert b"".join(c for s, c in chunks if s == "stderr") == b"two\n"
         timed = list(sb.exec_stream("echo x; sleep 30", timeout=0.5))
         assert timed[-1] == ("exit", b"-1")
-    
+
 
 @_closing
 def check_exec_stream_closed_early_kills_the_command(case: SandboxCase) -> None:
@@ -250,7 +249,7 @@ def check_exec_stream_closed_early_kills_the_command(case: SandboxCase) -> None:
         gen.close()
         time.sleep(2.5)
         assert sb.exec("test -e streamed").exit_code == 1
-    
+
 
 @_closing
 def check_read_write_text_and_binary(case: SandboxCase) -> None:
@@ -265,7 +264,7 @@ def check_read_write_text_and_binary(case: SandboxCase) -> None:
         assert sb.read_file("notes/hello.txt") == b""
         sb.write_file("/tmp/in-tmp.txt", "tmp")
         assert sb.exec("cat /tmp/in-tmp.txt").stdout == "tmp"
-    
+
 
 @_closing
 def check_missing_files(case: SandboxCase) -> None:
@@ -277,7 +276,7 @@ def check_missing_files(case: SandboxCase) -> None:
         sb.exec("mkdir -p adir")
         with _raises(IsADirectoryError):
             sb.read_file("adir")
-    
+
 
 @_closing
 def check_permission_errors(case: SandboxCase) -> None:
@@ -286,7 +285,7 @@ def check_permission_errors(case: SandboxCase) -> None:
             sb.write_file("/etc/lab-should-not-exist", "x")
         with _raises(PermissionError):
             sb.write_file("/usr/lab-should-not-exist/f.txt", "x")
-    
+
 
 @_closing
 def check_read_file_refuses_files_over_the_cap(case: SandboxCase) -> None:
@@ -322,7 +321,7 @@ def check_copy_directories_in_and_out(case: SandboxCase) -> None:
             assert (out / "single" / "README.md").read_text() == "readme\n"
             with _raises(FileNotFoundError):
                 sb.copy_in(tmp_path / "missing", "x")
-        
+
 
 @_closing
 def check_snapshot_and_restore(case: SandboxCase) -> None:
@@ -369,7 +368,7 @@ def check_concurrent_execs_in_one_sandbox(case: SandboxCase) -> None:
         assert [r.stdout for r in results] == [f"{i}\n" for i in range(8)]
         assert [r.stderr for r in results] == [f"e{i}\n" for i in range(8)]
         assert time.monotonic() - started < 8 * 0.5, "execs in one sandbox ran one after another"
-    
+
 
 @_closing
 def check_sixteen_sandboxes_at_once(case: SandboxCase) -> None:

@@ -3,8 +3,8 @@
 With ``bwrap`` every command runs in new user, mount, PID, IPC, UTS and cgroup namespaces (and network, unless
 ``spec.network``), with every capability dropped, no new privileges, a seccomp filter that refuses mounts,
 namespaces, ptrace, kernel modules, BPF, keyrings and the like (where libseccomp is installed), as ``agent``
-(uid 1000) unless ``spec.user`` or ``user`` says otherwise. It sees the host's files read-only except its own workdir (at
-``spec.workdir``) and ``/tmp``; ``/dev`` and ``/proc`` are its own; ``/run`` (the Docker socket), ``/home``,
+(uid 1000) unless ``spec.user`` or ``user`` says otherwise. It sees the host's files read-only except its own
+workdir (at ``spec.workdir``) and ``/tmp``; ``/dev`` and ``/proc`` are its own; ``/run`` (the Docker socket), ``/home``,
 ``/root`` and the harness's directories (:func:`_hidden`) are empty; its ``/etc/passwd`` names ``agent``. When
 this process is root, each sandbox also runs as a host uid of its own that no account has, so root-only host
 files stay unreadable and what it creates is not root's, under a process limit (``spec.pids_limit``); every
@@ -26,7 +26,7 @@ import subprocess
 import tempfile
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 
@@ -130,7 +130,7 @@ def seccomp_program() -> bytes | None:
     except (ImportError, OSError, RuntimeError):
         return None
     f = sc.SyscallFilter(sc.ALLOW)
-    rules = [(errno.EPERM, name, ()) for name in DENIED_SYSCALLS]
+    rules: list[tuple[int, str, tuple[object, ...]]] = [(errno.EPERM, name, ()) for name in DENIED_SYSCALLS]
     rules.append((errno.ENOSYS, "clone3", ()))  # its flags cannot be inspected: libc falls back to clone
     rules += [(errno.EPERM, "clone", (sc.Arg(0, sc.MASKED_EQ, flag, flag),)) for flag in _CLONE_NEW]
     rules.append((errno.EPERM, "ioctl", (sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, _TIOCSTI),)))
@@ -150,7 +150,7 @@ def _within(path: str, root: str) -> bool:
 
 
 def _workdir_mounts(inside: str) -> list[str]:
-    """bwrap arguments that make room for the workdir at ``inside``.
+    """The bwrap arguments that make room for the workdir at ``inside``.
 
     Raises:
         SandboxError: ``inside`` would cover host system directories.
@@ -353,7 +353,13 @@ class LocalSandbox(BaseSandbox):
         return {"PATH": path, "HOME": self.workdir,
                 "TMPDIR": "/tmp" if self.isolated else str(self.root / "tmp"), "LANG": "C.UTF-8", **env}
 
-    def _prepare(self, argv: list[str], cwd: str | None, env: dict[str, str], user: str | None):
+    def _prepare(self, argv: list[str], cwd: str | None, env: dict[str, str],
+                 user: str | None) -> tuple[list[str], str | None, dict[str, str]]:
+        """The full command line, the host directory to run in (unisolated only) and the environment.
+
+        Raises:
+            FileNotFoundError: ``cwd`` does not exist in the sandbox.
+        """
         inside = self._inside(cwd or ".")
         loc = self._locate(inside)
         try:
@@ -365,7 +371,8 @@ class LocalSandbox(BaseSandbox):
             raise FileNotFoundError(errno.ENOENT, "working directory does not exist in the sandbox", cwd) from None
         return self._argv(argv, inside, user), (None if self.isolated else inside), self._env(env)
 
-    def _track(self, key: int):
+    def _track(self, key: int) -> Callable[[int], None]:
+        """Records the process group of command ``key`` once it started (for ``close`` and early stops)."""
         def on_start(pid: int) -> None:
             with self._groups_lock:
                 self._groups[key] = pid
@@ -375,7 +382,8 @@ class LocalSandbox(BaseSandbox):
         with self._groups_lock:
             self._groups.pop(key, None)
 
-    def _run(self, argv, input, cwd, env, user, timeout, cap: int) -> ExecResult:
+    def _run(self, argv: list[str], input: bytes, cwd: str | None, env: dict[str, str], user: str | None,
+             timeout: float | None, cap: int) -> ExecResult:
         full, run_cwd, run_env = self._prepare(argv, cwd, env, user)
         out, err = bytearray(), bytearray()
         key = id(out)
@@ -387,12 +395,14 @@ class LocalSandbox(BaseSandbox):
             self._untrack(key)
         return make_result(res, bytes(out), bytes(err))
 
-    def _exec(self, argv, input, cwd, env, user, timeout) -> ExecResult:
+    def _exec(self, argv: list[str], input: bytes, cwd: str | None, env: dict[str, str], user: str | None,
+              timeout: float | None) -> ExecResult:
         return self._run(argv, input, cwd, env, user, timeout, self.spec.output_cap)
 
-    def _exec_stream(self, argv, cwd, env, timeout) -> Iterator[tuple[str, bytes]]:
+    def _exec_stream(self, argv: list[str], cwd: str | None, env: dict[str, str],
+                     timeout: float | None) -> Iterator[tuple[str, bytes]]:
         full, run_cwd, run_env = self._prepare(argv, cwd, env, None)
-        q: queue.SimpleQueue = queue.SimpleQueue()
+        q: queue.SimpleQueue[tuple[str, bytes | BaseException]] = queue.SimpleQueue()
         key = id(q)
 
         def work() -> None:
@@ -410,7 +420,7 @@ class LocalSandbox(BaseSandbox):
         try:
             while True:
                 kind, payload = q.get()
-                if kind == "error":
+                if isinstance(payload, BaseException):  # kind "error"
                     done = True
                     raise payload
                 yield kind, payload

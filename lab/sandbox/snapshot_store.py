@@ -19,11 +19,14 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from lab.sandbox import archive
-from lab.sandbox.base import SandboxError
+from lab.sandbox.base import Sandbox, SandboxError
 from lab.sandbox.spec import parse_size
+
+if TYPE_CHECKING:
+    from lab.traces.protocol import Store
 
 CAP_ENV = "LAB_SNAPSHOT_CAP"
 DEFAULT_CAP = "4g"
@@ -58,7 +61,7 @@ class SnapshotStore:
 
     # -- saving and restoring --------------------------------------------------------------------
 
-    def save(self, sandbox: Any, run_id: str) -> str:
+    def save(self, sandbox: Sandbox, run_id: str) -> str:
         """Archive ``sandbox``'s workdir for ``run_id``; return the archive's digest.
 
         Raises:
@@ -71,7 +74,8 @@ class SnapshotStore:
         digest = hashlib.sha256(data).hexdigest()
         listed = self.digests(run_id)
         if digest not in listed:
-            self._write_manifest(run_id, [*listed, digest])  # listed first, so a sweep never takes an archive being written
+            # listed first, so a sweep never takes an archive being written
+            self._write_manifest(run_id, [*listed, digest])
         obj = self._object(digest)
         if not obj.exists():
             obj.parent.mkdir(parents=True, exist_ok=True)
@@ -80,7 +84,7 @@ class SnapshotStore:
             os.replace(part, obj)
         return digest
 
-    def restore(self, sandbox: Any, digest: str) -> None:
+    def restore(self, sandbox: Sandbox, digest: str) -> None:
         """Put the archive ``digest`` back as ``sandbox``'s workdir (what was there is removed).
 
         Raises:
@@ -128,7 +132,7 @@ class SnapshotStore:
         d = self.root / "runs"
         return sorted(p.stem for p in d.glob("*.json")) if d.is_dir() else []
 
-    def gc(self, store: Any, cap: int | None = None) -> tuple[list[str], int]:
+    def gc(self, store: Store, cap: int | None = None) -> tuple[list[str], int]:
         """Apply the retention policy: forget the runs no longer in ``store``, then, while the archives take more
         than ``cap`` (default :func:`snapshot_cap`), the finished runs, oldest first; remove archives no run
         lists. Runs still going keep theirs.

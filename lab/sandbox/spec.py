@@ -63,16 +63,16 @@ class SandboxSpec(BaseModel):
     network: bool = False
     user: str | None = None
     workdir: str = "/work"
-    cpus: float = Field(1.0, gt=0)
+    cpus: float = Field(default=1.0, gt=0)
     memory: str = "1g"
-    pids_limit: int = Field(256, gt=0)
+    pids_limit: int = Field(default=256, gt=0)
     gpus: Literal["all"] | int | None = None
     read_only_root: bool = True
     tmp_size: str = "512m"
     work_size: str | None = "4g"
-    archive_cap: int = Field(1 << 30, gt=0)
-    output_cap: int = Field(10 * MiB, gt=0)
-    read_file_cap: int = Field(64 * MiB, gt=0)
+    archive_cap: int = Field(default=1 << 30, gt=0)
+    output_cap: int = Field(default=10 * MiB, gt=0)
+    read_file_cap: int = Field(default=64 * MiB, gt=0)
     env: dict[str, str] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
     cap_add: tuple[str, ...] = ()
