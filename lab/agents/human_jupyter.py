@@ -125,7 +125,7 @@ class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         k = self._kernel()
         await asyncio.get_running_loop().run_in_executor(None, k.start)
         self._launched = True
-        info = dict(k.connection_info or {})
+        info: dict[str, Any] = dict(k.connection_info or {})
         info["key"] = info["key"].encode()
         self.connection_info = info
         return info

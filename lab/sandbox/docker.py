@@ -25,9 +25,9 @@ import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lab.sandbox import archive, exec_server
 from lab.sandbox.base import ExecResult, SandboxError, SandboxUnavailable, SnapshotRef
@@ -36,6 +36,12 @@ from lab.sandbox.factory import SANDBOX_BACKENDS
 from lab.sandbox.gc import LABEL, SNAPSHOT, gc_docker_once_in_background, owner_labels
 from lab.sandbox.spec import SandboxSpec
 from lab.traces.recorder import RunRecorder
+
+if TYPE_CHECKING:
+    from docker import APIClient, DockerClient
+    from docker.models.containers import Container
+
+    from lab.sandbox.exec_server import CommandResult
 
 _SERVER_SOURCE = Path(exec_server.__file__).read_text()
 _SERVER_ARGV = ["python3", "-I", "-S", "-c", _SERVER_SOURCE]
@@ -53,12 +59,12 @@ FILE_DEADLINE = 300.0
 _ERRORS: dict[str, type[OSError]] = {"ENOENT": FileNotFoundError, "EACCES": PermissionError,
                                      "EISDIR": IsADirectoryError}
 
-_client = None
+_client: DockerClient | None = None
 _client_lock = threading.Lock()
 _image_users: dict[str, str] = {}
 
 
-def docker_client():
+def docker_client() -> DockerClient:
     """The process's Docker client (one connection pool shared by all sandboxes).
 
     Raises:
@@ -70,7 +76,7 @@ def docker_client():
             import docker
 
             try:
-                c = docker.from_env(max_pool_size=64, timeout=120)
+                c: DockerClient = docker.from_env(max_pool_size=64, timeout=120)
                 c.ping()
             except Exception as e:  # noqa: BLE001 - any failure means no engine
                 raise SandboxUnavailable(
@@ -78,6 +84,20 @@ def docker_client():
                     "or use SandboxSpec(backend='local')") from e
             _client = c
         return _client
+
+
+def attached_socket(attached: object) -> socket.socket:
+    """The socket under an attached exec's stream (the SDK wraps it in a ``SocketIO``), to read and write
+    the exec's multiplexed frames directly.
+
+    Raises:
+        SandboxError: The engine's transport gave no socket.
+    """
+    sock = getattr(attached, "_sock", attached)
+    if not isinstance(sock, socket.socket):
+        raise SandboxError(f"an attached exec gave a {type(attached).__name__}, not a socket (unsupported Docker "
+                           "transport)")
+    return sock
 
 
 class _Dead(Exception):
@@ -88,6 +108,10 @@ class _Late(Exception):
     """No reply before the host-side deadline."""
 
 
+Reply = tuple[bytes, "dict[str, Any] | None", bytes]
+"""One reply of the exec server: its kind, its meta (a JSON object) and its data."""
+
+
 class _Channel:
     """One exec server behind one attached exec socket; many requests may be in flight at once.
 
@@ -95,21 +119,21 @@ class _Channel:
     never made, more data than a request's budget): it records why in ``violation`` and ends the channel.
     """
 
-    def __init__(self, api, container_id: str, user: str, drop_caps: list[int], workdir: str) -> None:
+    def __init__(self, api: APIClient, container_id: str, user: str, drop_caps: list[int], workdir: str) -> None:
         import docker.errors
 
         self.api = api
         try:
-            exec_id = api.exec_create(container_id, [*_SERVER_ARGV, user, *map(str, drop_caps)], stdin=True,
+            exec_id: str = api.exec_create(container_id, [*_SERVER_ARGV, user, *map(str, drop_caps)], stdin=True,
                                       stdout=True, stderr=True, user="0:0", workdir=workdir)["Id"]
             sock = api.exec_start(exec_id, socket=True)
         except docker.errors.APIError as e:
             raise _Dead(str(e.explanation or e)) from None
-        self.sock: socket.socket = getattr(sock, "_sock", sock)
+        self.sock = attached_socket(sock)
         self.sock.settimeout(None)
         self.exec_id = exec_id
         self._send_lock = threading.Lock()
-        self._pending: dict[int, queue.SimpleQueue] = {}
+        self._pending: dict[int, queue.SimpleQueue[Reply | None]] = {}
         self._budget: dict[int, int] = {}
         self._rid = 0
         self._rid_lock = threading.Lock()
@@ -117,7 +141,7 @@ class _Channel:
         self.violation: str | None = None
         self.stderr = bytearray()
         self._head = bytearray()  # the first bytes of its stdout: the engine's error when the server never ran
-        self._ready: queue.SimpleQueue = queue.SimpleQueue()
+        self._ready: queue.SimpleQueue[Reply | None] = queue.SimpleQueue()
         self._pending[0] = self._ready
         threading.Thread(target=self._reader, name="lab-sandbox-reader", daemon=True).start()
         try:
@@ -129,7 +153,7 @@ class _Channel:
             said = bytes(self.stderr[-2000:] or self._head).decode("utf-8", "replace").strip()
             raise _Dead(said or self.violation or "the exec server did not start")
         self._pending.pop(0, None)
-        self.info: dict[str, Any] = item[1]
+        self.info: dict[str, Any] = item[1] or {}
 
     def _recv_exact(self, n: int) -> bytes | None:
         buf = bytearray()
@@ -182,6 +206,8 @@ class _Channel:
                     try:
                         meta = json.loads(bytes(buf[hsize:hsize + mlen])) if mlen else None
                     except ValueError:
+                        meta = ""  # refused below
+                    if not (meta is None or isinstance(meta, dict)):
                         self._violate(f"unreadable meta in a {kind!r} frame")
                         break
                     data = bytes(buf[hsize + mlen:end])
@@ -201,13 +227,13 @@ class _Channel:
             self.close()
 
     def request(self, kind: bytes, meta: dict[str, Any], data: bytes = b"",
-                budget: int = 0) -> tuple[int, queue.SimpleQueue]:
+                budget: int = 0) -> tuple[int, queue.SimpleQueue[Reply | None]]:
         """Send one request; replies arrive on the returned queue (``None`` when the channel ended).
         ``budget`` is the most data bytes its replies may carry."""
         with self._rid_lock:
             self._rid += 1
             rid = self._rid
-        q: queue.SimpleQueue = queue.SimpleQueue()
+        q: queue.SimpleQueue[Reply | None] = queue.SimpleQueue()
         self._pending[rid] = q
         self._budget[rid] = budget
         m = json.dumps(meta).encode()
@@ -224,7 +250,7 @@ class _Channel:
         return rid, q
 
     @staticmethod
-    def get(q: queue.SimpleQueue, deadline: float | None):
+    def get(q: queue.SimpleQueue[Reply | None], deadline: float | None) -> Reply | None:
         """The next reply, or ``None`` when the channel ended; :class:`_Late` past ``deadline``."""
         try:
             return q.get(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
@@ -232,6 +258,7 @@ class _Channel:
             raise _Late from None
 
     def done(self, rid: int) -> None:
+        """Forget request ``rid`` (its late replies are dropped)."""
         self._pending.pop(rid, None)
         self._budget.pop(rid, None)
 
@@ -245,6 +272,7 @@ class _Channel:
             pass
 
     def close(self) -> None:
+        """End the channel (the exec server exits when its input closes)."""
         self.dead = True
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
@@ -288,7 +316,7 @@ class _WorkFs:
     handed to Docker as a ``local`` volume (so Docker seeds it from the image). The file is unlinked at once
     and the loop device set to detach itself when the container unmounts it: nothing is left behind."""
 
-    def __init__(self, client, size: int, labels: dict[str, str], name: str) -> None:
+    def __init__(self, client: DockerClient, size: int, labels: dict[str, str], name: str) -> None:
         what = f"cannot make the sandbox's {size}-byte workdir (SandboxSpec.work_size; None runs without a limit)"
         if os.geteuid() != 0:
             raise SandboxError(f"{what}: it needs root on the Docker host (losetup)")
@@ -309,7 +337,7 @@ class _WorkFs:
         finally:
             os.unlink(path)
         try:
-            self.volume = client.volumes.create(name=name, driver="local", labels=labels, driver_opts={
+            self.volume: str = client.volumes.create(name=name, driver="local", labels=labels, driver_opts={
                 "type": "ext4", "device": self.loop, "o": "nosuid,nodev"}).name
         except BaseException:
             self.release()
@@ -338,7 +366,7 @@ class DockerSandbox(BaseSandbox):
         self._snapshots: list[str] = []
         self._removals: list[threading.Thread] = []
         self._broken: str | None = None
-        self.container = None
+        self.container: Container | None = None
         self._generation = 0
         self.user = spec.user or self._default_user(spec.image)
         try:
@@ -348,6 +376,18 @@ class DockerSandbox(BaseSandbox):
             raise
 
     # -- start and stop -------------------------------------------------------------------------
+
+    @property
+    def container_id(self) -> str:
+        """The id of the sandbox's current container (a restore replaces it).
+
+        Raises:
+            SandboxUnavailable: The container never started.
+        """
+        cid: str | None = self.container.id if self.container is not None else None
+        if cid is None:
+            raise SandboxUnavailable(f"sandbox {self.id} has no container")
+        return cid
 
     @staticmethod
     def _missing(name: str) -> SandboxError:
@@ -359,7 +399,7 @@ class DockerSandbox(BaseSandbox):
         """The image's user, or uid 1000 where that is root (looked up once per image name and process)."""
         import docker.errors
 
-        user = _image_users.get(name)
+        user: str | None = _image_users.get(name)
         if user is None:
             try:
                 user = (self.client.images.get(name).attrs.get("Config") or {}).get("User") or ""
@@ -410,7 +450,7 @@ class DockerSandbox(BaseSandbox):
             if self.spec.work_size else None
         try:
             create, host = self._container_args(image, workfs.volume if workfs else None)
-            cid = api.create_container(**create, host_config=api.create_host_config(**host))["Id"]
+            cid: str = api.create_container(**create, host_config=api.create_host_config(**host))["Id"]
             self.container = self.client.containers.prepare_model({"Id": cid, "Name": self.name})
             api.start(cid)
         except docker.errors.ImageNotFound:
@@ -438,7 +478,7 @@ class DockerSandbox(BaseSandbox):
                         raise self._break(chan.violation)
                 drop = [n for name, n in _SERVER_CAPS.items() if name not in self.spec.cap_add]
                 try:
-                    chan = _Channel(self.client.api, self.container.id, self.user, drop, self.spec.workdir)
+                    chan = _Channel(self.client.api, self.container_id, self.user, drop, self.spec.workdir)
                 except _Dead as e:
                     self._unavailable_if_dead()
                     raise SandboxError(f"the exec server cannot start in image {self.spec.image!r} ({e}); the image "
@@ -459,7 +499,7 @@ class DockerSandbox(BaseSandbox):
                 self._chan.close()
             self._chan = None
 
-    def _remove_container(self, container) -> None:
+    def _remove_container(self, container: Container) -> None:
         import docker.errors
 
         try:
@@ -470,7 +510,7 @@ class DockerSandbox(BaseSandbox):
             if "already in progress" not in str(e):
                 raise
 
-    def _remove_later(self, container) -> None:
+    def _remove_later(self, container: Container) -> None:
         """Remove a container off the caller's path (``close`` waits for it)."""
         t = threading.Thread(target=self._remove_container, args=(container,), name="lab-sandbox-rm", daemon=True)
         t.start()
@@ -502,13 +542,16 @@ class DockerSandbox(BaseSandbox):
         """Raise SandboxUnavailable (with the reason) when the container is no longer running."""
         import docker.errors
 
+        container = self.container
+        if container is None:
+            raise SandboxUnavailable(f"sandbox {self.id} has no container")
         try:
-            self.container.reload()
+            container.reload()
         except docker.errors.NotFound:
             raise SandboxUnavailable(f"sandbox {self.id}: its container was removed from outside") from None
         except docker.errors.DockerException as e:
             raise SandboxUnavailable(f"sandbox {self.id}: Docker engine unreachable ({e})") from e
-        state = self.container.attrs.get("State", {})
+        state: dict[str, Any] = container.attrs.get("State", {})
         if state.get("Status") != "running":
             why = "OOM-killed" if state.get("OOMKilled") else f"exited with code {state.get('ExitCode')}"
             raise SandboxUnavailable(f"sandbox {self.id} died: container {why}"
@@ -530,19 +573,23 @@ class DockerSandbox(BaseSandbox):
     def _path(self, path: str) -> str:
         return str(PurePosixPath(self.spec.workdir) / path)
 
-    def _exec(self, argv, input, cwd, env, user, timeout) -> ExecResult:
+    def _exec(self, argv: list[str], input: bytes, cwd: str | None, env: dict[str, str], user: str | None,
+              timeout: float | None) -> ExecResult:
         out, err = bytearray(), bytearray()
-        res = None
+        res: CommandResult | None = None
         for kind, payload in self._run(argv, input, cwd, env, user, timeout):
-            if kind == "stdout":
-                out += payload
-            elif kind == "stderr":
-                err += payload
+            if isinstance(payload, bytes):
+                (out if kind == "stdout" else err).extend(payload)
             else:
                 res = payload
+        if res is None:  # _run returns only after the exit record, or raises
+            raise SandboxError(f"sandbox {self.id}: no exit record for `{' '.join(argv)[:200]}`")
         return make_result(res, bytes(out), bytes(err))
 
-    def _run(self, argv, input, cwd, env, user, timeout) -> Iterator[tuple[str, Any]]:
+    def _run(self, argv: list[str], input: bytes, cwd: str | None, env: dict[str, str], user: str | None,
+             timeout: float | None) -> Iterator[tuple[str, bytes | CommandResult]]:
+        """Run a command on the exec server: ``("stdout"|"stderr", chunk)`` as output arrives, then
+        ``("exit", result)``; abandoning the iterator early kills the command."""
         chan = self._channel()
         meta = {"argv": argv, "cwd": self._path(cwd) if cwd else None, "env": env, "timeout": timeout,
                 "cap": self.spec.output_cap, "user": user}
@@ -559,18 +606,18 @@ class DockerSandbox(BaseSandbox):
                                       f"{DEADLINE_GRACE} s of grace") from None
                 if item is None:
                     raise self._lost(chan, what)
-                kind, meta, data = item
+                kind, rmeta, data = item
                 if kind == b"O":
                     yield "stdout", data
                 elif kind == b"E":
                     yield "stderr", data
                 elif kind == b"x":
                     finished = True
-                    yield "exit", self._exit_meta(meta, what)
+                    yield "exit", self._exit_meta(rmeta, what)
                     return
                 elif kind == b"!":
                     finished = True
-                    raise _os_error(meta or {}, cwd or "", self.spec)
+                    raise _os_error(rmeta or {}, cwd or "", self.spec)
                 else:
                     raise self._break(f"a {kind!r} frame in reply to {what}")
         finally:
@@ -578,19 +625,22 @@ class DockerSandbox(BaseSandbox):
                 chan.kill(rid)  # interrupted (Ctrl-C) or the stream was abandoned
             chan.done(rid)
 
-    def _exit_meta(self, meta: Any, what: str) -> dict[str, Any]:
-        try:
-            return {"exit_code": int(meta["exit_code"]), "timed_out": bool(meta["timed_out"]),
-                    "truncated": bool(meta["truncated"]), "duration": float(meta["duration"])}
-        except (TypeError, KeyError, ValueError):
-            raise self._break(f"a malformed exit record for {what}") from None
+    def _exit_meta(self, meta: dict[str, Any] | None, what: str) -> CommandResult:
+        if meta is not None:
+            try:
+                return {"exit_code": int(meta["exit_code"]), "timed_out": bool(meta["timed_out"]),
+                        "truncated": bool(meta["truncated"]), "duration": float(meta["duration"])}
+            except (TypeError, KeyError, ValueError):  # a field missing or not a number
+                pass
+        raise self._break(f"a malformed exit record for {what}")
 
-    def _exec_stream(self, argv, cwd, env, timeout) -> Iterator[tuple[str, bytes]]:
+    def _exec_stream(self, argv: list[str], cwd: str | None, env: dict[str, str],
+                     timeout: float | None) -> Iterator[tuple[str, bytes]]:
         for kind, payload in self._run(argv, b"", cwd, env, None, timeout):
-            if kind == "exit":
-                yield "exit", str(payload["exit_code"]).encode()
-            else:
+            if isinstance(payload, bytes):
                 yield kind, payload
+            else:
+                yield "exit", str(payload["exit_code"]).encode()
 
     # -- files ----------------------------------------------------------------------------------
 
@@ -641,13 +691,13 @@ class DockerSandbox(BaseSandbox):
         full = self._path(dest)
         self._file_call(b"t", {"dest": full}, buf.getvalue(), full)
 
-    def _archive(self, path: str) -> Iterator[bytes]:
+    def _archive(self, path: str) -> Generator[bytes, None, None]:
         """The tar of ``path`` in the container, streamed from the engine 64 KiB at a time; closing the
         iterator (or dropping it) closes the response, so a refused archive is never read to its end."""
         import docker.errors
 
         api = self.client.api  # get_archive's own stream cannot be closed early; same request, kept closable
-        res = api._get(api._url("/containers/{0}/archive", self.container.id), params={"path": path},
+        res = api._get(api._url("/containers/{0}/archive", self.container_id), params={"path": path},
                        stream=True, headers={"Accept-Encoding": "identity"})
         try:
             api._raise_for_status(res)
@@ -659,7 +709,7 @@ class DockerSandbox(BaseSandbox):
             res.close()
             raise
 
-        def chunks() -> Iterator[bytes]:
+        def chunks() -> Generator[bytes, None, None]:
             try:
                 yield from res.iter_content(1 << 16, False)
             finally:
@@ -692,8 +742,8 @@ class DockerSandbox(BaseSandbox):
         labels = {**self.labels, SNAPSHOT: "1"}
         tag = f"{self.id}-{len(self._snapshots)}"
         try:
-            base = (api.inspect_container(self.container.id)["Image"] if self.spec.read_only_root
-                    else api.commit(self.container.id)["Id"])
+            base = (api.inspect_container(self.container_id)["Image"] if self.spec.read_only_root
+                    else api.commit(self.container_id)["Id"])
             tmp = api.create_container(base, command=["true"], labels=labels,
                                        host_config=api.create_host_config(network_mode="none"))["Id"]
             try:
@@ -705,7 +755,7 @@ class DockerSandbox(BaseSandbox):
                 except docker.errors.APIError as e:
                     raise SandboxError(f"snapshot of sandbox {self.id} failed: {e.explanation or e}") from None
                 except Exception as e:  # noqa: BLE001 - the checked stream's refusal surfaces wrapped
-                    cause = e
+                    cause: BaseException | None = e
                     while cause is not None and not isinstance(cause, archive.ArchiveRefused):
                         cause = cause.__cause__ or cause.__context__
                     if cause is not None:
@@ -739,4 +789,5 @@ class DockerSandbox(BaseSandbox):
         old = self.container
         self._close_channel()
         self._start(image.id)
-        self._remove_later(old)
+        if old is not None:
+            self._remove_later(old)

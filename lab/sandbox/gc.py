@@ -7,8 +7,12 @@ import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lab.traces.store import current_owner, owner_alive
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 LABEL = "expertlab.sandbox"
 """Marks containers, volumes and snapshot images a sandbox created (value: the sandbox id)."""
@@ -39,6 +43,7 @@ class GcReport:
 
     @property
     def total(self) -> int:
+        """How many things in all."""
         return len(self.containers) + len(self.volumes) + len(self.images) + len(self.local_dirs)
 
 
@@ -47,11 +52,11 @@ def _dead(labels: dict[str, str] | None, everything: bool) -> bool:
     return everything or not owner_alive(owner)
 
 
-def gc_docker(client, *, everything: bool = False, dry_run: bool = False) -> GcReport:
+def gc_docker(client: DockerClient, *, everything: bool = False, dry_run: bool = False) -> GcReport:
     """Remove sandbox containers, volumes and snapshot images whose owning process is gone.
 
     Args:
-        client: A ``docker.DockerClient``.
+        client: The Docker engine's client.
         everything: Also remove those of live processes (``lab sandbox gc --all``).
         dry_run: Only report.
 
@@ -103,10 +108,12 @@ def local_labels(d: Path) -> dict[str, str] | None:
         labels = json.loads(marker.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    sid = labels.get(LABEL) if isinstance(labels, dict) else None
+    if not isinstance(labels, dict):
+        return None
+    sid = labels.get(LABEL)
     if not isinstance(sid, str) or not sid or not d.name.startswith(f"{sid}-"):
         return None
-    return labels
+    return {k: v for k, v in labels.items() if isinstance(v, str)}
 
 
 def gc_local(root: Path, *, everything: bool = False, dry_run: bool = False) -> GcReport:
@@ -127,7 +134,7 @@ def gc_local(root: Path, *, everything: bool = False, dry_run: bool = False) -> 
     return report
 
 
-def gc_docker_once_in_background(client) -> None:
+def gc_docker_once_in_background(client: DockerClient) -> None:
     """Run :func:`gc_docker` once per process, off the caller's path (called when a Docker sandbox opens)."""
     if _started_gc.is_set():
         return

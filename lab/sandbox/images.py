@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lab.sandbox.base import SandboxError
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 PREFIX = "expertlab/"
 PYTHON_BASE = "python:3.11-slim"
@@ -136,16 +140,17 @@ def fetch_wheels(directory: Path, log: Log = print) -> list[Path]:
     return out
 
 
-def _image_id(client, ref: str) -> str | None:
+def _image_id(client: DockerClient, ref: str) -> str | None:
     import docker.errors
 
     try:
-        return client.images.get(ref).id
+        image_id: str | None = client.images.get(ref).id
+        return image_id
     except docker.errors.ImageNotFound:
         return None
 
 
-def python_base(client, log: Log = print) -> str:
+def python_base(client: DockerClient, log: Log = print) -> str:
     """The Python base image: ``python:3.11-slim`` (present or pulled), else a locally bootstrapped one."""
     import docker.errors
 
@@ -163,7 +168,7 @@ def python_base(client, log: Log = print) -> str:
     return BOOTSTRAP_BASE
 
 
-def bootstrap_base(client, log: Log = print) -> None:
+def bootstrap_base(client: DockerClient, log: Log = print) -> None:
     """Build ``expertlab/rootfs:bookworm`` from Debian packages (``debootstrap`` + import); needs root.
 
     Raises:
@@ -182,14 +187,17 @@ def bootstrap_base(client, log: Log = print) -> None:
                                os.environ.get("LAB_DEBIAN_MIRROR", "http://deb.debian.org/debian")],
                               capture_output=True, text=True)
         if proc.returncode != 0:
-            raise ImageBuildError(f"debootstrap failed (exit {proc.returncode}): {proc.stderr[-1500:] or proc.stdout[-1500:]}")
+            raise ImageBuildError(f"debootstrap failed (exit {proc.returncode}): "
+                                  f"{proc.stderr[-1500:] or proc.stdout[-1500:]}")
         log(f"importing the root filesystem as {BOOTSTRAP_BASE}")
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+        stream = tar.stdout
+        assert stream is not None  # a pipe
         try:
             repo, tag = BOOTSTRAP_BASE.split(":")
-            client.api.import_image_from_stream(tar.stdout, repository=repo, tag=tag, changes=['CMD ["python3"]'])
+            client.api.import_image_from_stream(stream, repository=repo, tag=tag, changes=['CMD ["python3"]'])
         finally:
-            tar.stdout.close()
+            stream.close()
             tar.wait()
         if _image_id(client, BOOTSTRAP_BASE) is None:
             raise ImageBuildError(f"docker import of the bootstrapped root filesystem did not produce {BOOTSTRAP_BASE}")
@@ -205,7 +213,7 @@ class ImageStatus:
     note: str = ""
 
 
-def _plan(client, name: str, directory: Path, base: str | None) -> tuple[str, dict[str, str]]:
+def _plan(client: DockerClient, name: str, directory: Path, base: str | None) -> tuple[str, dict[str, str]]:
     ids = []
     for p in parents(directory):
         pid = _image_id(client, f"{PREFIX}{p}:latest")
@@ -219,7 +227,7 @@ def _plan(client, name: str, directory: Path, base: str | None) -> tuple[str, di
     return f"{PREFIX}{name}:{content_hash(directory, ids)}", args
 
 
-def status(client, names: list[str] | None = None) -> list[ImageStatus]:
+def status(client: DockerClient, names: list[str] | None = None) -> list[ImageStatus]:
     """Whether each definition's image is built at its current content hash (builds nothing)."""
     defs = definitions()
     out = []
@@ -241,7 +249,8 @@ def status(client, names: list[str] | None = None) -> list[ImageStatus]:
     return out
 
 
-def build(names: list[str] | None = None, *, client=None, force: bool = False, log: Log = print) -> list[str]:
+def build(names: list[str] | None = None, *, client: DockerClient | None = None, force: bool = False,
+          log: Log = print) -> list[str]:
     """Build sandbox images (all definitions by default) and the ones they build FROM; skip up-to-date ones.
 
     Args:
@@ -296,7 +305,7 @@ def build(names: list[str] | None = None, *, client=None, force: bool = False, l
     return tags
 
 
-def _remove_stale(client, name: str, keep: str, log: Log) -> None:
+def _remove_stale(client: DockerClient, name: str, keep: str, log: Log) -> None:
     """Untag builds of ``name`` from older definitions (images still used by a container stay)."""
     import docker.errors
 

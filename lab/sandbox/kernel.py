@@ -30,12 +30,18 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
-from lab.sandbox.base import SandboxError, SandboxUnavailable
+from lab.sandbox.base import Sandbox, SandboxError, SandboxUnavailable
+from lab.sandbox.docker import DockerSandbox, attached_socket
+
+if TYPE_CHECKING:
+    from jupyter_client import BlockingKernelClient
+    from jupyter_client.connect import KernelConnectionInfo
 
 KERNEL_PATH = "/opt/lab-kernel"
 """Where images install ipykernel and its dependencies (``pip install --target``)."""
@@ -199,7 +205,7 @@ class _Forward:
     """Unix sockets on the host, one per kernel port; each connection is piped into the sandbox through an
     attached ``docker exec`` that connects to that port on the container's loopback."""
 
-    def __init__(self, sandbox: Any, ports: dict[str, int]) -> None:
+    def __init__(self, sandbox: DockerSandbox, ports: dict[str, int]) -> None:
         self.sandbox = sandbox
         self.dir = tempfile.mkdtemp(prefix="lab-kernel-")  # mode 0700: only this user reaches the sockets
         self.prefix = f"{self.dir}/k"
@@ -225,10 +231,9 @@ class _Forward:
     def _pipe(self, conn: socket.socket, port: int) -> None:
         try:
             api = self.sandbox.client.api
-            eid = api.exec_create(self.sandbox.container.id, ["python3", "-I", "-S", "-c", _PIPE, str(port)],
-                                  stdin=True, stdout=True, stderr=False, user=self.sandbox.user)["Id"]
-            raw = api.exec_start(eid, socket=True)
-            raw = getattr(raw, "_sock", raw)
+            eid: str = api.exec_create(self.sandbox.container_id, ["python3", "-I", "-S", "-c", _PIPE, str(port)],
+                                       stdin=True, stdout=True, stderr=False, user=self.sandbox.user)["Id"]
+            raw = attached_socket(api.exec_start(eid, socket=True))
         except Exception:  # noqa: BLE001 - sandbox gone: the client sees a closed connection and retries
             conn.close()
             return
@@ -272,6 +277,7 @@ class _Forward:
             pass
 
     def close(self) -> None:
+        """Stop forwarding: close the listeners and every piped connection, remove the socket directory."""
         with self._lock:
             self.closed = True
             socks, self._socks = self._socks, []
@@ -338,6 +344,7 @@ class CellCollector:
         return False
 
     def finish(self) -> CellResult:
+        """The cell's result, once the kernel went idle (or the cell ended otherwise)."""
         res = self.res
         res.stdout, res.stderr = _clip("".join(self.out)), _clip("".join(self.err))
         if self.dropped:
@@ -358,13 +365,13 @@ class SandboxKernel:
             ``<workdir>/.kernel_outputs``).
     """
 
-    def __init__(self, sandbox: Any, *, outputs_dir: str | None = None) -> None:
-        if getattr(sandbox, "backend", None) != "docker":
+    def __init__(self, sandbox: Sandbox, *, outputs_dir: str | None = None) -> None:
+        if not isinstance(sandbox, DockerSandbox):
             raise KernelError(f"the kernel runs in Docker sandboxes; this one is {getattr(sandbox, 'backend', '?')!r}")
         self.sandbox = sandbox
         self.outputs_dir = outputs_dir or f"{sandbox.workdir.rstrip('/')}/.kernel_outputs"
-        self.client = None
-        self.connection_info: dict[str, Any] | None = None
+        self.client: BlockingKernelClient | None = None
+        self.connection_info: KernelConnectionInfo | None = None
         self._forward: _Forward | None = None
         self._thread: threading.Thread | None = None
         self._exited = threading.Event()
@@ -383,7 +390,7 @@ class SandboxKernel:
     def alive(self) -> bool:
         """The kernel runs, in this sandbox's current container."""
         return (self.client is not None and not self._exited.is_set()
-                and self._container == self.sandbox.container.id)
+                and self._container == self.sandbox.container_id)
 
     def start(self) -> None:
         """Start the kernel (and the forwarding) and wait until it answers.
@@ -395,17 +402,19 @@ class SandboxKernel:
 
         with self._lock:
             self._stop()
-            ports = dict(zip(CHANNELS, random.sample(range(20000, 60000), len(CHANNELS))))
+            ports = dict(zip(CHANNELS, random.sample(range(20000, 60000), len(CHANNELS)), strict=True))
             key = uuid.uuid4().hex
-            inside = {"transport": "tcp", "ip": "127.0.0.1", "key": key, "signature_scheme": "hmac-sha256",
-                      "kernel_name": "python3", **{f"{c}_port": p for c, p in ports.items()}}
+            inside: KernelConnectionInfo = {
+                "transport": "tcp", "ip": "127.0.0.1", "key": key, "signature_scheme": "hmac-sha256",
+                "kernel_name": "python3", "shell_port": ports["shell"], "iopub_port": ports["iopub"],
+                "stdin_port": ports["stdin"], "control_port": ports["control"], "hb_port": ports["hb"]}
             conn_file = f"{_RUNTIME}/kernel-{self.starts}.json"
             self.sandbox.exec(["mkdir", "-p", _RUNTIME], timeout=30)
             self.sandbox.write_file(conn_file, json.dumps(inside))
             self._exited = threading.Event()
             self.exit_code = None
             self._stderr = bytearray()
-            self._container = self.sandbox.container.id
+            self._container = self.sandbox.container_id
             env = {"IPYTHONDIR": f"{_RUNTIME}/ipython", "JUPYTER_RUNTIME_DIR": f"{_RUNTIME}/runtime",
                    "JUPYTER_DATA_DIR": f"{_RUNTIME}/data", "JUPYTER_CONFIG_DIR": f"{_RUNTIME}/config",
                    "MPLBACKEND": "module://matplotlib_inline.backend_inline", "PYTHONUNBUFFERED": "1"}
@@ -422,7 +431,7 @@ class SandboxKernel:
             kc.start_channels(hb=False)
             self.client = kc
             self.starts += 1
-            self._wait_ready()
+            self._wait_ready(kc)
             if self.setup_code:
                 msg_id = kc.execute(self.setup_code, silent=True, store_history=False)
                 end = time.monotonic() + START_TIMEOUT
@@ -433,7 +442,7 @@ class SandboxKernel:
                     except Exception:  # noqa: BLE001 - queue.Empty
                         continue
 
-    def _watch(self, stream: Any, exited: threading.Event) -> None:
+    def _watch(self, stream: Iterator[tuple[str, bytes]], exited: threading.Event) -> None:
         try:
             for kind, chunk in stream:
                 if kind == "stderr":
@@ -446,8 +455,7 @@ class SandboxKernel:
         finally:
             exited.set()
 
-    def _wait_ready(self) -> None:
-        kc = self.client
+    def _wait_ready(self, kc: BlockingKernelClient) -> None:
         end = time.monotonic() + START_TIMEOUT
         while time.monotonic() < end:
             msg_id = kc.kernel_info()
@@ -460,15 +468,16 @@ class SandboxKernel:
                 except Exception:  # noqa: BLE001 - queue.Empty
                     continue
                 if reply["parent_header"].get("msg_id") == msg_id:
-                    self._drain_iopub()
+                    self._drain_iopub(kc)
                     return
         self._stop()
         raise KernelError(f"the kernel did not answer within {START_TIMEOUT:.0f} s: {self.stderr_tail()}")
 
-    def _drain_iopub(self) -> None:
+    @staticmethod
+    def _drain_iopub(kc: BlockingKernelClient) -> None:
         while True:
             try:
-                self.client.get_iopub_msg(timeout=0.05)
+                kc.get_iopub_msg(timeout=0.05)
             except Exception:  # noqa: BLE001 - queue.Empty: drained
                 return
 
@@ -503,7 +512,7 @@ class SandboxKernel:
 
     def _stop(self) -> None:
         self._disconnect()
-        if self._thread is not None and not self._exited.is_set() and self._container == self.sandbox.container.id:
+        if self._thread is not None and not self._exited.is_set() and self._container == self.sandbox.container_id:
             self._kill()
         self._thread = None
 
@@ -540,9 +549,9 @@ class SandboxKernel:
             SandboxUnavailable: The sandbox itself is gone.
         """
         with self._lock:
-            notes = []
+            notes: list[str] = []
             if not self.alive:
-                if self.client is not None and self._container != self.sandbox.container.id:
+                if self.client is not None and self._container != self.sandbox.container_id:
                     notes.append("[the sandbox was restored from a snapshot: its files are back, kernel state is "
                                  "not; a fresh kernel started]")
                 elif self.client is not None:
@@ -555,6 +564,8 @@ class SandboxKernel:
 
     def _run(self, code: str, timeout: float | None) -> CellResult:
         kc = self.client
+        if kc is None:  # execute() started it
+            raise KernelError("the kernel is not running")
         started = time.monotonic()
         msg_id = kc.execute(code, store_history=True, allow_stdin=False, stop_on_error=False)
         cell = CellCollector(self, code, started)
@@ -612,7 +623,7 @@ _kernels: dict[str, SandboxKernel] = {}
 _kernels_lock = threading.Lock()
 
 
-def kernel_for(sandbox: Any) -> SandboxKernel:
+def kernel_for(sandbox: Sandbox) -> SandboxKernel:
     """The sandbox's kernel (one per sandbox, made on first use, started on its first cell). Kernels of
     sandboxes closed since are released here and at exit."""
     with _kernels_lock:
@@ -620,10 +631,10 @@ def kernel_for(sandbox: Any) -> SandboxKernel:
             if k.sandbox.closed:
                 del _kernels[sid]
                 k.shutdown()
-        k = _kernels.get(sandbox.id)
-        if k is None or k.sandbox is not sandbox:
-            k = _kernels[sandbox.id] = SandboxKernel(sandbox)
-        return k
+        found = _kernels.get(sandbox.id)
+        if found is None or found.sandbox is not sandbox:
+            found = _kernels[sandbox.id] = SandboxKernel(sandbox)
+        return found
 
 
 def shutdown_kernels() -> None:

@@ -26,19 +26,24 @@ import sys
 import termios
 import time
 import tty
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lab.sandbox import docker as docker_backend
+
+if TYPE_CHECKING:
+    from docker import APIClient
+
+    from lab.sandbox.docker import DockerSandbox
 
 _ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])|\r")
 _OUTPUT_IDLE_S = 0.5
 _OUTPUT_MAX = 64 << 10
 
 
-def shell_command(sandbox: Any, log: str) -> list[str]:
+def shell_command(sandbox: DockerSandbox, log: str) -> list[str]:
     """The host command that opens a terminal in ``sandbox`` (a Docker sandbox), logging to ``log``."""
     drop = [str(n) for name, n in docker_backend._SERVER_CAPS.items() if name not in sandbox.spec.cap_add]
-    return [sys.executable, "-m", "lab.sandbox.terminal", sandbox.container.id, sandbox.user, sandbox.workdir, log,
+    return [sys.executable, "-m", "lab.sandbox.terminal", sandbox.container_id, sandbox.user, sandbox.workdir, log,
             *drop]
 
 
@@ -99,15 +104,14 @@ def relay(container_id: str, user: str, workdir: str, log_path: str, drop_caps: 
     """Run a hardened interactive shell in the container on this process's terminal until it exits."""
     api = docker_backend.docker_client().api
     argv = [*docker_backend._SERVER_ARGV, "--shell", user, *drop_caps]
-    exec_id = api.exec_create(container_id, argv, stdin=True, stdout=True, stderr=True, tty=True, user="0:0",
+    exec_id: str = api.exec_create(container_id, argv, stdin=True, stdout=True, stderr=True, tty=True, user="0:0",
                               workdir=workdir, environment={"TERM": os.environ.get("TERM", "xterm-256color")})["Id"]
-    sock = api.exec_start(exec_id, socket=True, tty=True)
-    sock = getattr(sock, "_sock", sock)
+    sock = docker_backend.attached_socket(api.exec_start(exec_id, socket=True, tty=True))
     log = _Log(log_path)
     stdin = sys.stdin.fileno()
     interactive = os.isatty(stdin)
 
-    def resize(*_: Any) -> None:
+    def resize(*_: object) -> None:
         if interactive:
             rows, cols = struct.unpack("hh", fcntl.ioctl(stdin, termios.TIOCGWINSZ, b"\0" * 4))
             if rows and cols:
@@ -123,7 +127,8 @@ def relay(container_id: str, user: str, workdir: str, log_path: str, drop_caps: 
             tty.setraw(stdin, termios.TCSANOW)  # not TCSAFLUSH: keys typed during start-up are kept
             signal.signal(signal.SIGWINCH, resize)
             resize()
-        inputs: list[Any] = [sock]  # keys typed before the shell's first prompt wait for it (not lost in start-up)
+        # keys typed before the shell's first prompt wait for it (not lost in start-up)
+        inputs: list[socket.socket | int] = [sock]
         while True:
             try:
                 ready, _, _ = select.select(inputs, [], [], 0.2)
@@ -159,7 +164,7 @@ def relay(container_id: str, user: str, workdir: str, log_path: str, drop_caps: 
     return int(api.exec_inspect(exec_id).get("ExitCode") or 0)
 
 
-def _hang_up(api: Any, exec_id: str) -> None:
+def _hang_up(api: APIClient, exec_id: str) -> None:
     """Send SIGHUP to a shell still running after its terminal closed (as closing a terminal does)."""
     try:
         info = api.exec_inspect(exec_id)
