@@ -7,15 +7,22 @@ of ``lab.sandbox`` may add one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Protocol
 
 from lab.registry import Registry
 from lab.sandbox.base import Sandbox, SandboxError
 from lab.sandbox.spec import SandboxSpec
 from lab.traces.recorder import RunRecorder
 
-SandboxBackend = Callable[..., Sandbox]
-"""Opens a sandbox: ``backend(spec, recorder=..., run_id=...)``."""
+
+class SandboxBackend(Protocol):
+    """Opens a sandbox (a backend is its class)."""
+
+    def __call__(self, spec: SandboxSpec, *, recorder: RunRecorder | None = None,
+                 run_id: str | None = None) -> Sandbox:
+        """Start a sandbox of ``spec`` that records into ``recorder``, labelled with ``run_id``."""
+        ...
+
 
 SANDBOX_BACKENDS: Registry[SandboxBackend] = Registry("sandbox backend", modules=("lab.sandbox",),
                                                       error=SandboxError)
