@@ -205,9 +205,10 @@ class _Channel:
                         break
                     try:
                         meta = json.loads(bytes(buf[hsize:hsize + mlen])) if mlen else None
+                        readable = meta is None or isinstance(meta, dict)  # a JSON object, or none
                     except ValueError:
-                        meta = ""  # refused below
-                    if not (meta is None or isinstance(meta, dict)):
+                        readable = False
+                    if not readable:
                         self._violate(f"unreadable meta in a {kind!r} frame")
                         break
                     data = bytes(buf[hsize + mlen:end])

@@ -147,6 +147,7 @@ def _docker_frame(data: bytes, stream: int = 1) -> bytes:
     (b"\x00\x00\x00\x01Z\x00\x00\x00\x00\x00\x00\x00\x00", "frame"),  # unknown kind
     (b"\x00\x00\x00\x09x\x00\x00\x00\x02\x00\x00\x00\x00{}", "never made"),  # a reply to no request
     (b"\x00\x00\x00\x01x\x00\x00\x00\x03\x00\x00\x00\x00{{{", "meta"),  # not JSON
+    (b"\x00\x00\x00\x01!\x00\x00\x00\x03\x00\x00\x00\x00[1]", "meta"),  # JSON, but not an object
 ])
 def test_host_reader_refuses_out_of_protocol_frames(frame, why):
     chan, t = _reader_on(_docker_frame(frame))
