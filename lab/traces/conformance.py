@@ -11,6 +11,7 @@ breaks a promise. A backend's test module runs every function of :data:`CHECKS` 
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -19,7 +20,7 @@ import textwrap
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import IO, Any, TypedDict
 
 from lab.traces.backend import open_trace_store
 from lab.traces.schema import Event, Score
@@ -84,7 +85,7 @@ def check_events_are_ordered_and_append_only(location: Location) -> None:
         assert s.raw_events(a)[0][8] == '{"s":"é\\n\u2028 50% ?","f":0.1,"big":9007199254740993,"n":null,' \
                                         '"l":[true,{"k":-0.0}]}'
         for sql in ("UPDATE events SET kind='x' WHERE run_id=?", "DELETE FROM events WHERE run_id=?"):
-            _raises(lambda: s.query(sql, (a,)), "append-only")
+            _raises(functools.partial(s.query, sql, (a,)), "append-only")
         assert s.count_events(a) == 3
 
 
@@ -108,10 +109,17 @@ def check_concurrent_threads(location: Location) -> None:
             assert [e.attrs["i"] for e in evs if e.attrs["t"] == t] == list(range(40))
 
 
-def _spawn(code: str, *args: str, stdin: bool = False) -> subprocess.Popen:
+def _spawn(code: str, *args: str, stdin: bool = False) -> subprocess.Popen[str]:
+    """A Python child process running ``code`` with ``args``, its output (and, with ``stdin``, its input) piped."""
     return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.PIPE if stdin else None, text=True,
                             env={**os.environ, "PYTHONPATH": os.pathsep.join([str(_ROOT), *sys.path])})
+
+
+def _stdout(proc: subprocess.Popen[str]) -> IO[str]:
+    """A child's piped output."""
+    assert proc.stdout is not None, "the child's output is not piped"
+    return proc.stdout
 
 
 _PROCESS_WRITER = """
@@ -137,8 +145,9 @@ def check_concurrent_processes(location: Location) -> None:
         shared = s.create_run({"task": "shared"})
     n, writers = 150, 4
     procs = [_spawn(_PROCESS_WRITER, str(location), str(w), shared, str(n), stdin=True) for w in range(writers)]
-    own = [p.stdout.readline().strip() for p in procs]
+    own = [_stdout(p).readline().strip() for p in procs]
     for p in procs:
+        assert p.stdin is not None
         p.stdin.write("go\n")
         p.stdin.flush()
     errs = [p.communicate(timeout=600)[1] for p in procs]
@@ -170,8 +179,8 @@ def check_dead_process_run_is_interrupted(location: Location) -> None:
     is marked ``interrupted`` the next time the store opens after the process died."""
     proc = _spawn(_SLEEPER, str(location))
     try:
-        run_id = proc.stdout.readline().strip()
-        assert run_id, proc.stderr.read()
+        run_id = _stdout(proc).readline().strip()
+        assert run_id, proc.communicate()[1]
         with open_trace_store(location) as other:
             assert other.get_run(run_id)["status"] == "running"
             live = other.create_run({"task": "mine"})
@@ -202,9 +211,9 @@ _KILLED_WRITER = """
 def check_kill_9_loses_nothing_returned(location: Location) -> None:
     """Every append that returned survives ``kill -9`` of its writer; the run is then marked ``interrupted``."""
     proc = _spawn(_KILLED_WRITER, str(location))
-    run_id = proc.stdout.readline().strip()
-    assert run_id, proc.stderr.read()
-    printed = [int(proc.stdout.readline()) for _ in range(200)]
+    run_id = _stdout(proc).readline().strip()
+    assert run_id, proc.communicate()[1]
+    printed = [int(_stdout(proc).readline()) for _ in range(200)]
     proc.send_signal(signal.SIGKILL)
     rest, _ = proc.communicate(timeout=60)
     printed += [int(x) for x in rest.split()]
@@ -278,11 +287,10 @@ class _State(TypedDict):
 def check_checkpoints(location: Location) -> None:
     """LangGraph checkpoints of a run are kept with the store: a graph's state comes back in a new process's
     checkpointer, with its history, and a checkpoint's secrets are redacted."""
+    from langchain_core.runnables import RunnableConfig
     from langgraph.graph import END, START, StateGraph
 
-    from lab.traces.checkpoints import checkpointer_for
-
-    def step(state: _State) -> dict:
+    def step(state: _State) -> _State:
         return {"n": state["n"] + 1}
 
     g = StateGraph(_State)
@@ -293,15 +301,18 @@ def check_checkpoints(location: Location) -> None:
     g.add_edge("b", END)
     with open_trace_store(location) as s:
         rid = s.create_run({"task": "graph"})
-        saver = getattr(s, "checkpointer", None) or checkpointer_for(s.path)
-        cfg = {"configurable": {"thread_id": rid}}
+        saver = s.checkpointer
+        cfg: RunnableConfig = {"configurable": {"thread_id": rid}}
         assert g.compile(checkpointer=saver).invoke({"n": 1}, cfg) == {"n": 3}
+        latest = saver.get_tuple(cfg)
+        assert latest is not None, "no checkpoint after the graph ran"
         saver.put_writes({"configurable": {"thread_id": rid, "checkpoint_ns": "",
-                                           "checkpoint_id": saver.get_tuple(cfg).config["configurable"]
-                                           ["checkpoint_id"]}}, [("n", SECRET)], "task-1")
+                                           "checkpoint_id": latest.config["configurable"]["checkpoint_id"]}},
+                         [("n", SECRET)], "task-1")
         history = list(saver.list(cfg))
         assert len(history) == 4 and history[0].checkpoint["channel_values"]["n"] == 3
-        assert SECRET not in repr(saver.get_tuple(cfg).pending_writes)
+        written = saver.get_tuple(cfg)
+        assert written is not None and SECRET not in repr(written.pending_writes)
 
 
 def check_readonly(location: Location) -> None:
@@ -383,7 +394,8 @@ def check_leases(location: Location) -> None:
 
 CHECKS: list[Callable[[Location], None]] = [
     check_runs, check_events_are_ordered_and_append_only, check_concurrent_threads, check_concurrent_processes,
-    check_kill_9_loses_nothing_returned, check_dead_process_run_is_interrupted, check_scores_and_frames, check_secrets_are_redacted,
-    check_transactions_are_atomic, check_checkpoints, check_readonly, check_jsonl_round_trip, check_leases,
+    check_kill_9_loses_nothing_returned, check_dead_process_run_is_interrupted, check_scores_and_frames,
+    check_secrets_are_redacted, check_transactions_are_atomic, check_checkpoints, check_readonly,
+    check_jsonl_round_trip, check_leases,
 ]
 """Every check, in the order to run them."""

@@ -146,7 +146,7 @@ class LiveOTLP:
         self._processor.force_flush(int(timeout_s * 1000))
         if self._exporter.failed:  # the collector went down: what is left is dropped without waiting again
             self._exporter._down_until = float("inf")
-        self._processor.shutdown()
+        self._processor.shutdown()  # type: ignore[no-untyped-call]  # the SDK leaves it unannotated
         e = self._exporter
         self._closed = LiveReport(self.endpoint, self._queued, e.sent, self._queued - e.sent, e.last_error)
         return self._closed

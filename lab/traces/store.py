@@ -17,14 +17,18 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from json.encoder import c_make_encoder, encode_basestring
+from json.encoder import encode_basestring
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 from urllib.parse import quote
 
 from lab.errors import LabError
 from lab.secrets import redact, redact_all
 from lab.traces.schema import FINAL_STATUSES, Event, EventKind, RunStatus, Score
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from langgraph.checkpoint.base import BaseCheckpointSaver
 
 SCHEMA_VERSION = 1
 
@@ -91,8 +95,11 @@ _RUN_COLUMNS = (
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 # The C encoder json.dumps builds on every call, built once (a third of the per-event ingest cost);
-# the same bytes as _ENCODER.encode, checked below, else the plain encoder is used.
-_C_ENCODE = c_make_encoder and c_make_encoder(None, str, encode_basestring, None, ":", ",", False, False, True)
+# the same bytes as _ENCODER.encode, checked below, else the plain encoder is used. (CPython's private
+# ``json.encoder.c_make_encoder``, absent from the type stubs, hence looked up by name.)
+_c_make_encoder: Callable[..., Callable[[Any, int], tuple[str, ...]]] | None = getattr(
+    json.encoder, "c_make_encoder", None)
+_C_ENCODE = _c_make_encoder and _c_make_encoder(None, str, encode_basestring, None, ":", ",", False, False, True)
 
 
 def dumps(obj: Any) -> str:
@@ -104,7 +111,7 @@ if _C_ENCODE and dumps(_probe := {"a": [1.5, -0.0, 1e16, None, True], "é\n": "\
     _C_ENCODE = None
 
 
-def is_postgres_url(location: object) -> bool:
+def is_postgres_url(location: object) -> TypeGuard[str]:
     """Whether a store location names a PostgreSQL server rather than a SQLite file."""
     return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
 
@@ -164,6 +171,45 @@ class TraceImportError(StoreError):
     """A file being imported is malformed; the message names the file and line. Nothing was written."""
 
 
+class Cursor(Protocol):
+    """What the store reads of a database cursor (:mod:`sqlite3`'s, or psycopg's)."""
+
+    @property
+    def rowcount(self) -> int:
+        """Rows the last statement changed."""
+        ...
+
+    def fetchone(self) -> Any:
+        """The next row, ``None`` when there is none."""
+        ...
+
+    def fetchall(self) -> list[Any]:
+        """The remaining rows."""
+        ...
+
+
+class Connection(Protocol):
+    """What the store uses of a database connection: :class:`sqlite3.Connection`, or the PostgreSQL store's
+    wrapper of a psycopg connection (``?`` placeholders in both)."""
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open."""
+        ...
+
+    def execute(self, sql: str, args: Any = ..., /) -> Cursor:
+        """Run one statement."""
+        ...
+
+    def executemany(self, sql: str, rows: Any, /) -> object:
+        """Run one statement for each row of arguments."""
+        ...
+
+    def close(self) -> None:
+        """Close the connection."""
+        ...
+
+
 class TraceStore:
     """Runs, events and scores in one SQLite database.
 
@@ -198,7 +244,7 @@ class TraceStore:
         self.readonly = readonly
         self._sync = durability.upper()
         self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
+        self._conns: list[Connection] = []
         self._lock = threading.Lock()
         self._listeners: list[Callable[[TraceStore, list[Event]], None]] = []
         if not readonly:
@@ -276,7 +322,7 @@ class TraceStore:
         free = (st.f_bfree if os.geteuid() == 0 else st.f_bavail) * st.f_frsize
         return free < 1 << 20
 
-    def _explain(self, e: sqlite3.Error) -> str:
+    def _explain(self, e: Exception) -> str:
         msg = str(e)
         if "full" in msg or ("disk I/O error" in msg and self._disk_full()):
             return (f"cannot write the trace store {self.path}: the disk is full ({msg}); "
@@ -289,7 +335,7 @@ class TraceStore:
             return f"cannot write the trace store {self.path} ({msg}); open it with readonly=True to read"
         return f"trace store {self.path}: {msg}"
 
-    def _check_readable(self, conn: sqlite3.Connection) -> None:
+    def _check_readable(self, conn: Connection) -> None:
         try:
             conn.execute("SELECT 1 FROM runs LIMIT 1").fetchall()
         except sqlite3.DatabaseError as e:
@@ -299,8 +345,7 @@ class TraceStore:
         """A read-only connection; on a read-only disk (where WAL's shared-memory file cannot be
         created) the file is opened as immutable, unless it holds unsaved WAL content."""
         uri = f"file:{quote(str(self.path))}"
-        kw: dict[str, Any] = {"uri": True, "isolation_level": None, "timeout": 60, "check_same_thread": False}
-        conn = sqlite3.connect(uri + "?mode=ro", **kw)
+        conn = sqlite3.connect(uri + "?mode=ro", uri=True, isolation_level=None, timeout=60, check_same_thread=False)
         try:
             conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
             return conn
@@ -312,10 +357,12 @@ class TraceStore:
         if wal.exists() and wal.stat().st_size > 0:
             raise StoreError(f"{self.path} has changes not yet merged from {wal.name} and its folder cannot be "
                              "written; copy the store's files to a writable folder to read them")
-        return sqlite3.connect(uri + "?immutable=1", **kw)
+        return sqlite3.connect(uri + "?immutable=1", uri=True, isolation_level=None, timeout=60,
+                               check_same_thread=False)
 
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
+    def _conn(self) -> Connection:
+        """This thread's connection (opened on first use)."""
+        conn: Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
             return conn
         try:
@@ -338,7 +385,7 @@ class TraceStore:
         return conn
 
     @contextmanager
-    def _write(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
+    def _write(self, conn: Connection | None = None) -> Iterator[Connection]:
         if self.readonly:
             raise StoreError(f"{self.path} was opened read-only")
         conn = conn or self._conn()
@@ -364,7 +411,7 @@ class TraceStore:
                 self._rollback(conn)
                 raise StoreError(self._explain(e)) from e
 
-    def _rollback(self, conn: Any) -> None:
+    def _rollback(self, conn: Connection) -> None:
         """Roll back what is left of a failed transaction; SQLite has already rolled back after some errors
         (a full disk), and a second error must not hide the first."""
         if conn.in_transaction:
@@ -373,7 +420,7 @@ class TraceStore:
             except self._DatabaseError:
                 pass
 
-    def _lock_runs(self, conn: Any, run_ids: set[str]) -> None:
+    def _lock_runs(self, conn: Connection, run_ids: set[str]) -> None:
         """Hold the runs' sequence numbers until the transaction ends (SQLite's write lock already does)."""
 
     @contextmanager
@@ -381,6 +428,14 @@ class TraceStore:
         """Group writes so they land together or not at all (used by importers)."""
         with self._write():
             yield self
+
+    @property
+    def checkpointer(self) -> BaseCheckpointSaver[str]:
+        """LangGraph's checkpointer for this store's runs: a SQLite file beside the store, made on first use
+        (:func:`lab.traces.checkpoints.checkpointer_for`)."""
+        from lab.traces.checkpoints import checkpointer_for
+
+        return checkpointer_for(self.path)
 
     def close(self) -> None:
         """Close every connection this store opened."""
@@ -488,7 +543,7 @@ class TraceStore:
             self._lock_runs(conn, {f"lease:{key}"})  # one taker at a time (PostgreSQL; SQLite's write lock is one)
             row = conn.execute("SELECT owner, token, expires FROM leases WHERE key=?", (key,)).fetchone()
             if row is not None and row[1] != token and row[2] > now and owner_alive(row[0]):
-                return row[0]
+                return str(row[0])
             conn.execute("DELETE FROM leases WHERE key=?", (key,))
             conn.execute("INSERT INTO leases VALUES (?,?,?,?)", (key, owner, token, now + ttl))
         return None
@@ -549,7 +604,7 @@ class TraceStore:
         rows, score_rows = [], []
         events = list(events)
         payloads = redact_all([dumps(ev.attrs) for ev in events])
-        for i, (ev, attrs) in enumerate(zip(events, payloads)):
+        for i, (ev, attrs) in enumerate(zip(events, payloads, strict=True)):
             if ev.run_id != row["run_id"] or ev.seq != i:
                 raise StoreError(f"run {row['run_id']}: event {i} has run {ev.run_id!r} seq {ev.seq}; "
                                  f"expected run {row['run_id']!r} seq {i}")
@@ -566,7 +621,7 @@ class TraceStore:
             conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)", rows)
             if score_rows:
                 conn.executemany("INSERT INTO scores VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", score_rows)
-        return row["run_id"]
+        return str(row["run_id"])
 
     def recover(self) -> list[str]:
         """Mark ``running`` runs whose writing process is gone as ``interrupted``; return their ids."""
@@ -627,7 +682,7 @@ class TraceStore:
             self._lock_runs(conn, {ev.run_id for ev in events})
             next_seq: dict[str, int] = {}
             rows, score_rows = [], []
-            for ev, attrs in zip(events, payloads):
+            for ev, attrs in zip(events, payloads, strict=True):
                 seq = next_seq.get(ev.run_id)
                 if seq is None:
                     seq = conn.execute(
@@ -690,9 +745,9 @@ class TraceStore:
 
     def last_elapsed(self, run_id: str) -> float:
         """The working time of a run's latest event (0 when it has none)."""
-        return self.query("SELECT COALESCE(MAX(elapsed), 0) FROM events WHERE run_id=?", (run_id,))[0][0]
+        return float(self.query("SELECT COALESCE(MAX(elapsed), 0) FROM events WHERE run_id=?", (run_id,))[0][0])
 
-    def raw_events(self, run_id: str) -> list[tuple]:
+    def raw_events(self, run_id: str) -> list[tuple[Any, ...]]:
         """A run's event rows exactly as stored (attrs as the stored JSON text)."""
         return self.query(
             "SELECT run_id, seq, ts, elapsed, kind, span_id, parent_id, agent, attrs FROM events"
@@ -702,10 +757,10 @@ class TraceStore:
     def count_events(self, run_id: str | None = None) -> int:
         """Number of events (of one run, or in the whole store)."""
         if run_id is None:
-            return self.query("SELECT COUNT(*) FROM events")[0][0]
-        return self.query("SELECT COUNT(*) FROM events WHERE run_id=?", (run_id,))[0][0]
+            return int(self.query("SELECT COUNT(*) FROM events")[0][0])
+        return int(self.query("SELECT COUNT(*) FROM events WHERE run_id=?", (run_id,))[0][0])
 
-    def query(self, sql: str, args: Iterable[Any] = ()) -> list[tuple]:
+    def query(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         """Run a read-only SQL query (for views that need something the helpers lack)."""
         try:
             return self._conn().execute(sql, tuple(args)).fetchall()
@@ -714,19 +769,19 @@ class TraceStore:
 
     # -- DataFrames -----------------------------------------------------------------------------
 
-    def runs_frame(self, *, with_scores: bool = True):
+    def runs_frame(self, *, with_scores: bool = True) -> pd.DataFrame:
         """Runs as a DataFrame, one row per run; with final scores as ``score.<scorer>`` columns."""
         from lab.traces.frames import runs_frame
 
         return runs_frame(self, with_scores=with_scores)
 
-    def events_frame(self, run_id: str | None = None, *, expand: bool = False):
+    def events_frame(self, run_id: str | None = None, *, expand: bool = False) -> pd.DataFrame:
         """Events as a DataFrame (one run's, or all); ``expand`` turns attributes into columns."""
         from lab.traces.frames import events_frame
 
         return events_frame(self, run_id, expand=expand)
 
-    def scores_frame(self, *, final_only: bool = False):
+    def scores_frame(self, *, final_only: bool = False) -> pd.DataFrame:
         """Scores as a DataFrame, one row per score, with provenance and run columns."""
         from lab.traces.frames import scores_frame
 
@@ -753,7 +808,7 @@ def score_event(run_id: str, score: Score, *, elapsed: float = 0.0, ts: float = 
                  parent_id=parent_id, agent=agent)
 
 
-def _score_row(ev: Event) -> tuple:
+def _score_row(ev: Event) -> tuple[Any, ...]:
     a = ev.attrs
     value = a.get("gen_ai.evaluation.score.value")
     return (
@@ -769,8 +824,8 @@ def _str(v: Any) -> str | None:
     return None if v is None else redact(str(v))
 
 
-def _run_dict(row: tuple) -> dict[str, Any]:
-    d = dict(zip(_RUN_COLUMNS, row))
+def _run_dict(row: tuple[Any, ...]) -> dict[str, Any]:
+    d = dict(zip(_RUN_COLUMNS, row, strict=True))
     d["config"] = json.loads(d["config"])
     d["is_human"] = bool(d["is_human"])
     return d
