@@ -109,7 +109,7 @@ class GradingWidget(pn.viewable.Viewer):
         if self.mode == "rubric":
             items: list[tuple[str, ...]] = [(r,) for r in runs if r not in graded]
         else:
-            by_task: dict[str, list[str]] = defaultdict(list)
+            by_task: dict[str | None, list[str]] = defaultdict(list)
             for r in runs:
                 try:
                     by_task[self.store.get_run(r)["task"]].append(r)

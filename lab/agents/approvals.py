@@ -63,7 +63,7 @@ def rebuild_agent(store: TraceStore, run_id: str, *, model: ChatModel | None = N
     if model is None:
         from lab.models import load_model
 
-        model = (model_loader or load_model)(desc.get("model") or run["model"])
+        model = (model_loader or load_model)(desc.get("model") or run["model"] or "")
     builtin = {"submit", "shell", "python", "edit_file"} if loop == "repo_setup" else {"submit"}
     try:
         tools = get_tools([n for n in desc.get("tools", []) if n not in builtin])

@@ -19,6 +19,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from lab.traces.checkpoints import checkpointer_for
 from lab.traces.protocol import Store
+from lab.traces.rows import RunRow
 from lab.traces.schema import Event, Score
 from lab.traces.store import TraceStore
 
@@ -97,10 +98,10 @@ class RemoteStore:
     def reopen_run(self, run_id: str) -> None:
         self._call("reopen_run", run_id)
 
-    def get_run(self, run_id: str) -> dict[str, Any]:
+    def get_run(self, run_id: str) -> RunRow:
         return self._call("get_run", run_id)
 
-    def list_runs(self, *, status: str | None = None, batch_id: str | None = None) -> list[dict[str, Any]]:
+    def list_runs(self, *, status: str | None = None, batch_id: str | None = None) -> list[RunRow]:
         return self._call("list_runs", status=status, batch_id=batch_id)
 
     def append(self, event: Event) -> Event:

@@ -224,7 +224,7 @@ def check_kill_9_loses_nothing_returned(location: Location) -> None:
         assert [e.seq for e in evs] == list(range(len(evs)))
         assert [e.attrs["i"] for e in evs] == list(range(len(evs)))
         run = s.get_run(run_id)
-        assert run["status"] == "interrupted" and "stopped" in run["error"] and run["finished_at"]
+        assert run["status"] == "interrupted" and "stopped" in (run["error"] or "") and run["finished_at"]
 
 
 def check_scores_and_frames(location: Location) -> None:

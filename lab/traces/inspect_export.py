@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.traces import schema
+from lab.traces.rows import RunRow
 from lab.traces.schema import EventKind
 from lab.traces.store import StoreError, TraceStore
 
@@ -63,7 +64,7 @@ def _score_key(row: dict[str, Any], taken: set[str]) -> str:
     return key
 
 
-def run_sample(store: TraceStore, run: dict[str, Any], epoch: int) -> Any:
+def run_sample(store: TraceStore, run: RunRow, epoch: int) -> Any:
     """One run as an Inspect ``EvalSample`` (sample id: the run's task)."""
     from inspect_ai.event import Event, ModelEvent, ScoreEvent, ToolEvent
     from inspect_ai.log import EvalSample

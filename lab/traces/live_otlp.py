@@ -122,9 +122,9 @@ class LiveOTLP:
                 spans.append(event_span(ev.run_id, ev, event_span_id(ev.run_id, ev), parent))
                 if ev.kind == EventKind.RUN_FINISHED.value:
                     run = store.get_run(ev.run_id)
+                    run["status"] = ev.attrs.get("lab.status", run["status"])
                     start = int(run["created_at"] * _NS)
-                    spans.append(root_span({**run, "status": ev.attrs.get("lab.status", run["status"])},
-                                           start, max(int(ev.ts * _NS), start)))
+                    spans.append(root_span(run, start, max(int(ev.ts * _NS), start)))
             with self._lock:
                 self._queued += len(spans)
             for span in spans:

@@ -22,6 +22,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 
 import lab.traces.schema as schema
 from lab.errors import LabError
+from lab.traces.rows import RunRow
 from lab.traces.schema import Event, EventKind
 from lab.traces.store import TraceStore, dumps
 
@@ -147,7 +148,7 @@ def event_span_id(run_id: str, ev: Event) -> int:
     return _span_int(ev.span_id) or _hash_id(f"lab-span:{run_id}:{ev.seq}", 64)
 
 
-def root_span(run: dict[str, Any], start_ns: int, end_ns: int) -> ReadableSpan:
+def root_span(run: RunRow, start_ns: int, end_ns: int) -> ReadableSpan:
     """The root span of a run (its row as ``TraceStore.get_run`` returns it)."""
     root_attrs = {
         "lab.run_id": run["run_id"], "lab.task": run["task"], "gen_ai.agent.name": run["agent"],

@@ -11,7 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from lab.traces.schema import Event, Score
+from lab.traces.rows import RunRow
+from lab.traces.schema import Event, RunStatus, Score
 
 
 @runtime_checkable
@@ -24,7 +25,11 @@ class Store(Protocol):
 
     path: Path
 
-    def create_run(self, config: dict[str, Any] | None = None, **fields: Any) -> str:
+    def create_run(self, config: dict[str, Any] | None = None, *, run_id: str | None = None, task: str | None = None,
+                   agent: str | None = None, model: str | None = None, seed: int | None = None,
+                   is_human: bool = False, status: str = RunStatus.RUNNING.value, created_at: float | None = None,
+                   parent_run_id: str | None = None, fork_step: int | None = None,
+                   batch_id: str | None = None) -> str:
         """Register a run; return its id."""
         ...
 
@@ -37,11 +42,11 @@ class Store(Protocol):
         """Mark a finished or interrupted run running again (to resume it)."""
         ...
 
-    def get_run(self, run_id: str) -> dict[str, Any]:
+    def get_run(self, run_id: str) -> RunRow:
         """One run's row (``config`` parsed)."""
         ...
 
-    def list_runs(self, *, status: str | None = None, batch_id: str | None = None) -> list[dict[str, Any]]:
+    def list_runs(self, *, status: str | None = None, batch_id: str | None = None) -> list[RunRow]:
         """Runs, oldest first, optionally filtered."""
         ...
 

@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from json.encoder import encode_basestring
 from pathlib import Path
@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 from lab.errors import LabError
 from lab.secrets import redact, redact_all
+from lab.traces.rows import RunRow
 from lab.traces.schema import FINAL_STATUSES, Event, EventKind, RunStatus, Score
 
 if TYPE_CHECKING:
@@ -574,7 +575,7 @@ class TraceStore:
         with self._write() as conn:
             conn.execute(f"UPDATE runs SET {sets} WHERE run_id=?", (*values, run_id))
 
-    def restore_run(self, run: dict[str, Any], events: Iterable[Event]) -> str:
+    def restore_run(self, run: Mapping[str, Any], events: Iterable[Event]) -> str:
         """Insert a whole finished run as recorded elsewhere: its row and its events, verbatim.
 
         Used by importers. Events keep their ``seq``, ``ts`` and ``span_id``; ``attrs`` are encoded
@@ -636,8 +637,8 @@ class TraceStore:
                 )
         return dead
 
-    def get_run(self, run_id: str) -> dict[str, Any]:
-        """One run's row as a dict (``config`` parsed).
+    def get_run(self, run_id: str) -> RunRow:
+        """One run's row (``config`` parsed).
 
         Raises:
             StoreError: No such run (an unambiguous id prefix is accepted).
@@ -648,9 +649,9 @@ class TraceStore:
                               (run_id + "%",))
             if len(rows) != 1:
                 raise StoreError(f"no run {run_id!r} in {self.path}" if not rows else f"run id {run_id!r} is ambiguous")
-        return _run_dict(rows[0])
+        return _run_row(rows[0])
 
-    def list_runs(self, *, status: str | None = None, batch_id: str | None = None) -> list[dict[str, Any]]:
+    def list_runs(self, *, status: str | None = None, batch_id: str | None = None) -> list[RunRow]:
         """All runs (optionally filtered), oldest first."""
         sql = f"SELECT {','.join(_RUN_COLUMNS)} FROM runs"
         where, args = [], []
@@ -663,7 +664,7 @@ class TraceStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at, run_id"
-        return [_run_dict(r) for r in self.query(sql, args)]
+        return [_run_row(r) for r in self.query(sql, args)]
 
     # -- events ------------------------------------------------------------------------------------
 
@@ -824,8 +825,11 @@ def _str(v: Any) -> str | None:
     return None if v is None else redact(str(v))
 
 
-def _run_dict(row: tuple[Any, ...]) -> dict[str, Any]:
-    d = dict(zip(_RUN_COLUMNS, row, strict=True))
-    d["config"] = json.loads(d["config"])
-    d["is_human"] = bool(d["is_human"])
-    return d
+def _run_row(row: tuple[Any, ...]) -> RunRow:
+    """A ``runs`` table row (columns in :data:`_RUN_COLUMNS` order) as a :class:`RunRow`."""
+    (run_id, task, agent, model, seed, is_human, status, created_at, finished_at, elapsed, error, owner,
+     parent_run_id, fork_step, batch_id, config) = row
+    return RunRow(run_id=run_id, task=task, agent=agent, model=model, seed=seed, is_human=bool(is_human),
+                  status=status, created_at=created_at, finished_at=finished_at, elapsed=elapsed, error=error,
+                  owner=owner, parent_run_id=parent_run_id, fork_step=fork_step, batch_id=batch_id,
+                  config=json.loads(config))
