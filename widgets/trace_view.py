@@ -173,9 +173,7 @@ class TraceViewer(_Pager):
         cols = ["scorer", "dimension", "value", "label", "provenance", "source"]
         if self.run is None:
             return pd.DataFrame(columns=cols)
-        rows = self.store.query(f"SELECT {', '.join(cols)} FROM scores WHERE run_id = ? AND final = 1 ORDER BY seq",
-                                (self.run["run_id"],))
-        return pd.DataFrame(rows, columns=cols)
+        return pd.DataFrame(self.store.scores(self.run["run_id"], final_only=True), columns=cols)
 
     def outcome(self) -> dict[str, str]:
         """What the run was asked (``asked``), how it ended (``stop``) and its final answer (``answer``)."""

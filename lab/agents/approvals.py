@@ -28,15 +28,10 @@ _OPEN = (RunStatus.RUNNING.value, RunStatus.INTERRUPTED.value)
 def awaiting_approval(store: TraceStore, run_id: str | None = None) -> dict[str, list[dict[str, Any]]]:
     """Runs whose latest event asks for an approval (and that are still open): run id → pending calls
     (only ``run_id``'s, when given)."""
-    one = " AND e.run_id = ?" if run_id is not None else ""
-    rows = store.query(
-        "SELECT e.run_id, e.attrs FROM events e JOIN runs r ON r.run_id = e.run_id"
-        " WHERE e.kind = ? AND r.status IN (?, ?)" + one +
-        " AND e.seq = (SELECT MAX(seq) FROM events WHERE run_id = e.run_id)",
-        (EventKind.AGENT_MESSAGE.value, *_OPEN, *([run_id] if run_id is not None else [])))
+    rows = store.latest_events(statuses=_OPEN, kinds=[EventKind.AGENT_MESSAGE.value], run_id=run_id)
     out = {}
-    for run_id, attrs in rows:
-        a = json.loads(attrs)
+    for ev in rows:
+        run_id, a = ev.run_id, ev.attrs
         if a.get("lab.action") == AWAITING_APPROVAL:
             out[run_id] = a.get("lab.pending") or []
     return out

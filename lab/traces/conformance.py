@@ -254,6 +254,77 @@ def check_scores_and_frames(location: Location) -> None:
         assert means.loc["x", "match"] == 1.0 and means.loc["y", "match"] == 0.0
 
 
+def check_typed_reads(location: Location) -> None:
+    """The typed reads that views use instead of SQL: each run's latest event, attribute values of events by kind,
+    scores with provenance and details (filtered, in the order given), score ranges, totals, and a run's working
+    time up to a moment."""
+    with open_trace_store(location) as s:
+        assert s.totals() == (0, 0, 0, 0.0)
+        a, b, c = (s.create_run({"task": t}, run_id=f"run-{k}", created_at=float(i))
+                   for i, (k, t) in enumerate([("a", "t"), ("b", "t"), ("c", "u")]))
+        pending = {"lab.action": "awaiting_approval", "lab.pending": [{"id": "1"}]}
+        s.append_many([
+            Event(a, "agent_message", {"content": "hi", "lab.answer": "42", "nested": {"x": {"y": "deep"}}},
+                  ts=10.0, elapsed=1.0),
+            Event(a, "tool_call", {"gen_ai.tool.name": "submit", "lab.arguments": {"answer": "7"}, "flag": True,
+                                   "n": 3, "f": 0.5, "obj": {"k": [1, "é"], "a": None}}, ts=20.0, elapsed=2.5),
+            Event(b, "agent_message", pending, ts=30.0, elapsed=0.5),
+            Event(c, "agent_message", {"content": "x"}, ts=31.0), Event(c, "tool_call", ts=32.0),
+        ])
+        assert (s.last_elapsed(a), s.last_elapsed(a, until=15.0), s.last_elapsed(a, until=5.0)) == (2.5, 1.0, 0.0)
+
+        def latest(**kw: Any) -> list[tuple[str, int]]:
+            return [(e.run_id, e.seq) for e in s.latest_events(**kw)]
+
+        assert latest() == [(a, 1), (b, 0), (c, 1)]
+        got = s.latest_events(statuses=["running", "interrupted"], kinds=["agent_message"])
+        assert [(e.run_id, e.kind, e.attrs) for e in got] == [(b, "agent_message", pending)]
+        assert latest(run_id=a) == [(a, 1)] and latest(kinds=[]) == [] and latest(statuses=["done"]) == []
+
+        keys: list[str | tuple[str, ...]] = ["lab.answer", "content", ("lab.arguments", "answer"), "flag", "n", "f",
+                                             "obj", ("nested", "x", "y")]
+        assert s.event_values(["agent_message", "tool_call"], keys) == [
+            (a, 0, "agent_message", ("42", "hi", None, None, None, None, None, "deep")),
+            (a, 1, "tool_call", (None, None, "7", 1, 3, 0.5, '{"k":[1,"é"],"a":null}', None)),
+            (b, 0, "agent_message", (None,) * 8),
+            (c, 0, "agent_message", (None, "x", *(None,) * 6)),
+            (c, 1, "tool_call", (None,) * 8),
+        ]
+        assert [r.values for r in s.event_values(["tool_call"], ["gen_ai.tool.name"])] == [("submit",), (None,)]
+        try:
+            s.event_values(["tool_call"], ['a"b'])
+            raise AssertionError("a key with a double quote was read")
+        except ValueError:
+            pass
+
+        s.add_score(a, Score("match", 0.5, final=False), ts=39.0)
+        s.add_score(a, Score("match", 1.0), ts=40.0, elapsed=2.5)
+        s.add_score(b, Score("expert", 4.0, provenance="human", source="ann", dimension="clarity",
+                             details={"why": "ok"}), ts=41.0)
+        s.add_score(b, Score("expert", 2.0, provenance="human", source="bob", dimension="clarity"), ts=42.0)
+        s.add_score(a, Score("expert", 5.0, provenance="human", source="ann", dimension="depth"), ts=43.0)
+        s.add_score(c, Score("preference", None, provenance="human", source="ann", label="tie",
+                             details={"opponent": a}), ts=44.0)
+        assert [(r["run_id"], r["scorer"], r["value"]) for r in s.scores()] == [
+            (a, "match", 0.5), (a, "match", 1.0), (b, "expert", 4.0), (b, "expert", 2.0), (a, "expert", 5.0),
+            (c, "preference", None)]
+        assert s.scores(b, source="ann")[0] == {
+            "run_id": b, "seq": 1, "item_id": None, "scorer": "expert", "dimension": "clarity", "value": 4.0,
+            "label": None, "provenance": "human", "source": "ann", "final": True, "elapsed": 0.0, "ts": 41.0,
+            "details": {"why": "ok"}}
+        assert [(r["scorer"], r["value"], r["elapsed"]) for r in s.scores(a, final_only=True)] == [
+            ("match", 1.0, 2.5), ("expert", 5.0, 0.0)]
+        assert [r["run_id"] for r in s.scores(scorer="expert", provenance="human", source="ann")] == [b, a]
+        pref = s.scores(scorer="preference")
+        assert [(r["label"], r["details"], r["final"]) for r in pref] == [("tie", {"opponent": a}, True)]
+        assert s.scores(scorer="preference", valued=True) == [] and s.scores(provenance="model") == []
+        assert s.score_ranges("expert", provenance="human") == [("clarity", 2.0, 4.0), ("depth", 5.0, 5.0)]
+        assert s.score_ranges("expert", provenance="model") == [] and s.score_ranges("match") == [("overall", 0.5, 1.0)]
+
+        s.finish_run(b, "done", finished_at=50.0)
+        assert s.totals() == (3, 2, 6, 50.0) and [r for r, _ in latest(statuses=["running"])] == [a, c]
+
+
 def check_secrets_are_redacted(location: Location) -> None:
     """Secrets never reach the store: in configs, attributes, errors and descriptive columns."""
     with open_trace_store(location) as s:
@@ -395,7 +466,7 @@ def check_leases(location: Location) -> None:
 CHECKS: list[Callable[[Location], None]] = [
     check_runs, check_events_are_ordered_and_append_only, check_concurrent_threads, check_concurrent_processes,
     check_kill_9_loses_nothing_returned, check_dead_process_run_is_interrupted, check_scores_and_frames,
-    check_secrets_are_redacted, check_transactions_are_atomic, check_checkpoints, check_readonly,
+    check_typed_reads, check_secrets_are_redacted, check_transactions_are_atomic, check_checkpoints, check_readonly,
     check_jsonl_round_trip, check_leases,
 ]
 """Every check, in the order to run them."""

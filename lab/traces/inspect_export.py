@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.traces import schema
-from lab.traces.rows import RunRow
+from lab.traces.rows import RunRow, ScoreRow
 from lab.traces.schema import EventKind
 from lab.traces.store import StoreError, TraceStore
 
@@ -57,7 +57,9 @@ def _messages(dicts: list[dict[str, Any]]) -> list[Any]:
     return out
 
 
-def _score_key(row: dict[str, Any], taken: set[str]) -> str:
+def _score_key(row: ScoreRow, taken: set[str]) -> str:
+    """A final score's name in the sample: ``<scorer>`` or ``<scorer>.<dimension>``, with ``:<source>`` added when
+    another score took that name already."""
     key = row["scorer"] if row["dimension"] == "overall" else f"{row['scorer']}.{row['dimension']}"
     if key in taken and row["source"]:
         key = f"{key}:{row['source']}"
@@ -123,13 +125,13 @@ def run_sample(store: TraceStore, run: RunRow, epoch: int) -> Any:
         messages = _messages([{"role": "user", "content": prompt}])
         if answer is not None:
             messages += _messages([{"role": "assistant", "content": str(answer)}])
-    rows = store.query("SELECT scorer, dimension, value, label, provenance, source FROM scores"
-                       " WHERE run_id=? AND final=1 ORDER BY seq", (run["run_id"],))
     scores: dict[str, Any] = {}
-    for scorer, dim, value, label, prov, source in rows:
-        key = _score_key({"scorer": scorer, "dimension": dim, "source": source}, set(scores))
+    for row in store.scores(run["run_id"], final_only=True):
+        key = _score_key(row, set(scores))
+        value, label = row["value"], row["label"]
         scores[key] = IScore(value=value if value is not None else (label or 0), answer=None if answer is None
-                             else str(answer), metadata={"provenance": prov, "source": source, "label": label})
+                             else str(answer), metadata={"provenance": row["provenance"], "source": row["source"],
+                                                         "label": label})
     meta = {"run_id": run["run_id"], "agent": run["agent"], "model": run["model"], "is_human": run["is_human"],
             "status": run["status"]}
     if run["is_human"]:

@@ -226,6 +226,12 @@ class PostgresTraceStore(TraceStore):
         for rid in sorted(run_ids):
             conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (rid,))
 
+    def _json_value_sql(self, path: tuple[str, ...]) -> tuple[str, list[str]]:
+        """PostgreSQL's ``json_extract_path`` on the attributes' text (``json``, not ``jsonb``, so an object keeps
+        its key order); the same paths as SQLite's are accepted."""
+        super()._json_value_sql(path)
+        return f"json_extract_path(attrs::json, {','.join('?' * len(path))})", list(path)
+
     def query(self, sql: str, args: Any = ()) -> list[tuple[Any, ...]]:
         """Run a read-only SQL query (SQLite's ``?`` placeholders are accepted)."""
         try:

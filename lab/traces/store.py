@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from json.encoder import encode_basestring
 from pathlib import Path
@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 from lab.errors import LabError
 from lab.secrets import redact, redact_all
-from lab.traces.rows import RunRow
+from lab.traces.rows import EventValues, JsonScalar, RunRow, ScoreRange, ScoreRow, StoreTotals
 from lab.traces.schema import FINAL_STATUSES, Event, EventKind, RunStatus, Score
 
 if TYPE_CHECKING:
@@ -738,15 +738,125 @@ class TraceStore:
         sql += " ORDER BY seq"
         return [Event(r[0], r[1], json.loads(r[2]), *r[3:]) for r in self.query(sql, args)]
 
+    def latest_events(self, *, statuses: Iterable[str] | None = None, kinds: Iterable[str] | None = None,
+                      run_id: str | None = None) -> list[Event]:
+        """Each run's latest event, runs oldest first.
+
+        Args:
+            statuses: Only runs with one of these statuses (default: every run).
+            kinds: Only runs whose latest event is of one of these kinds (a run whose latest event is of another
+                kind is left out: this is not each run's latest event *of* a kind).
+            run_id: Only this run.
+        """
+        sql = ("SELECT e.run_id, e.kind, e.attrs, e.seq, e.ts, e.elapsed, e.span_id, e.parent_id, e.agent"
+               " FROM events e JOIN runs r ON r.run_id = e.run_id"
+               " WHERE e.seq = (SELECT MAX(seq) FROM events WHERE run_id = e.run_id)")
+        args: list[Any] = []
+        for column, values in (("r.status", statuses), ("e.kind", kinds)):
+            if values is not None:
+                wanted = [v.value if isinstance(v, EventKind) else v for v in values]
+                if not wanted:
+                    return []
+                sql += f" AND {column} IN ({','.join('?' * len(wanted))})"
+                args += wanted
+        if run_id is not None:
+            sql += " AND e.run_id = ?"
+            args.append(run_id)
+        sql += " ORDER BY r.created_at, r.run_id"
+        return [Event(r[0], r[1], json.loads(r[2]), *r[3:]) for r in self.query(sql, args)]
+
+    def event_values(self, kinds: Iterable[str], keys: Sequence[str | tuple[str, ...]]) -> list[EventValues]:
+        """Some attribute values of every event of ``kinds`` (all runs), by run and sequence number; only those
+        values are read, not whole events.
+
+        Args:
+            kinds: The event kinds to read.
+            keys: The attributes to read: a name, or a path into nested objects (``("lab.arguments", "answer")``).
+
+        Returns:
+            One row per event, with one value per key (``None`` where the event has none), as SQL reads JSON:
+            JSON ``true``/``false`` as 1/0, an object or array as its JSON text.
+
+        Raises:
+            ValueError: A key holds a double quote (a JSON path cannot name it).
+        """
+        wanted = [k.value if isinstance(k, EventKind) else k for k in kinds]
+        if not wanted:
+            return []
+        columns, args = [], []
+        for key in keys:
+            column, path_args = self._json_value_sql((key,) if isinstance(key, str) else key)
+            columns.append(column)
+            args += path_args
+        sql = (f"SELECT run_id, seq, kind{''.join(', ' + c for c in columns)} FROM events"
+               f" WHERE kind IN ({','.join('?' * len(wanted))}) ORDER BY run_id, seq")
+        return [EventValues(r[0], r[1], r[2], tuple(_sql_scalar(v) for v in r[3:]))
+                for r in self.query(sql, [*args, *wanted])]
+
+    def _json_value_sql(self, path: tuple[str, ...]) -> tuple[str, list[str]]:
+        """The SQL expression (and its arguments) that reads the value at ``path`` of an event's ``attrs``."""
+        if not path or any('"' in k for k in path):
+            raise ValueError(f"cannot read attribute path {path!r}")
+        return "json_extract(attrs, ?)", ["$" + "".join(f'."{k}"' for k in path)]
+
     def final_scores(self, run_id: str) -> dict[str, float | None]:
         """A run's final scores by name (``scorer``, or ``scorer.dimension`` for rubric dimensions)."""
         rows = self.query("SELECT scorer, dimension, value FROM scores WHERE run_id=? AND final=1 ORDER BY seq",
                           (run_id,))
         return {(s if d == "overall" else f"{s}.{d}"): v for s, d, v in rows}
 
-    def last_elapsed(self, run_id: str) -> float:
-        """The working time of a run's latest event (0 when it has none)."""
-        return float(self.query("SELECT COALESCE(MAX(elapsed), 0) FROM events WHERE run_id=?", (run_id,))[0][0])
+    def scores(self, run_id: str | None = None, *, scorer: str | None = None, provenance: str | None = None,
+               source: str | None = None, final_only: bool = False, valued: bool = False) -> list[ScoreRow]:
+        """Scores with their provenance and details, in the order they were given (by time, then run and sequence
+        number).
+
+        Args:
+            run_id: Only this run's.
+            scorer: Only this scorer's.
+            provenance: Only of this provenance (``rule``, ``model``, ``human``).
+            source: Only from this judge or expert.
+            final_only: Only final scores (no intermediate ones).
+            valued: Only scores with a numeric value.
+        """
+        sql = ("SELECT s.run_id, s.seq, s.item_id, s.scorer, s.dimension, s.value, s.label, s.provenance, s.source,"
+               " s.final, s.elapsed, s.ts, e.attrs FROM scores s JOIN events e ON e.run_id = s.run_id AND e.seq = s.seq"
+               " WHERE 1=1")
+        args: list[Any] = []
+        for column, value in (("s.run_id", run_id), ("s.scorer", scorer), ("s.provenance", provenance),
+                              ("s.source", source)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                args.append(value)
+        if final_only:
+            sql += " AND s.final = 1"
+        if valued:
+            sql += " AND s.value IS NOT NULL"
+        sql += " ORDER BY s.ts, s.run_id, s.seq"
+        return [ScoreRow(run_id=r[0], seq=r[1], item_id=r[2], scorer=r[3], dimension=r[4], value=r[5], label=r[6],
+                         provenance=r[7], source=r[8], final=bool(r[9]), elapsed=r[10], ts=r[11],
+                         details=json.loads(r[12]).get("lab.score.details"))
+                for r in self.query(sql, args)]
+
+    def score_ranges(self, scorer: str, *, provenance: str | None = None) -> list[ScoreRange]:
+        """The lowest and highest value ``scorer`` gave on each dimension (only scores of ``provenance``, when
+        given), by dimension."""
+        sql = "SELECT dimension, MIN(value), MAX(value) FROM scores WHERE scorer = ? AND value IS NOT NULL"
+        args = [scorer]
+        if provenance is not None:
+            sql += " AND provenance = ?"
+            args.append(provenance)
+        sql += " GROUP BY dimension ORDER BY dimension"
+        return [ScoreRange(d, float(lo), float(hi)) for d, lo, hi in self.query(sql, args)]
+
+    def last_elapsed(self, run_id: str, *, until: float | None = None) -> float:
+        """The working time of a run's latest event (0 when it has none); with ``until``, of its latest event
+        recorded at or before that time (Unix seconds)."""
+        sql = "SELECT COALESCE(MAX(elapsed), 0) FROM events WHERE run_id=?"
+        args: list[Any] = [run_id]
+        if until is not None:
+            sql += " AND ts<=?"
+            args.append(until)
+        return float(self.query(sql, args)[0][0])
 
     def raw_events(self, run_id: str) -> list[tuple[Any, ...]]:
         """A run's event rows exactly as stored (attrs as the stored JSON text)."""
@@ -761,8 +871,18 @@ class TraceStore:
             return int(self.query("SELECT COUNT(*) FROM events")[0][0])
         return int(self.query("SELECT COUNT(*) FROM events WHERE run_id=?", (run_id,))[0][0])
 
+    def totals(self) -> StoreTotals:
+        """How many runs, running runs and scores the store holds, and when a run last finished: one cheap
+        read that changes whenever runs are added, change status or get scores."""
+        runs, running, scores, last = self.query(
+            "SELECT (SELECT COUNT(*) FROM runs), (SELECT COUNT(*) FROM runs WHERE status = ?),"
+            " (SELECT COUNT(*) FROM scores), (SELECT COALESCE(MAX(finished_at), 0) FROM runs)",
+            (RunStatus.RUNNING.value,))[0]
+        return StoreTotals(int(runs), int(running), int(scores), float(last))
+
     def query(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
-        """Run a read-only SQL query (for views that need something the helpers lack)."""
+        """Run a read-only SQL query (the store's own readers and tests; everything else reads through the typed
+        methods above, which every backend implements alike)."""
         try:
             return self._conn().execute(sql, tuple(args)).fetchall()
         except self._DatabaseError as e:
@@ -818,6 +938,15 @@ def _score_row(ev: Event) -> tuple[Any, ...]:
         a.get("gen_ai.evaluation.score.label"), a.get("lab.score.provenance") or "rule",
         a.get("lab.score.source"), int(bool(a.get("lab.score.final", True))), ev.elapsed, ev.ts,
     )
+
+
+def _sql_scalar(v: Any) -> JsonScalar:
+    """A JSON value as SQLite's ``json_extract`` gives it: booleans as 1/0, objects and arrays as JSON text."""
+    if isinstance(v, bool):
+        return int(v)
+    if v is None or isinstance(v, str | int | float):
+        return v
+    return dumps(v)
 
 
 def _str(v: Any) -> str | None:
