@@ -12,7 +12,6 @@ LangGraph checkpoints live in the same database (LangGraph's own Postgres checkp
 from __future__ import annotations
 
 import functools
-import re
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -82,14 +81,9 @@ CREATE OR REPLACE TRIGGER events_append_only_t BEFORE TRUNCATE ON events
 FOR EACH STATEMENT EXECUTE FUNCTION lab_events_append_only();
 """
 
-_JSON_EXTRACT = re.compile(r"json_extract\((\w+), '(\$[^']*)'\)")
-
-
 @functools.lru_cache(maxsize=512)
 def _pg_sql(sql: str) -> str:
-    """SQLite's ``?`` placeholders as psycopg's ``%s`` (``%`` doubled; quoted text left as is), and SQLite's
-    ``json_extract(col, '$.path')`` as PostgreSQL's JSON path query on the column's text."""
-    sql = _JSON_EXTRACT.sub(r"(jsonb_path_query_first(\1::jsonb, '\2') #>> '{}')", sql)
+    """SQLite's ``?`` placeholders as psycopg's ``%s`` (``%`` doubled; quoted text left as is)."""
     out, quote = [], None
     for ch in sql:
         if quote:
