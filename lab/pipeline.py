@@ -22,6 +22,7 @@ from lab.sandbox.base import SandboxError
 from lab.tasks.model import Task
 from lab.traces.protocol import Store
 from lab.traces.recorder import RunRecorder
+from lab.traces.rows import RunRow
 from lab.traces.schema import Event, EventKind, RunStatus
 
 SandboxOpener = Callable[[Task, RunRecorder], Any]
@@ -165,9 +166,9 @@ def sampling_for(experiment: Experiment, seed: int) -> Sampling:
     return Sampling(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=seed)
 
 
-def previous_runs(store: Store, experiment: Experiment) -> dict[str, list[dict[str, Any]]]:
+def previous_runs(store: Store, experiment: Experiment) -> dict[str, list[RunRow]]:
     """The batch's earlier top-level runs (forks left out) by combination key, oldest first."""
-    found: dict[str, list[dict[str, Any]]] = {}
+    found: dict[str, list[RunRow]] = {}
     for r in store.list_runs(batch_id=experiment.batch_id):
         key = r["config"].get("combo")
         if key and r["parent_run_id"] is None:

@@ -58,7 +58,7 @@ def fork_run(store: TraceStore, run_id: str, step: int, *, model: str | None = N
             options["prompts"] = dataclasses.replace(PROMPTS[kind], decider=prompt)
     elif prompt:
         options["system_prompt"] = prompt
-    chat = load_model(model or desc.get("decider") or desc.get("model") or run["model"])
+    chat = load_model(model or desc.get("decider") or desc.get("model") or run["model"] or "")
     agent = build_agent(LoopSpec(loop=loop, options=options), chat, task)
     parent = AgentRun.attach(store, run["run_id"], agent)
     sandbox = None

@@ -23,14 +23,11 @@ PAIR_DIMENSION = "overall"
 def outputs(store: TraceStore, run_ids: list[str] | None = None) -> dict[str, str]:
     """Each run's final output, read in one query: the ``lab.answer`` of ``run_finished``, else the last
     answer a message gave, else the last submitted action (imported SUPER runs). Runs without one are absent."""
-    rows = store.query(
-        "SELECT run_id, seq, kind, json_extract(attrs, '$.\"lab.answer\"'), json_extract(attrs, '$.content'),"
-        " json_extract(attrs, '$.\"gen_ai.tool.name\"'), json_extract(attrs, '$.\"lab.action\"'),"
-        " json_extract(attrs, '$.\"lab.arguments\".answer') FROM events"
-        " WHERE kind IN ('run_finished', 'agent_message', 'tool_call', 'human_action') ORDER BY run_id, seq")
+    rows = store.event_values(["run_finished", "agent_message", "tool_call", "human_action"],
+                              ["lab.answer", "content", "gen_ai.tool.name", "lab.action", ("lab.arguments", "answer")])
     wanted = set(run_ids) if run_ids is not None else None
     rank: dict[str, tuple[int, int, str]] = {}
-    for run_id, seq, kind, answer, content, tool, action, arg_answer in rows:
+    for run_id, seq, kind, (answer, content, tool, action, arg_answer) in rows:
         if wanted is not None and run_id not in wanted:
             continue
         if kind == "run_finished" and answer:
@@ -109,7 +106,7 @@ class GradingWidget(pn.viewable.Viewer):
         if self.mode == "rubric":
             items: list[tuple[str, ...]] = [(r,) for r in runs if r not in graded]
         else:
-            by_task: dict[str, list[str]] = defaultdict(list)
+            by_task: dict[str | None, list[str]] = defaultdict(list)
             for r in runs:
                 try:
                     by_task[self.store.get_run(r)["task"]].append(r)
@@ -135,9 +132,7 @@ class GradingWidget(pn.viewable.Viewer):
     def _already_graded(self) -> set:
         if not self.grader or self.mode != "rubric":
             return set()  # pairwise: a pair may be judged again (each judgement is one comparison)
-        rows = self.store.query("SELECT DISTINCT run_id FROM scores WHERE provenance='human' AND source=? AND scorer=?",
-                                (self.grader, self.scorer))
-        return {r for (r,) in rows}
+        return {r["run_id"] for r in self.store.scores(provenance="human", source=self.grader, scorer=self.scorer)}
 
     @property
     def current(self) -> tuple[str, ...] | None:

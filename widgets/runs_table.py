@@ -112,9 +112,7 @@ class RunsTable(pn.viewable.Viewer):
 
     def signature(self) -> tuple:
         """What changes when runs are added, change status or get scores (one cheap query)."""
-        return tuple(self.store.query(
-            "SELECT (SELECT COUNT(*) FROM runs), (SELECT COUNT(*) FROM runs WHERE status = 'running'),"
-            " (SELECT COUNT(*) FROM scores), (SELECT COALESCE(MAX(finished_at), 0) FROM runs)")[0])
+        return self.store.totals()
 
     def poll(self) -> bool:
         """Reload when the store changed since the last read (a launch, a fork, new grades); returns whether

@@ -6,7 +6,6 @@ Statistics on these frames come from :mod:`lab.stats`; this module only selects 
 
 from __future__ import annotations
 
-import json
 import math
 
 import pandas as pd
@@ -81,15 +80,13 @@ def comparisons(store: TraceStore, runs: pd.DataFrame) -> pd.DataFrame:
     (winner ``a``, ``b`` or ``tie``), one row per judgement, contestants named by :func:`contestant`. Each
     judgement is stored on both runs (``details.opponent`` names the other); the copy on the smaller run id
     is kept, and judgements between two runs of the same contestant are left out (they rate nothing)."""
-    rows = store.query(
-        "SELECT s.run_id, s.dimension, s.value, s.source, e.attrs FROM scores s"
-        " JOIN events e ON e.run_id = s.run_id AND e.seq = s.seq"
-        " WHERE s.scorer = 'preference' AND s.value IS NOT NULL")
+    rows = store.scores(scorer="preference", valued=True)
     name = {r: contestant(a, m, h) for r, a, m, h in zip(runs["run_id"], runs["agent"], runs["model"], runs["is_human"])}
     out = []
-    for run, dim, value, source, attrs in rows:
-        opp = (json.loads(attrs).get("lab.score.details") or {}).get("opponent")
-        if opp in name and run < opp and name[run] != name[opp]:
+    for r in rows:
+        run, dim, value, source = r["run_id"], r["dimension"], r["value"], r["source"]
+        opp = (r["details"] or {}).get("opponent")
+        if isinstance(opp, str) and value is not None and opp in name and run < opp and name[run] != name[opp]:
             winner = "a" if value > 0.5 else "b" if value < 0.5 else "tie"
             out.append((dim, name[run], name[opp], winner, source))
     return pd.DataFrame(out, columns=["dimension", "model_a", "model_b", "winner", "source"])
@@ -97,6 +94,5 @@ def comparisons(store: TraceStore, runs: pd.DataFrame) -> pd.DataFrame:
 
 def rubric(store: TraceStore, scorer: str = "expert") -> dict[str, tuple[int, int]]:
     """The rubric experts have used so far: dimension → (lowest, highest) grade seen (at least 1–5)."""
-    rows = store.query("SELECT dimension, MIN(value), MAX(value) FROM scores WHERE provenance='human' AND scorer=?"
-                       " AND value IS NOT NULL GROUP BY dimension", (scorer,))
+    rows = store.score_ranges(scorer, provenance="human")
     return {d: (min(1, int(lo)), max(5, int(math.ceil(hi)))) for d, lo, hi in rows}

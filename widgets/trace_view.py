@@ -18,7 +18,7 @@ import param
 
 from lab import provenance
 from lab.auth import Access, AuthError, record_action
-from lab.traces import StoreError, TraceStore
+from lab.traces import RunRow, StoreError, TraceStore
 from widgets.notice import notice
 from widgets.render import (CSS, block, diff_html, provenance_diff_html, provenance_html, scores_html, steps_html,
                             tree_html)
@@ -40,7 +40,7 @@ def _seconds(s: float) -> str:
     return f"{h}h {m:02d}m" if h else f"{m}m"
 
 
-def _run_or_none(store: TraceStore, run_id: str) -> dict | None:
+def _run_or_none(store: TraceStore, run_id: str) -> RunRow | None:
     try:
         return store.get_run(run_id)
     except StoreError:
@@ -97,7 +97,7 @@ class TraceViewer(_Pager):
         self.store = store
         self.forker = forker
         self.access = access or Access()
-        self.run: dict | None = None
+        self.run: RunRow | None = None
         self.steps: list[Step] = []
         self._last_seq = -1
         self.message = ""
@@ -173,14 +173,12 @@ class TraceViewer(_Pager):
         cols = ["scorer", "dimension", "value", "label", "provenance", "source"]
         if self.run is None:
             return pd.DataFrame(columns=cols)
-        rows = self.store.query(f"SELECT {', '.join(cols)} FROM scores WHERE run_id = ? AND final = 1 ORDER BY seq",
-                                (self.run["run_id"],))
-        return pd.DataFrame(rows, columns=cols)
+        return pd.DataFrame(self.store.scores(self.run["run_id"], final_only=True), columns=cols)
 
     def outcome(self) -> dict[str, str]:
         """What the run was asked (``asked``), how it ended (``stop``) and its final answer (``answer``)."""
         first = next((s for s in self.steps if s.kind == "run_started"), None)
-        cfg = (self.run or {}).get("config") or {}
+        cfg = self.run["config"] if self.run is not None else {}
         asked = (first.text if first and first.text else "") or str(cfg.get("prompt") or "")
         finished = next((s for s in reversed(self.steps) if s.kind == "run_finished"), None)
         answer = finished.text if finished else ""
@@ -214,7 +212,7 @@ class TraceViewer(_Pager):
                  + (f" · started {time.strftime('%Y-%m-%d %H:%M', time.localtime(r['created_at']))}"
                     if r.get("created_at") else "")]
         if r.get("parent_run_id"):
-            lines.append(f"forked from <code>{html.escape(r['parent_run_id'])}</code> at step {r['fork_step']}")
+            lines.append(f"forked from <code>{html.escape(r['parent_run_id'] or '')}</code> at step {r['fork_step']}")
         source = ((r.get("config") or {}).get("source"))
         if source:
             did = sum(s.kind not in ("run_started", "run_finished", "score") for s in self.steps)

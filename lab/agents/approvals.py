@@ -28,15 +28,10 @@ _OPEN = (RunStatus.RUNNING.value, RunStatus.INTERRUPTED.value)
 def awaiting_approval(store: TraceStore, run_id: str | None = None) -> dict[str, list[dict[str, Any]]]:
     """Runs whose latest event asks for an approval (and that are still open): run id → pending calls
     (only ``run_id``'s, when given)."""
-    one = " AND e.run_id = ?" if run_id is not None else ""
-    rows = store.query(
-        "SELECT e.run_id, e.attrs FROM events e JOIN runs r ON r.run_id = e.run_id"
-        " WHERE e.kind = ? AND r.status IN (?, ?)" + one +
-        " AND e.seq = (SELECT MAX(seq) FROM events WHERE run_id = e.run_id)",
-        (EventKind.AGENT_MESSAGE.value, *_OPEN, *([run_id] if run_id is not None else [])))
+    rows = store.latest_events(statuses=_OPEN, kinds=[EventKind.AGENT_MESSAGE.value], run_id=run_id)
     out = {}
-    for run_id, attrs in rows:
-        a = json.loads(attrs)
+    for ev in rows:
+        run_id, a = ev.run_id, ev.attrs
         if a.get("lab.action") == AWAITING_APPROVAL:
             out[run_id] = a.get("lab.pending") or []
     return out
@@ -63,7 +58,7 @@ def rebuild_agent(store: TraceStore, run_id: str, *, model: ChatModel | None = N
     if model is None:
         from lab.models import load_model
 
-        model = (model_loader or load_model)(desc.get("model") or run["model"])
+        model = (model_loader or load_model)(desc.get("model") or run["model"] or "")
     builtin = {"submit", "shell", "python", "edit_file"} if loop == "repo_setup" else {"submit"}
     try:
         tools = get_tools([n for n in desc.get("tools", []) if n not in builtin])

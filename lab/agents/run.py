@@ -467,8 +467,7 @@ class AgentRun:
         from datetime import datetime
 
         saved = datetime.fromisoformat(self._boundary_at(step).created_at).timestamp()
-        row = self.store.query("SELECT MAX(elapsed) FROM events WHERE run_id=? AND ts<=?", (self.run_id, saved))
-        return float(row[0][0] or 0.0) if row else 0.0
+        return self.store.last_elapsed(self.run_id, until=saved)
 
     def fork(self, step: int, *, agent: Agent | None = None, sandbox: Any = None,
              edit: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from lab.traces.rows import RunRow
 
 
 def rescore(
@@ -33,9 +37,9 @@ def rescore(
             kwargs[key] = value
     scoring = get_scorer(scorer, **kwargs)
     st = open_store(store)
-    tasks: dict[str, object] = {}
+    tasks: dict[str | None, object] = {}
 
-    def task_of(run: dict) -> object:
+    def task_of(run: RunRow) -> object:
         key = run["task"]
         if key not in tasks:
             from lab.tasks import get_task
@@ -46,11 +50,11 @@ def rescore(
                 tasks[key] = None
         return tasks[key]
 
-    def target(run: dict) -> object:
+    def target(run: RunRow) -> object:
         t = task_of(run)
         return None if t is None else (t.scoring.target if t.scoring.target is not None else t.answer)
 
-    def context(run: dict) -> dict:
+    def context(run: RunRow) -> dict:
         t = task_of(run)
         return {} if t is None else {"question": t.inputs.get("question", t.instructions)}
 

@@ -9,12 +9,13 @@ from pathlib import Path
 import typer
 
 from lab.cli.options import StoreOption, open_store
+from lab.traces.rows import RunRow
 from lab.traces.schema import RunStatus
 
 runs_app = typer.Typer(no_args_is_help=True, help="Stored runs.")
 
 
-def run_summary(store, run: dict) -> dict:
+def run_summary(store, run: RunRow) -> dict:
     """The stable one-object-per-run shape printed by ``lab runs list --json``."""
     return {
         "run_id": run["run_id"],

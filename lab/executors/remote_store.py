@@ -10,7 +10,7 @@ checkpoints whichever node it lands on.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from lab.traces.checkpoints import checkpointer_for
 from lab.traces.protocol import Store
+from lab.traces.rows import EventValues, RunRow, ScoreRange, ScoreRow, StoreTotals
 from lab.traces.schema import Event, Score
 from lab.traces.store import TraceStore
 
@@ -97,10 +98,10 @@ class RemoteStore:
     def reopen_run(self, run_id: str) -> None:
         self._call("reopen_run", run_id)
 
-    def get_run(self, run_id: str) -> dict[str, Any]:
+    def get_run(self, run_id: str) -> RunRow:
         return self._call("get_run", run_id)
 
-    def list_runs(self, *, status: str | None = None, batch_id: str | None = None) -> list[dict[str, Any]]:
+    def list_runs(self, *, status: str | None = None, batch_id: str | None = None) -> list[RunRow]:
         return self._call("list_runs", status=status, batch_id=batch_id)
 
     def append(self, event: Event) -> Event:
@@ -117,8 +118,32 @@ class RemoteStore:
     def final_scores(self, run_id: str) -> dict[str, float | None]:
         return self._call("final_scores", run_id)
 
-    def last_elapsed(self, run_id: str) -> float:
-        return self._call("last_elapsed", run_id)
+    def last_elapsed(self, run_id: str, *, until: float | None = None) -> float:
+        return self._call("last_elapsed", run_id, until=until)
+
+    def latest_events(self, *, statuses: Iterable[str] | None = None, kinds: Iterable[str] | None = None,
+                      run_id: str | None = None) -> list[Event]:
+        """:meth:`~lab.traces.store.TraceStore.latest_events` of the driver's store."""
+        return self._call("latest_events", statuses=None if statuses is None else list(statuses),
+                          kinds=None if kinds is None else list(kinds), run_id=run_id)
+
+    def event_values(self, kinds: Iterable[str], keys: Sequence[str | tuple[str, ...]]) -> list[EventValues]:
+        """:meth:`~lab.traces.store.TraceStore.event_values` of the driver's store."""
+        return self._call("event_values", list(kinds), list(keys))
+
+    def scores(self, run_id: str | None = None, *, scorer: str | None = None, provenance: str | None = None,
+               source: str | None = None, final_only: bool = False, valued: bool = False) -> list[ScoreRow]:
+        """:meth:`~lab.traces.store.TraceStore.scores` of the driver's store."""
+        return self._call("scores", run_id, scorer=scorer, provenance=provenance, source=source,
+                          final_only=final_only, valued=valued)
+
+    def score_ranges(self, scorer: str, *, provenance: str | None = None) -> list[ScoreRange]:
+        """:meth:`~lab.traces.store.TraceStore.score_ranges` of the driver's store."""
+        return self._call("score_ranges", scorer, provenance=provenance)
+
+    def totals(self) -> StoreTotals:
+        """:meth:`~lab.traces.store.TraceStore.totals` of the driver's store."""
+        return self._call("totals")
 
     def take_lease(self, key: str, owner: str, token: str, ttl: float) -> str | None:
         return self._call("take_lease", key, owner, token, ttl)

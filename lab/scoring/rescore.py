@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from lab.scoring.base import Scorer, ScoringError, as_scores
+from lab.traces.rows import RunRow
 from lab.traces.schema import EventKind
 from lab.traces.store import TraceStore
 
@@ -28,8 +29,8 @@ def rescore(
     scorer: Scorer,
     *,
     runs: Iterable[str] | pd.DataFrame | None = None,
-    target: Mapping[str, Any] | Callable[[dict[str, Any]], Any] | None = None,
-    context: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    target: Mapping[str, Any] | Callable[[RunRow], Any] | None = None,
+    context: Callable[[RunRow], dict[str, Any]] | None = None,
     output: Callable[[TraceStore, str], Any] = run_output,
 ) -> pd.DataFrame:
     """Score stored runs' outputs with ``scorer`` and record the scores on those runs.
@@ -65,7 +66,7 @@ def rescore(
         if answer is None:
             out.append({"run_id": rid, "task": task, "skipped": "the run recorded no output"})
             continue
-        tgt = target(run) if callable(target) else (target or {}).get(task)
+        tgt = target(run) if callable(target) else (target or {}).get(task) if task is not None else None
         ctx = {"item_id": task, **(context(run) if context else {})}
         try:
             scores = as_scores(scorer(answer, tgt, **ctx))

@@ -2,10 +2,12 @@
 
 from lab.traces.backend import open_trace_store
 from lab.traces.recorder import RunRecorder, WorkClock
+from lab.traces.rows import EventValues, RunRow, ScoreRange, ScoreRow, StoreTotals
 from lab.traces.schema import Event, EventKind, Provenance, RunStatus, Score
 from lab.traces.store import StoreError, TraceImportError, TraceStore, default_store_path
 
 __all__ = [
-    "Event", "EventKind", "Provenance", "RunRecorder", "RunStatus", "Score", "StoreError", "TraceImportError",
-    "TraceStore", "WorkClock", "default_store_path", "open_trace_store",
+    "Event", "EventKind", "EventValues", "Provenance", "RunRecorder", "RunRow", "RunStatus", "Score", "ScoreRange",
+    "ScoreRow", "StoreError", "StoreTotals", "TraceImportError", "TraceStore", "WorkClock", "default_store_path",
+    "open_trace_store",
 ]

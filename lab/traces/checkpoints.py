@@ -14,7 +14,6 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -23,7 +22,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from lab.secrets import redact
 
-_savers: dict[str, BaseCheckpointSaver] = {}
+_savers: dict[str, BaseCheckpointSaver[str]] = {}
 _lock = threading.Lock()
 
 
@@ -41,6 +40,7 @@ class RedactingSerializer(JsonPlusSerializer):
     """LangGraph's serializer, with secrets redacted from every string of a checkpoint's (JSON-only) state."""
 
     def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
+        """LangGraph's typed encoding of ``obj`` with its strings redacted."""
         return super().dumps_typed(_redacted(obj))
 
 
@@ -50,7 +50,7 @@ def checkpoint_path(store_path: str | Path) -> Path:
     return p.with_name(f"{p.stem}.checkpoints.db")
 
 
-def checkpointer_for(store_path: str | Path) -> BaseCheckpointSaver:
+def checkpointer_for(store_path: str | Path) -> BaseCheckpointSaver[str]:
     """The process-wide checkpointer for a trace store (created on first use): a SQLite file (WAL mode)
     beside a store file, or LangGraph's Postgres checkpointer for a ``postgresql://`` store URL."""
     from lab.traces.store import is_postgres_url
@@ -71,7 +71,7 @@ def checkpointer_for(store_path: str | Path) -> BaseCheckpointSaver:
         return saver
 
 
-def _postgres_saver(url: str) -> BaseCheckpointSaver:
+def _postgres_saver(url: str) -> BaseCheckpointSaver[str]:
     """One ``PostgresSaver`` per database URL and process, on its own autocommit connection."""
     import psycopg
     from langgraph.checkpoint.postgres import PostgresSaver
@@ -90,8 +90,10 @@ def _postgres_saver(url: str) -> BaseCheckpointSaver:
                 # One set-up (migrations) at a time: several processes may start together. Polled, not waited
                 # for: a migration builds an index CONCURRENTLY, which waits for every open transaction,
                 # including a blocked lock request (a deadlock).
-                while not conn.execute("SELECT pg_try_advisory_lock(hashtext('lab.checkpoints'))").fetchone()[
-                        "pg_try_advisory_lock"]:
+                while True:
+                    row = conn.execute("SELECT pg_try_advisory_lock(hashtext('lab.checkpoints')) AS taken").fetchone()
+                    if row is not None and row["taken"]:
+                        break
                     time.sleep(0.05)
                 try:
                     saver.setup()

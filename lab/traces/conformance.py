@@ -11,6 +11,7 @@ breaks a promise. A backend's test module runs every function of :data:`CHECKS` 
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -19,7 +20,7 @@ import textwrap
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import IO, Any, TypedDict
 
 from lab.traces.backend import open_trace_store
 from lab.traces.schema import Event, Score
@@ -84,7 +85,7 @@ def check_events_are_ordered_and_append_only(location: Location) -> None:
         assert s.raw_events(a)[0][8] == '{"s":"é\\n\u2028 50% ?","f":0.1,"big":9007199254740993,"n":null,' \
                                         '"l":[true,{"k":-0.0}]}'
         for sql in ("UPDATE events SET kind='x' WHERE run_id=?", "DELETE FROM events WHERE run_id=?"):
-            _raises(lambda: s.query(sql, (a,)), "append-only")
+            _raises(functools.partial(s.query, sql, (a,)), "append-only")
         assert s.count_events(a) == 3
 
 
@@ -108,10 +109,17 @@ def check_concurrent_threads(location: Location) -> None:
             assert [e.attrs["i"] for e in evs if e.attrs["t"] == t] == list(range(40))
 
 
-def _spawn(code: str, *args: str, stdin: bool = False) -> subprocess.Popen:
+def _spawn(code: str, *args: str, stdin: bool = False) -> subprocess.Popen[str]:
+    """A Python child process running ``code`` with ``args``, its output (and, with ``stdin``, its input) piped."""
     return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.PIPE if stdin else None, text=True,
                             env={**os.environ, "PYTHONPATH": os.pathsep.join([str(_ROOT), *sys.path])})
+
+
+def _stdout(proc: subprocess.Popen[str]) -> IO[str]:
+    """A child's piped output."""
+    assert proc.stdout is not None, "the child's output is not piped"
+    return proc.stdout
 
 
 _PROCESS_WRITER = """
@@ -137,8 +145,9 @@ def check_concurrent_processes(location: Location) -> None:
         shared = s.create_run({"task": "shared"})
     n, writers = 150, 4
     procs = [_spawn(_PROCESS_WRITER, str(location), str(w), shared, str(n), stdin=True) for w in range(writers)]
-    own = [p.stdout.readline().strip() for p in procs]
+    own = [_stdout(p).readline().strip() for p in procs]
     for p in procs:
+        assert p.stdin is not None
         p.stdin.write("go\n")
         p.stdin.flush()
     errs = [p.communicate(timeout=600)[1] for p in procs]
@@ -170,8 +179,8 @@ def check_dead_process_run_is_interrupted(location: Location) -> None:
     is marked ``interrupted`` the next time the store opens after the process died."""
     proc = _spawn(_SLEEPER, str(location))
     try:
-        run_id = proc.stdout.readline().strip()
-        assert run_id, proc.stderr.read()
+        run_id = _stdout(proc).readline().strip()
+        assert run_id, proc.communicate()[1]
         with open_trace_store(location) as other:
             assert other.get_run(run_id)["status"] == "running"
             live = other.create_run({"task": "mine"})
@@ -202,9 +211,9 @@ _KILLED_WRITER = """
 def check_kill_9_loses_nothing_returned(location: Location) -> None:
     """Every append that returned survives ``kill -9`` of its writer; the run is then marked ``interrupted``."""
     proc = _spawn(_KILLED_WRITER, str(location))
-    run_id = proc.stdout.readline().strip()
-    assert run_id, proc.stderr.read()
-    printed = [int(proc.stdout.readline()) for _ in range(200)]
+    run_id = _stdout(proc).readline().strip()
+    assert run_id, proc.communicate()[1]
+    printed = [int(_stdout(proc).readline()) for _ in range(200)]
     proc.send_signal(signal.SIGKILL)
     rest, _ = proc.communicate(timeout=60)
     printed += [int(x) for x in rest.split()]
@@ -215,7 +224,7 @@ def check_kill_9_loses_nothing_returned(location: Location) -> None:
         assert [e.seq for e in evs] == list(range(len(evs)))
         assert [e.attrs["i"] for e in evs] == list(range(len(evs)))
         run = s.get_run(run_id)
-        assert run["status"] == "interrupted" and "stopped" in run["error"] and run["finished_at"]
+        assert run["status"] == "interrupted" and "stopped" in (run["error"] or "") and run["finished_at"]
 
 
 def check_scores_and_frames(location: Location) -> None:
@@ -243,6 +252,77 @@ def check_scores_and_frames(location: Location) -> None:
 
         means = final_score_means(s, by="agent", scorers=["match"])
         assert means.loc["x", "match"] == 1.0 and means.loc["y", "match"] == 0.0
+
+
+def check_typed_reads(location: Location) -> None:
+    """The typed reads that views use instead of SQL: each run's latest event, attribute values of events by kind,
+    scores with provenance and details (filtered, in the order given), score ranges, totals, and a run's working
+    time up to a moment."""
+    with open_trace_store(location) as s:
+        assert s.totals() == (0, 0, 0, 0.0)
+        a, b, c = (s.create_run({"task": t}, run_id=f"run-{k}", created_at=float(i))
+                   for i, (k, t) in enumerate([("a", "t"), ("b", "t"), ("c", "u")]))
+        pending = {"lab.action": "awaiting_approval", "lab.pending": [{"id": "1"}]}
+        s.append_many([
+            Event(a, "agent_message", {"content": "hi", "lab.answer": "42", "nested": {"x": {"y": "deep"}}},
+                  ts=10.0, elapsed=1.0),
+            Event(a, "tool_call", {"gen_ai.tool.name": "submit", "lab.arguments": {"answer": "7"}, "flag": True,
+                                   "n": 3, "f": 0.5, "obj": {"k": [1, "é"], "a": None}}, ts=20.0, elapsed=2.5),
+            Event(b, "agent_message", pending, ts=30.0, elapsed=0.5),
+            Event(c, "agent_message", {"content": "x"}, ts=31.0), Event(c, "tool_call", ts=32.0),
+        ])
+        assert (s.last_elapsed(a), s.last_elapsed(a, until=15.0), s.last_elapsed(a, until=5.0)) == (2.5, 1.0, 0.0)
+
+        def latest(**kw: Any) -> list[tuple[str, int]]:
+            return [(e.run_id, e.seq) for e in s.latest_events(**kw)]
+
+        assert latest() == [(a, 1), (b, 0), (c, 1)]
+        got = s.latest_events(statuses=["running", "interrupted"], kinds=["agent_message"])
+        assert [(e.run_id, e.kind, e.attrs) for e in got] == [(b, "agent_message", pending)]
+        assert latest(run_id=a) == [(a, 1)] and latest(kinds=[]) == [] and latest(statuses=["done"]) == []
+
+        keys: list[str | tuple[str, ...]] = ["lab.answer", "content", ("lab.arguments", "answer"), "flag", "n", "f",
+                                             "obj", ("nested", "x", "y")]
+        assert s.event_values(["agent_message", "tool_call"], keys) == [
+            (a, 0, "agent_message", ("42", "hi", None, None, None, None, None, "deep")),
+            (a, 1, "tool_call", (None, None, "7", 1, 3, 0.5, '{"k":[1,"é"],"a":null}', None)),
+            (b, 0, "agent_message", (None,) * 8),
+            (c, 0, "agent_message", (None, "x", *(None,) * 6)),
+            (c, 1, "tool_call", (None,) * 8),
+        ]
+        assert [r.values for r in s.event_values(["tool_call"], ["gen_ai.tool.name"])] == [("submit",), (None,)]
+        try:
+            s.event_values(["tool_call"], ['a"b'])
+            raise AssertionError("a key with a double quote was read")
+        except ValueError:
+            pass
+
+        s.add_score(a, Score("match", 0.5, final=False), ts=39.0)
+        s.add_score(a, Score("match", 1.0), ts=40.0, elapsed=2.5)
+        s.add_score(b, Score("expert", 4.0, provenance="human", source="ann", dimension="clarity",
+                             details={"why": "ok"}), ts=41.0)
+        s.add_score(b, Score("expert", 2.0, provenance="human", source="bob", dimension="clarity"), ts=42.0)
+        s.add_score(a, Score("expert", 5.0, provenance="human", source="ann", dimension="depth"), ts=43.0)
+        s.add_score(c, Score("preference", None, provenance="human", source="ann", label="tie",
+                             details={"opponent": a}), ts=44.0)
+        assert [(r["run_id"], r["scorer"], r["value"]) for r in s.scores()] == [
+            (a, "match", 0.5), (a, "match", 1.0), (b, "expert", 4.0), (b, "expert", 2.0), (a, "expert", 5.0),
+            (c, "preference", None)]
+        assert s.scores(b, source="ann")[0] == {
+            "run_id": b, "seq": 1, "item_id": None, "scorer": "expert", "dimension": "clarity", "value": 4.0,
+            "label": None, "provenance": "human", "source": "ann", "final": True, "elapsed": 0.0, "ts": 41.0,
+            "details": {"why": "ok"}}
+        assert [(r["scorer"], r["value"], r["elapsed"]) for r in s.scores(a, final_only=True)] == [
+            ("match", 1.0, 2.5), ("expert", 5.0, 0.0)]
+        assert [r["run_id"] for r in s.scores(scorer="expert", provenance="human", source="ann")] == [b, a]
+        pref = s.scores(scorer="preference")
+        assert [(r["label"], r["details"], r["final"]) for r in pref] == [("tie", {"opponent": a}, True)]
+        assert s.scores(scorer="preference", valued=True) == [] and s.scores(provenance="model") == []
+        assert s.score_ranges("expert", provenance="human") == [("clarity", 2.0, 4.0), ("depth", 5.0, 5.0)]
+        assert s.score_ranges("expert", provenance="model") == [] and s.score_ranges("match") == [("overall", 0.5, 1.0)]
+
+        s.finish_run(b, "done", finished_at=50.0)
+        assert s.totals() == (3, 2, 6, 50.0) and [r for r, _ in latest(statuses=["running"])] == [a, c]
 
 
 def check_secrets_are_redacted(location: Location) -> None:
@@ -278,11 +358,10 @@ class _State(TypedDict):
 def check_checkpoints(location: Location) -> None:
     """LangGraph checkpoints of a run are kept with the store: a graph's state comes back in a new process's
     checkpointer, with its history, and a checkpoint's secrets are redacted."""
+    from langchain_core.runnables import RunnableConfig
     from langgraph.graph import END, START, StateGraph
 
-    from lab.traces.checkpoints import checkpointer_for
-
-    def step(state: _State) -> dict:
+    def step(state: _State) -> _State:
         return {"n": state["n"] + 1}
 
     g = StateGraph(_State)
@@ -293,15 +372,18 @@ def check_checkpoints(location: Location) -> None:
     g.add_edge("b", END)
     with open_trace_store(location) as s:
         rid = s.create_run({"task": "graph"})
-        saver = getattr(s, "checkpointer", None) or checkpointer_for(s.path)
-        cfg = {"configurable": {"thread_id": rid}}
+        saver = s.checkpointer
+        cfg: RunnableConfig = {"configurable": {"thread_id": rid}}
         assert g.compile(checkpointer=saver).invoke({"n": 1}, cfg) == {"n": 3}
+        latest = saver.get_tuple(cfg)
+        assert latest is not None, "no checkpoint after the graph ran"
         saver.put_writes({"configurable": {"thread_id": rid, "checkpoint_ns": "",
-                                           "checkpoint_id": saver.get_tuple(cfg).config["configurable"]
-                                           ["checkpoint_id"]}}, [("n", SECRET)], "task-1")
+                                           "checkpoint_id": latest.config["configurable"]["checkpoint_id"]}},
+                         [("n", SECRET)], "task-1")
         history = list(saver.list(cfg))
         assert len(history) == 4 and history[0].checkpoint["channel_values"]["n"] == 3
-        assert SECRET not in repr(saver.get_tuple(cfg).pending_writes)
+        written = saver.get_tuple(cfg)
+        assert written is not None and SECRET not in repr(written.pending_writes)
 
 
 def check_readonly(location: Location) -> None:
@@ -383,7 +465,8 @@ def check_leases(location: Location) -> None:
 
 CHECKS: list[Callable[[Location], None]] = [
     check_runs, check_events_are_ordered_and_append_only, check_concurrent_threads, check_concurrent_processes,
-    check_kill_9_loses_nothing_returned, check_dead_process_run_is_interrupted, check_scores_and_frames, check_secrets_are_redacted,
-    check_transactions_are_atomic, check_checkpoints, check_readonly, check_jsonl_round_trip, check_leases,
+    check_kill_9_loses_nothing_returned, check_dead_process_run_is_interrupted, check_scores_and_frames,
+    check_typed_reads, check_secrets_are_redacted, check_transactions_are_atomic, check_checkpoints, check_readonly,
+    check_jsonl_round_trip, check_leases,
 ]
 """Every check, in the order to run them."""

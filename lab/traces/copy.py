@@ -9,8 +9,12 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from lab.traces.store import _RUN_COLUMNS, StoreError, TraceStore
+
+if TYPE_CHECKING:
+    from langgraph.checkpoint.base import BaseCheckpointSaver
 
 _EVENT_COLS = "run_id, seq, ts, elapsed, kind, span_id, parent_id, agent, attrs"
 _SCORE_COLS = "run_id, seq, item_id, scorer, dimension, value, label, provenance, source, final, elapsed, ts"
@@ -31,16 +35,13 @@ def is_empty(store: TraceStore) -> bool:
     return store.query("SELECT COUNT(*) FROM runs")[0][0] == 0 and store.count_events() == 0
 
 
-def _saver(store: TraceStore, *, create: bool):
-    """The store's checkpointer; ``None`` for a SQLite store without a checkpoint file (unless ``create``)."""
-    from lab.traces.checkpoints import checkpoint_path, checkpointer_for
+def _existing_saver(store: TraceStore) -> BaseCheckpointSaver[str] | None:
+    """The store's checkpointer; ``None`` for a SQLite store without a checkpoint file (none is made)."""
+    from lab.traces.checkpoints import checkpoint_path
 
-    saver = getattr(store, "checkpointer", None)
-    if saver is not None:
-        return saver
-    if not create and not checkpoint_path(store.path).exists():
+    if isinstance(store.path, Path) and not checkpoint_path(store.path).exists():
         return None
-    return checkpointer_for(store.path)
+    return store.checkpointer
 
 
 def copy_store(src: TraceStore, dst: TraceStore, *, batch_runs: int = 200) -> CopyCounts:
@@ -84,19 +85,19 @@ def copy_store(src: TraceStore, dst: TraceStore, *, batch_runs: int = 200) -> Co
 def copy_checkpoints(src: TraceStore, dst: TraceStore) -> int:
     """Copy every LangGraph checkpoint (and its pending writes) of ``src``'s runs into ``dst``'s checkpointer,
     parents before children; return how many."""
-    source = _saver(src, create=False)
+    source = _existing_saver(src)
     if source is None:
         return 0
     tuples = list(source.list(None))
     if not tuples:
         return 0
-    target = _saver(dst, create=True)
+    target = dst.checkpointer
     for t in sorted(tuples, key=lambda t: t.checkpoint["id"]):
         conf = t.config["configurable"]
         parent = t.parent_config or {"configurable": {"thread_id": conf["thread_id"],
                                                       "checkpoint_ns": conf.get("checkpoint_ns", "")}}
         saved = target.put(parent, t.checkpoint, t.metadata, dict(t.checkpoint.get("channel_versions", {})))
-        by_task: dict[str, list] = defaultdict(list)
+        by_task: dict[str, list[tuple[str, Any]]] = defaultdict(list)
         for task_id, channel, value in t.pending_writes or []:
             by_task[task_id].append((channel, value))
         for task_id, writes in by_task.items():

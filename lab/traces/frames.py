@@ -21,7 +21,7 @@ _SCORE_COLS = ["run_id", "seq", "item_id", "scorer", "dimension", "value", "labe
 def events_frame(store: TraceStore, run_id: str | None = None, *, expand: bool = False) -> pd.DataFrame:
     """Events in order; ``attrs`` parsed to dicts, or expanded into one column per key."""
     sql = f"SELECT {','.join(_EVENT_COLS)} FROM events"
-    args: tuple = ()
+    args: tuple[str, ...] = ()
     if run_id is not None:
         sql += " WHERE run_id=?"
         args = (run_id,)
@@ -64,7 +64,7 @@ def runs_frame(store: TraceStore, *, with_scores: bool = True) -> pd.DataFrame:
         return runs
     scores = scores.assign(
         column=["score." + s if d == "overall" else f"score.{s}.{d}"
-                for s, d in zip(scores["scorer"], scores["dimension"])]
+                for s, d in zip(scores["scorer"], scores["dimension"], strict=True)]
     )
     last = scores.groupby(["run_id", "column"], sort=False)["value"].last().unstack("column")
     return runs.merge(last, how="left", left_on="run_id", right_index=True)

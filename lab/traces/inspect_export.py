@@ -19,14 +19,21 @@ from pathlib import Path
 from typing import Any
 
 from lab.traces import schema
+from lab.traces.rows import RunRow, ScoreRow
 from lab.traces.schema import EventKind
 from lab.traces.store import StoreError, TraceStore
 
 TASK = "expertlab"
 
 
+def _utc(ts: float | None) -> datetime:
+    """A Unix time as an aware UTC datetime (``None`` as the epoch)."""
+    return datetime.fromtimestamp(ts or 0.0, tz=timezone.utc)
+
+
 def _iso(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts or 0.0, tz=timezone.utc).isoformat()
+    """A Unix time as ISO 8601 text in UTC."""
+    return _utc(ts).isoformat()
 
 
 def _messages(dicts: list[dict[str, Any]]) -> list[Any]:
@@ -50,16 +57,18 @@ def _messages(dicts: list[dict[str, Any]]) -> list[Any]:
     return out
 
 
-def _score_key(row: dict[str, Any], taken: set[str]) -> str:
+def _score_key(row: ScoreRow, taken: set[str]) -> str:
+    """A final score's name in the sample: ``<scorer>`` or ``<scorer>.<dimension>``, with ``:<source>`` added when
+    another score took that name already."""
     key = row["scorer"] if row["dimension"] == "overall" else f"{row['scorer']}.{row['dimension']}"
     if key in taken and row["source"]:
         key = f"{key}:{row['source']}"
     return key
 
 
-def run_sample(store: TraceStore, run: dict[str, Any], epoch: int) -> Any:
+def run_sample(store: TraceStore, run: RunRow, epoch: int) -> Any:
     """One run as an Inspect ``EvalSample`` (sample id: the run's task)."""
-    from inspect_ai.event import ModelEvent, ScoreEvent, ToolEvent
+    from inspect_ai.event import Event, ModelEvent, ScoreEvent, ToolEvent
     from inspect_ai.log import EvalSample
     from inspect_ai.model import GenerateConfig, ModelOutput, ModelUsage
     from inspect_ai.scorer import Score as IScore
@@ -68,11 +77,12 @@ def run_sample(store: TraceStore, run: dict[str, Any], epoch: int) -> Any:
     prompt = str(cfg.get("prompt") or cfg.get("question") or run["task"] or "")
     events = store.events(run["run_id"])
     t0 = run["created_at"]
-    answer, last_call, sample_events = None, None, []
+    answer, last_call = None, None
+    sample_events: list[Event] = []
     usage: dict[str, ModelUsage] = {}
     results = {e.attrs.get(schema.TOOL_CALL_ID): e for e in events if e.kind == EventKind.TOOL_RESULT.value}
     for ev in events:
-        a, when = ev.attrs, {"timestamp": _iso(ev.ts), "working_start": ev.elapsed}
+        a, stamp = ev.attrs, _utc(ev.ts)
         if ev.kind == EventKind.MODEL_CALL.value and a.get("gen_ai.output.messages"):
             last_call = a
             model = str(a.get(schema.MODEL) or run["model"] or "unknown")
@@ -89,19 +99,23 @@ def run_sample(store: TraceStore, run: dict[str, Any], epoch: int) -> Any:
             output.usage = u
             sample_events.append(ModelEvent(model=model, input=_messages(a.get("gen_ai.input.messages") or []),
                                              tools=[], tool_choice="auto", config=GenerateConfig(), output=output,
-                                             working_time=a.get(schema.LATENCY), **when))
+                                             working_time=a.get(schema.LATENCY), timestamp=stamp,
+                                             working_start=ev.elapsed))
         elif ev.kind == EventKind.TOOL_CALL.value:
             res = results.get(a.get(schema.TOOL_CALL_ID))
+            arguments = a.get("lab.arguments")
             sample_events.append(ToolEvent(
                 id=str(a.get(schema.TOOL_CALL_ID) or f"call_{ev.seq}"), function=str(a.get(schema.TOOL_NAME)),
-                arguments=a.get("lab.arguments") if isinstance(a.get("lab.arguments"), dict) else {},
+                arguments=arguments if isinstance(arguments, dict) else {},
                 result=str(res.attrs.get("content", "")) if res is not None else "",
-                working_time=res.attrs.get(schema.DURATION) if res is not None else None, **when))
+                working_time=res.attrs.get(schema.DURATION) if res is not None else None, timestamp=stamp,
+                working_start=ev.elapsed))
         elif ev.kind == EventKind.SCORE.value:
+            value = a.get(schema.EVAL_SCORE)
             sample_events.append(ScoreEvent(
-                score=IScore(value=a.get(schema.EVAL_SCORE) if a.get(schema.EVAL_SCORE) is not None
-                             else (a.get(schema.EVAL_LABEL) or 0)),
-                scorer=a.get(schema.EVAL_NAME), intermediate=not a.get("lab.score.final", True), **when))
+                score=IScore(value=value if value is not None else (a.get(schema.EVAL_LABEL) or 0)),
+                scorer=a.get(schema.EVAL_NAME), intermediate=not a.get("lab.score.final", True), timestamp=stamp,
+                working_start=ev.elapsed))
         elif ev.kind == EventKind.RUN_FINISHED.value and a.get("lab.answer") is not None:
             answer = a["lab.answer"]
     if last_call is not None:
@@ -111,13 +125,13 @@ def run_sample(store: TraceStore, run: dict[str, Any], epoch: int) -> Any:
         messages = _messages([{"role": "user", "content": prompt}])
         if answer is not None:
             messages += _messages([{"role": "assistant", "content": str(answer)}])
-    rows = store.query("SELECT scorer, dimension, value, label, provenance, source FROM scores"
-                       " WHERE run_id=? AND final=1 ORDER BY seq", (run["run_id"],))
     scores: dict[str, Any] = {}
-    for scorer, dim, value, label, prov, source in rows:
-        key = _score_key({"scorer": scorer, "dimension": dim, "source": source}, set(scores))
+    for row in store.scores(run["run_id"], final_only=True):
+        key = _score_key(row, set(scores))
+        value, label = row["value"], row["label"]
         scores[key] = IScore(value=value if value is not None else (label or 0), answer=None if answer is None
-                             else str(answer), metadata={"provenance": prov, "source": source, "label": label})
+                             else str(answer), metadata={"provenance": row["provenance"], "source": row["source"],
+                                                         "label": label})
     meta = {"run_id": run["run_id"], "agent": run["agent"], "model": run["model"], "is_human": run["is_human"],
             "status": run["status"]}
     if run["is_human"]:

@@ -122,9 +122,9 @@ class LiveOTLP:
                 spans.append(event_span(ev.run_id, ev, event_span_id(ev.run_id, ev), parent))
                 if ev.kind == EventKind.RUN_FINISHED.value:
                     run = store.get_run(ev.run_id)
+                    run["status"] = ev.attrs.get("lab.status", run["status"])
                     start = int(run["created_at"] * _NS)
-                    spans.append(root_span({**run, "status": ev.attrs.get("lab.status", run["status"])},
-                                           start, max(int(ev.ts * _NS), start)))
+                    spans.append(root_span(run, start, max(int(ev.ts * _NS), start)))
             with self._lock:
                 self._queued += len(spans)
             for span in spans:
@@ -146,7 +146,7 @@ class LiveOTLP:
         self._processor.force_flush(int(timeout_s * 1000))
         if self._exporter.failed:  # the collector went down: what is left is dropped without waiting again
             self._exporter._down_until = float("inf")
-        self._processor.shutdown()
+        self._processor.shutdown()  # type: ignore[no-untyped-call]  # the SDK leaves it unannotated
         e = self._exporter
         self._closed = LiveReport(self.endpoint, self._queued, e.sent, self._queued - e.sent, e.last_error)
         return self._closed

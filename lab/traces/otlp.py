@@ -20,8 +20,9 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from lab.errors import LabError
 import lab.traces.schema as schema
+from lab.errors import LabError
+from lab.traces.rows import RunRow
 from lab.traces.schema import Event, EventKind
 from lab.traces.store import TraceStore, dumps
 
@@ -116,11 +117,11 @@ def run_spans(store: TraceStore, run_id: str) -> list[ReadableSpan]:
         if ev.span_id and ev.span_id not in ids:
             ids[ev.span_id] = sid
     parents = [ids.get(ev.parent_id, root) if ev.parent_id else root for ev in events]
-    parents = [root if p == s else p for p, s in zip(parents, ev_ids)]
+    parents = [root if p == s else p for p, s in zip(parents, ev_ids, strict=True)]
 
     starts = [int(ev.ts * _NS) for ev in events]
-    ends = {sid: start + int(_duration(ev.attrs) * _NS) for sid, start, ev in zip(ev_ids, starts, events)}
-    for sid, parent in zip(reversed(ev_ids), reversed(parents)):  # a span lasts until its last child ends
+    ends = {sid: start + int(_duration(ev.attrs) * _NS) for sid, start, ev in zip(ev_ids, starts, events, strict=True)}
+    for sid, parent in zip(reversed(ev_ids), reversed(parents), strict=True):  # a span lasts until its last child ends
         ends[parent] = max(ends.get(parent, 0), ends[sid])
     root_start = int(run["created_at"] * _NS)
     if starts:
@@ -128,7 +129,7 @@ def run_spans(store: TraceStore, run_id: str) -> list[ReadableSpan]:
     root_end = max(ends.get(root, 0), int((run["finished_at"] or 0) * _NS), root_start)
 
     spans = [root_span(run, root_start, root_end)]
-    for ev, sid, parent, start in zip(events, ev_ids, parents, starts):
+    for ev, sid, parent, start in zip(events, ev_ids, parents, starts, strict=True):
         spans.append(event_span(run_id, ev, sid, parent, max(ends[sid], start)))
     return spans
 
@@ -147,7 +148,7 @@ def event_span_id(run_id: str, ev: Event) -> int:
     return _span_int(ev.span_id) or _hash_id(f"lab-span:{run_id}:{ev.seq}", 64)
 
 
-def root_span(run: dict[str, Any], start_ns: int, end_ns: int) -> ReadableSpan:
+def root_span(run: RunRow, start_ns: int, end_ns: int) -> ReadableSpan:
     """The root span of a run (its row as ``TraceStore.get_run`` returns it)."""
     root_attrs = {
         "lab.run_id": run["run_id"], "lab.task": run["task"], "gen_ai.agent.name": run["agent"],

@@ -34,7 +34,7 @@ def _bindir() -> Path:
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 class PostgresCluster:
@@ -51,7 +51,7 @@ class PostgresCluster:
         self.user = "postgres" if os.geteuid() == 0 else None
         self.url = f"postgresql://lab@127.0.0.1:{self.port}/lab"
 
-    def _run(self, *args: str) -> subprocess.CompletedProcess:
+    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
         cmd = [str(self.bindir / args[0]), *args[1:]]
         if self.user:
             cmd = ["runuser", "-u", self.user, "--", *cmd]

@@ -12,15 +12,17 @@ LangGraph checkpoints live in the same database (LangGraph's own Postgres checkp
 from __future__ import annotations
 
 import functools
-import re
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import pq
 
 from lab.secrets import redact, redact_url
-from lab.traces.store import SCHEMA_VERSION, StoreError, TraceStore
+from lab.traces.store import SCHEMA_VERSION, Connection, StoreError, TraceStore
+
+if TYPE_CHECKING:
+    from langgraph.checkpoint.base import BaseCheckpointSaver
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -79,14 +81,9 @@ CREATE OR REPLACE TRIGGER events_append_only_t BEFORE TRUNCATE ON events
 FOR EACH STATEMENT EXECUTE FUNCTION lab_events_append_only();
 """
 
-_JSON_EXTRACT = re.compile(r"json_extract\((\w+), '(\$[^']*)'\)")
-
-
 @functools.lru_cache(maxsize=512)
 def _pg_sql(sql: str) -> str:
-    """SQLite's ``?`` placeholders as psycopg's ``%s`` (``%`` doubled; quoted text left as is), and SQLite's
-    ``json_extract(col, '$.path')`` as PostgreSQL's JSON path query on the column's text."""
-    sql = _JSON_EXTRACT.sub(r"(jsonb_path_query_first(\1::jsonb, '\2') #>> '{}')", sql)
+    """SQLite's ``?`` placeholders as psycopg's ``%s`` (``%`` doubled; quoted text left as is)."""
     out, quote = [], None
     for ch in sql:
         if quote:
@@ -104,21 +101,25 @@ def _pg_sql(sql: str) -> str:
 class _Connection:
     """A psycopg connection speaking the subset of :mod:`sqlite3`'s connection API the store uses."""
 
-    def __init__(self, conn: psycopg.Connection) -> None:
+    def __init__(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
         self.raw = conn
 
-    def execute(self, sql: str, args: Any = ()) -> psycopg.Cursor:
+    def execute(self, sql: str, args: Any = ()) -> psycopg.Cursor[tuple[Any, ...]]:
+        """Run one statement (SQLite's ``?`` placeholders)."""
         return self.raw.execute(_pg_sql(sql), tuple(args))
 
-    def executemany(self, sql: str, rows: list[tuple]) -> None:
+    def executemany(self, sql: str, rows: Any) -> None:
+        """Run one statement for each row of arguments."""
         with self.raw.cursor() as cur:
             cur.executemany(_pg_sql(sql), rows)
 
     @property
     def in_transaction(self) -> bool:
+        """Whether a transaction is open."""
         return self.raw.info.transaction_status != pq.TransactionStatus.IDLE
 
     def close(self) -> None:
+        """Close the connection."""
         self.raw.close()
 
 
@@ -153,9 +154,9 @@ class PostgresTraceStore(TraceStore):
         self.readonly = readonly
         self._sync = "on" if durability == "full" else "off"
         self._local = threading.local()
-        self._conns: list[Any] = []
+        self._conns = []
         self._lock = threading.Lock()
-        self._listeners: list[Any] = []  # what TraceStore.add_listener fills (live telemetry)
+        self._listeners = []  # what TraceStore.add_listener fills (live telemetry)
         conn = self._conn()
         if readonly:
             self._check_readable(conn)
@@ -168,7 +169,7 @@ class PostgresTraceStore(TraceStore):
         if recover:
             self.recover()
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[Any, ...]:
         """Pickles as its URL (so the pickle holds the password: keep it as secret as the URL); unpickling opens
         the same store afresh in the receiving process (a cluster worker's own connections), without recovery."""
         return (_reopen, (self.url, self.readonly, "full" if self._sync == "on" else "normal"))
@@ -188,7 +189,7 @@ class PostgresTraceStore(TraceStore):
                     "what this write held was not recorded, everything recorded before is kept")
         return f"trace store {self.path}: {redact(msg)}"
 
-    def _check_readable(self, conn: _Connection) -> None:
+    def _check_readable(self, conn: Connection) -> None:
         try:
             conn.execute("SELECT 1 FROM runs LIMIT 1").fetchall()
         except psycopg.errors.UndefinedTable:
@@ -196,8 +197,9 @@ class PostgresTraceStore(TraceStore):
         except psycopg.Error as e:
             raise StoreError(self._explain(e)) from e
 
-    def _conn(self) -> _Connection:  # type: ignore[override]
-        conn = getattr(self._local, "conn", None)
+    def _conn(self) -> _Connection:
+        """This thread's connection (opened on first use)."""
+        conn: _Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
             return conn
         try:
@@ -213,20 +215,26 @@ class PostgresTraceStore(TraceStore):
             self._conns.append(conn)
         return conn
 
-    def _lock_runs(self, conn: Any, run_ids: set[str]) -> None:
+    def _lock_runs(self, conn: Connection, run_ids: set[str]) -> None:
         # Sorted, so two writers of the same runs never wait on each other in a cycle.
         for rid in sorted(run_ids):
             conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (rid,))
 
-    def query(self, sql: str, args: Any = ()) -> list[tuple]:
+    def _json_value_sql(self, path: tuple[str, ...]) -> tuple[str, list[str]]:
+        """PostgreSQL's ``json_extract_path`` on the attributes' text (``json``, not ``jsonb``, so an object keeps
+        its key order); the same paths as SQLite's are accepted."""
+        super()._json_value_sql(path)
+        return f"json_extract_path(attrs::json, {','.join('?' * len(path))})", list(path)
+
+    def query(self, sql: str, args: Any = ()) -> list[tuple[Any, ...]]:
         """Run a read-only SQL query (SQLite's ``?`` placeholders are accepted)."""
         try:
             return self._conn().execute(sql, args).fetchall()
         except psycopg.Error as e:
             raise StoreError(self._explain(e)) from e
 
-    @functools.cached_property
-    def checkpointer(self):  # noqa: ANN201 - langgraph's PostgresSaver
+    @property
+    def checkpointer(self) -> BaseCheckpointSaver[str]:
         """LangGraph's Postgres checkpointer on this database (secrets redacted from checkpoints)."""
         from lab.traces.checkpoints import checkpointer_for
 

@@ -1,22 +1,24 @@
-"""What a run needs of a trace store: the :class:`Store` protocol.
+"""What a run and the views on runs need of a trace store: the :class:`Store` protocol.
 
-:class:`~lab.traces.store.TraceStore` (a local SQLite file) implements it, and so does a cluster worker's
-stand-in for the driver's store (:class:`lab.executors.remote_store.RemoteStore`); loops, recorders and the
-run pipeline accept either.
+:class:`~lab.traces.store.TraceStore` (a local SQLite file) and its PostgreSQL subclass implement it, and so does
+a cluster worker's stand-in for the driver's store (:class:`lab.executors.remote_store.RemoteStore`); loops,
+recorders and the run pipeline accept any. Its reads return the typed rows of :mod:`lab.traces.rows`; code
+outside :mod:`lab.traces` reads the store through these methods, never with SQL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from lab.traces.schema import Event, Score
+from lab.traces.rows import EventValues, RunRow, ScoreRange, ScoreRow, StoreTotals
+from lab.traces.schema import Event, RunStatus, Score
 
 
 @runtime_checkable
 class Store(Protocol):
-    """The trace-store methods one run uses (create, record, finish, read back, score).
+    """The trace-store methods one run and the views on runs use (create, record, finish, read back, score).
 
     Attributes:
         path: The store file (checkpoints live beside it).
@@ -24,7 +26,11 @@ class Store(Protocol):
 
     path: Path
 
-    def create_run(self, config: dict[str, Any] | None = None, **fields: Any) -> str:
+    def create_run(self, config: dict[str, Any] | None = None, *, run_id: str | None = None, task: str | None = None,
+                   agent: str | None = None, model: str | None = None, seed: int | None = None,
+                   is_human: bool = False, status: str = RunStatus.RUNNING.value, created_at: float | None = None,
+                   parent_run_id: str | None = None, fork_step: int | None = None,
+                   batch_id: str | None = None) -> str:
         """Register a run; return its id."""
         ...
 
@@ -37,11 +43,11 @@ class Store(Protocol):
         """Mark a finished or interrupted run running again (to resume it)."""
         ...
 
-    def get_run(self, run_id: str) -> dict[str, Any]:
+    def get_run(self, run_id: str) -> RunRow:
         """One run's row (``config`` parsed)."""
         ...
 
-    def list_runs(self, *, status: str | None = None, batch_id: str | None = None) -> list[dict[str, Any]]:
+    def list_runs(self, *, status: str | None = None, batch_id: str | None = None) -> list[RunRow]:
         """Runs, oldest first, optionally filtered."""
         ...
 
@@ -62,8 +68,30 @@ class Store(Protocol):
         """A run's final scores by name."""
         ...
 
-    def last_elapsed(self, run_id: str) -> float:
-        """The working time of a run's latest event."""
+    def last_elapsed(self, run_id: str, *, until: float | None = None) -> float:
+        """The working time of a run's latest event (recorded at or before ``until``, when given)."""
+        ...
+
+    def latest_events(self, *, statuses: Iterable[str] | None = None, kinds: Iterable[str] | None = None,
+                      run_id: str | None = None) -> list[Event]:
+        """Each run's latest event (of runs with one of ``statuses``, where it is of one of ``kinds``)."""
+        ...
+
+    def event_values(self, kinds: Iterable[str], keys: Sequence[str | tuple[str, ...]]) -> list[EventValues]:
+        """Some attribute values of every event of ``kinds``, by run and sequence number."""
+        ...
+
+    def scores(self, run_id: str | None = None, *, scorer: str | None = None, provenance: str | None = None,
+               source: str | None = None, final_only: bool = False, valued: bool = False) -> list[ScoreRow]:
+        """Scores with their provenance and details, in the order they were given."""
+        ...
+
+    def score_ranges(self, scorer: str, *, provenance: str | None = None) -> list[ScoreRange]:
+        """The lowest and highest value ``scorer`` gave on each dimension."""
+        ...
+
+    def totals(self) -> StoreTotals:
+        """Counts of runs, running runs and scores, and when a run last finished."""
         ...
 
     def take_lease(self, key: str, owner: str, token: str, ttl: float) -> str | None:

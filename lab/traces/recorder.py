@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from lab.traces.schema import Event, EventKind, RunStatus, Score
 from lab.traces.protocol import Store
+from lab.traces.schema import Event, EventKind, RunStatus, Score
 from lab.traces.store import score_event
 
 
@@ -29,6 +29,7 @@ class WorkClock:
 
     @property
     def paused(self) -> bool:
+        """Whether the clock is stopped."""
         return self._paused_at is not None
 
     def elapsed(self) -> float:
@@ -43,16 +44,19 @@ class WorkClock:
         return cls(offset=max(store.get_run(run_id).get("elapsed") or 0.0, store.last_elapsed(run_id) or 0.0))
 
     def pause(self) -> None:
+        """Stop the clock (nothing when already stopped)."""
         if self._paused_at is None:
             self._paused_at = time.monotonic()
 
     def resume(self) -> None:
+        """Start the clock again where it stopped (nothing when running)."""
         if self._paused_at is not None:
             self._started += time.monotonic() - self._paused_at
             self._paused_at = None
 
 
 def new_span_id() -> str:
+    """A fresh random span id (16 hex digits)."""
     return uuid.uuid4().hex[:16]
 
 
@@ -110,6 +114,7 @@ class RunRecorder:
 
     @property
     def current_span(self) -> str | None:
+        """The innermost open span of this thread, else the run's root span."""
         stack = getattr(self._local, "stack", None)
         return stack[-1] if stack else self._root_span
 
@@ -194,4 +199,5 @@ class RunRecorder:
 
     @property
     def finished(self) -> bool:
+        """Whether :meth:`finish` has recorded the run's end."""
         return self._finished

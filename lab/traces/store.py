@@ -15,16 +15,21 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from json.encoder import c_make_encoder, encode_basestring
+from json.encoder import encode_basestring
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 from urllib.parse import quote
 
 from lab.errors import LabError
 from lab.secrets import redact, redact_all
+from lab.traces.rows import EventValues, JsonScalar, RunRow, ScoreRange, ScoreRow, StoreTotals
 from lab.traces.schema import FINAL_STATUSES, Event, EventKind, RunStatus, Score
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from langgraph.checkpoint.base import BaseCheckpointSaver
 
 SCHEMA_VERSION = 1
 
@@ -91,8 +96,11 @@ _RUN_COLUMNS = (
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 # The C encoder json.dumps builds on every call, built once (a third of the per-event ingest cost);
-# the same bytes as _ENCODER.encode, checked below, else the plain encoder is used.
-_C_ENCODE = c_make_encoder and c_make_encoder(None, str, encode_basestring, None, ":", ",", False, False, True)
+# the same bytes as _ENCODER.encode, checked below, else the plain encoder is used. (CPython's private
+# ``json.encoder.c_make_encoder``, absent from the type stubs, hence looked up by name.)
+_c_make_encoder: Callable[..., Callable[[Any, int], tuple[str, ...]]] | None = getattr(
+    json.encoder, "c_make_encoder", None)
+_C_ENCODE = _c_make_encoder and _c_make_encoder(None, str, encode_basestring, None, ":", ",", False, False, True)
 
 
 def dumps(obj: Any) -> str:
@@ -104,7 +112,7 @@ if _C_ENCODE and dumps(_probe := {"a": [1.5, -0.0, 1e16, None, True], "é\n": "\
     _C_ENCODE = None
 
 
-def is_postgres_url(location: object) -> bool:
+def is_postgres_url(location: object) -> TypeGuard[str]:
     """Whether a store location names a PostgreSQL server rather than a SQLite file."""
     return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
 
@@ -164,6 +172,45 @@ class TraceImportError(StoreError):
     """A file being imported is malformed; the message names the file and line. Nothing was written."""
 
 
+class Cursor(Protocol):
+    """What the store reads of a database cursor (:mod:`sqlite3`'s, or psycopg's)."""
+
+    @property
+    def rowcount(self) -> int:
+        """Rows the last statement changed."""
+        ...
+
+    def fetchone(self) -> Any:
+        """The next row, ``None`` when there is none."""
+        ...
+
+    def fetchall(self) -> list[Any]:
+        """The remaining rows."""
+        ...
+
+
+class Connection(Protocol):
+    """What the store uses of a database connection: :class:`sqlite3.Connection`, or the PostgreSQL store's
+    wrapper of a psycopg connection (``?`` placeholders in both)."""
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open."""
+        ...
+
+    def execute(self, sql: str, args: Any = ..., /) -> Cursor:
+        """Run one statement."""
+        ...
+
+    def executemany(self, sql: str, rows: Any, /) -> object:
+        """Run one statement for each row of arguments."""
+        ...
+
+    def close(self) -> None:
+        """Close the connection."""
+        ...
+
+
 class TraceStore:
     """Runs, events and scores in one SQLite database.
 
@@ -198,7 +245,7 @@ class TraceStore:
         self.readonly = readonly
         self._sync = durability.upper()
         self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
+        self._conns: list[Connection] = []
         self._lock = threading.Lock()
         self._listeners: list[Callable[[TraceStore, list[Event]], None]] = []
         if not readonly:
@@ -276,7 +323,7 @@ class TraceStore:
         free = (st.f_bfree if os.geteuid() == 0 else st.f_bavail) * st.f_frsize
         return free < 1 << 20
 
-    def _explain(self, e: sqlite3.Error) -> str:
+    def _explain(self, e: Exception) -> str:
         msg = str(e)
         if "full" in msg or ("disk I/O error" in msg and self._disk_full()):
             return (f"cannot write the trace store {self.path}: the disk is full ({msg}); "
@@ -289,7 +336,7 @@ class TraceStore:
             return f"cannot write the trace store {self.path} ({msg}); open it with readonly=True to read"
         return f"trace store {self.path}: {msg}"
 
-    def _check_readable(self, conn: sqlite3.Connection) -> None:
+    def _check_readable(self, conn: Connection) -> None:
         try:
             conn.execute("SELECT 1 FROM runs LIMIT 1").fetchall()
         except sqlite3.DatabaseError as e:
@@ -299,8 +346,7 @@ class TraceStore:
         """A read-only connection; on a read-only disk (where WAL's shared-memory file cannot be
         created) the file is opened as immutable, unless it holds unsaved WAL content."""
         uri = f"file:{quote(str(self.path))}"
-        kw: dict[str, Any] = {"uri": True, "isolation_level": None, "timeout": 60, "check_same_thread": False}
-        conn = sqlite3.connect(uri + "?mode=ro", **kw)
+        conn = sqlite3.connect(uri + "?mode=ro", uri=True, isolation_level=None, timeout=60, check_same_thread=False)
         try:
             conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
             return conn
@@ -312,10 +358,12 @@ class TraceStore:
         if wal.exists() and wal.stat().st_size > 0:
             raise StoreError(f"{self.path} has changes not yet merged from {wal.name} and its folder cannot be "
                              "written; copy the store's files to a writable folder to read them")
-        return sqlite3.connect(uri + "?immutable=1", **kw)
+        return sqlite3.connect(uri + "?immutable=1", uri=True, isolation_level=None, timeout=60,
+                               check_same_thread=False)
 
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
+    def _conn(self) -> Connection:
+        """This thread's connection (opened on first use)."""
+        conn: Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
             return conn
         try:
@@ -338,7 +386,7 @@ class TraceStore:
         return conn
 
     @contextmanager
-    def _write(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
+    def _write(self, conn: Connection | None = None) -> Iterator[Connection]:
         if self.readonly:
             raise StoreError(f"{self.path} was opened read-only")
         conn = conn or self._conn()
@@ -364,7 +412,7 @@ class TraceStore:
                 self._rollback(conn)
                 raise StoreError(self._explain(e)) from e
 
-    def _rollback(self, conn: Any) -> None:
+    def _rollback(self, conn: Connection) -> None:
         """Roll back what is left of a failed transaction; SQLite has already rolled back after some errors
         (a full disk), and a second error must not hide the first."""
         if conn.in_transaction:
@@ -373,7 +421,7 @@ class TraceStore:
             except self._DatabaseError:
                 pass
 
-    def _lock_runs(self, conn: Any, run_ids: set[str]) -> None:
+    def _lock_runs(self, conn: Connection, run_ids: set[str]) -> None:
         """Hold the runs' sequence numbers until the transaction ends (SQLite's write lock already does)."""
 
     @contextmanager
@@ -381,6 +429,14 @@ class TraceStore:
         """Group writes so they land together or not at all (used by importers)."""
         with self._write():
             yield self
+
+    @property
+    def checkpointer(self) -> BaseCheckpointSaver[str]:
+        """LangGraph's checkpointer for this store's runs: a SQLite file beside the store, made on first use
+        (:func:`lab.traces.checkpoints.checkpointer_for`)."""
+        from lab.traces.checkpoints import checkpointer_for
+
+        return checkpointer_for(self.path)
 
     def close(self) -> None:
         """Close every connection this store opened."""
@@ -488,7 +544,7 @@ class TraceStore:
             self._lock_runs(conn, {f"lease:{key}"})  # one taker at a time (PostgreSQL; SQLite's write lock is one)
             row = conn.execute("SELECT owner, token, expires FROM leases WHERE key=?", (key,)).fetchone()
             if row is not None and row[1] != token and row[2] > now and owner_alive(row[0]):
-                return row[0]
+                return str(row[0])
             conn.execute("DELETE FROM leases WHERE key=?", (key,))
             conn.execute("INSERT INTO leases VALUES (?,?,?,?)", (key, owner, token, now + ttl))
         return None
@@ -519,7 +575,7 @@ class TraceStore:
         with self._write() as conn:
             conn.execute(f"UPDATE runs SET {sets} WHERE run_id=?", (*values, run_id))
 
-    def restore_run(self, run: dict[str, Any], events: Iterable[Event]) -> str:
+    def restore_run(self, run: Mapping[str, Any], events: Iterable[Event]) -> str:
         """Insert a whole finished run as recorded elsewhere: its row and its events, verbatim.
 
         Used by importers. Events keep their ``seq``, ``ts`` and ``span_id``; ``attrs`` are encoded
@@ -549,7 +605,7 @@ class TraceStore:
         rows, score_rows = [], []
         events = list(events)
         payloads = redact_all([dumps(ev.attrs) for ev in events])
-        for i, (ev, attrs) in enumerate(zip(events, payloads)):
+        for i, (ev, attrs) in enumerate(zip(events, payloads, strict=True)):
             if ev.run_id != row["run_id"] or ev.seq != i:
                 raise StoreError(f"run {row['run_id']}: event {i} has run {ev.run_id!r} seq {ev.seq}; "
                                  f"expected run {row['run_id']!r} seq {i}")
@@ -566,7 +622,7 @@ class TraceStore:
             conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)", rows)
             if score_rows:
                 conn.executemany("INSERT INTO scores VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", score_rows)
-        return row["run_id"]
+        return str(row["run_id"])
 
     def recover(self) -> list[str]:
         """Mark ``running`` runs whose writing process is gone as ``interrupted``; return their ids."""
@@ -581,8 +637,8 @@ class TraceStore:
                 )
         return dead
 
-    def get_run(self, run_id: str) -> dict[str, Any]:
-        """One run's row as a dict (``config`` parsed).
+    def get_run(self, run_id: str) -> RunRow:
+        """One run's row (``config`` parsed).
 
         Raises:
             StoreError: No such run (an unambiguous id prefix is accepted).
@@ -593,9 +649,9 @@ class TraceStore:
                               (run_id + "%",))
             if len(rows) != 1:
                 raise StoreError(f"no run {run_id!r} in {self.path}" if not rows else f"run id {run_id!r} is ambiguous")
-        return _run_dict(rows[0])
+        return _run_row(rows[0])
 
-    def list_runs(self, *, status: str | None = None, batch_id: str | None = None) -> list[dict[str, Any]]:
+    def list_runs(self, *, status: str | None = None, batch_id: str | None = None) -> list[RunRow]:
         """All runs (optionally filtered), oldest first."""
         sql = f"SELECT {','.join(_RUN_COLUMNS)} FROM runs"
         where, args = [], []
@@ -608,7 +664,7 @@ class TraceStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at, run_id"
-        return [_run_dict(r) for r in self.query(sql, args)]
+        return [_run_row(r) for r in self.query(sql, args)]
 
     # -- events ------------------------------------------------------------------------------------
 
@@ -627,7 +683,7 @@ class TraceStore:
             self._lock_runs(conn, {ev.run_id for ev in events})
             next_seq: dict[str, int] = {}
             rows, score_rows = [], []
-            for ev, attrs in zip(events, payloads):
+            for ev, attrs in zip(events, payloads, strict=True):
                 seq = next_seq.get(ev.run_id)
                 if seq is None:
                     seq = conn.execute(
@@ -682,17 +738,127 @@ class TraceStore:
         sql += " ORDER BY seq"
         return [Event(r[0], r[1], json.loads(r[2]), *r[3:]) for r in self.query(sql, args)]
 
+    def latest_events(self, *, statuses: Iterable[str] | None = None, kinds: Iterable[str] | None = None,
+                      run_id: str | None = None) -> list[Event]:
+        """Each run's latest event, runs oldest first.
+
+        Args:
+            statuses: Only runs with one of these statuses (default: every run).
+            kinds: Only runs whose latest event is of one of these kinds (a run whose latest event is of another
+                kind is left out: this is not each run's latest event *of* a kind).
+            run_id: Only this run.
+        """
+        sql = ("SELECT e.run_id, e.kind, e.attrs, e.seq, e.ts, e.elapsed, e.span_id, e.parent_id, e.agent"
+               " FROM events e JOIN runs r ON r.run_id = e.run_id"
+               " WHERE e.seq = (SELECT MAX(seq) FROM events WHERE run_id = e.run_id)")
+        args: list[Any] = []
+        for column, values in (("r.status", statuses), ("e.kind", kinds)):
+            if values is not None:
+                wanted = [v.value if isinstance(v, EventKind) else v for v in values]
+                if not wanted:
+                    return []
+                sql += f" AND {column} IN ({','.join('?' * len(wanted))})"
+                args += wanted
+        if run_id is not None:
+            sql += " AND e.run_id = ?"
+            args.append(run_id)
+        sql += " ORDER BY r.created_at, r.run_id"
+        return [Event(r[0], r[1], json.loads(r[2]), *r[3:]) for r in self.query(sql, args)]
+
+    def event_values(self, kinds: Iterable[str], keys: Sequence[str | tuple[str, ...]]) -> list[EventValues]:
+        """Some attribute values of every event of ``kinds`` (all runs), by run and sequence number; only those
+        values are read, not whole events.
+
+        Args:
+            kinds: The event kinds to read.
+            keys: The attributes to read: a name, or a path into nested objects (``("lab.arguments", "answer")``).
+
+        Returns:
+            One row per event, with one value per key (``None`` where the event has none), as SQL reads JSON:
+            JSON ``true``/``false`` as 1/0, an object or array as its JSON text.
+
+        Raises:
+            ValueError: A key holds a double quote (a JSON path cannot name it).
+        """
+        wanted = [k.value if isinstance(k, EventKind) else k for k in kinds]
+        if not wanted:
+            return []
+        columns, args = [], []
+        for key in keys:
+            column, path_args = self._json_value_sql((key,) if isinstance(key, str) else key)
+            columns.append(column)
+            args += path_args
+        sql = (f"SELECT run_id, seq, kind{''.join(', ' + c for c in columns)} FROM events"
+               f" WHERE kind IN ({','.join('?' * len(wanted))}) ORDER BY run_id, seq")
+        return [EventValues(r[0], r[1], r[2], tuple(_sql_scalar(v) for v in r[3:]))
+                for r in self.query(sql, [*args, *wanted])]
+
+    def _json_value_sql(self, path: tuple[str, ...]) -> tuple[str, list[str]]:
+        """The SQL expression (and its arguments) that reads the value at ``path`` of an event's ``attrs``."""
+        if not path or any('"' in k for k in path):
+            raise ValueError(f"cannot read attribute path {path!r}")
+        return "json_extract(attrs, ?)", ["$" + "".join(f'."{k}"' for k in path)]
+
     def final_scores(self, run_id: str) -> dict[str, float | None]:
         """A run's final scores by name (``scorer``, or ``scorer.dimension`` for rubric dimensions)."""
         rows = self.query("SELECT scorer, dimension, value FROM scores WHERE run_id=? AND final=1 ORDER BY seq",
                           (run_id,))
         return {(s if d == "overall" else f"{s}.{d}"): v for s, d, v in rows}
 
-    def last_elapsed(self, run_id: str) -> float:
-        """The working time of a run's latest event (0 when it has none)."""
-        return self.query("SELECT COALESCE(MAX(elapsed), 0) FROM events WHERE run_id=?", (run_id,))[0][0]
+    def scores(self, run_id: str | None = None, *, scorer: str | None = None, provenance: str | None = None,
+               source: str | None = None, final_only: bool = False, valued: bool = False) -> list[ScoreRow]:
+        """Scores with their provenance and details, in the order they were given (by time, then run and sequence
+        number).
 
-    def raw_events(self, run_id: str) -> list[tuple]:
+        Args:
+            run_id: Only this run's.
+            scorer: Only this scorer's.
+            provenance: Only of this provenance (``rule``, ``model``, ``human``).
+            source: Only from this judge or expert.
+            final_only: Only final scores (no intermediate ones).
+            valued: Only scores with a numeric value.
+        """
+        sql = ("SELECT s.run_id, s.seq, s.item_id, s.scorer, s.dimension, s.value, s.label, s.provenance, s.source,"
+               " s.final, s.elapsed, s.ts, e.attrs FROM scores s JOIN events e ON e.run_id = s.run_id AND e.seq = s.seq"
+               " WHERE 1=1")
+        args: list[Any] = []
+        for column, value in (("s.run_id", run_id), ("s.scorer", scorer), ("s.provenance", provenance),
+                              ("s.source", source)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                args.append(value)
+        if final_only:
+            sql += " AND s.final = 1"
+        if valued:
+            sql += " AND s.value IS NOT NULL"
+        sql += " ORDER BY s.ts, s.run_id, s.seq"
+        return [ScoreRow(run_id=r[0], seq=r[1], item_id=r[2], scorer=r[3], dimension=r[4], value=r[5], label=r[6],
+                         provenance=r[7], source=r[8], final=bool(r[9]), elapsed=r[10], ts=r[11],
+                         details=json.loads(r[12]).get("lab.score.details"))
+                for r in self.query(sql, args)]
+
+    def score_ranges(self, scorer: str, *, provenance: str | None = None) -> list[ScoreRange]:
+        """The lowest and highest value ``scorer`` gave on each dimension (only scores of ``provenance``, when
+        given), by dimension."""
+        sql = "SELECT dimension, MIN(value), MAX(value) FROM scores WHERE scorer = ? AND value IS NOT NULL"
+        args = [scorer]
+        if provenance is not None:
+            sql += " AND provenance = ?"
+            args.append(provenance)
+        sql += " GROUP BY dimension ORDER BY dimension"
+        return [ScoreRange(d, float(lo), float(hi)) for d, lo, hi in self.query(sql, args)]
+
+    def last_elapsed(self, run_id: str, *, until: float | None = None) -> float:
+        """The working time of a run's latest event (0 when it has none); with ``until``, of its latest event
+        recorded at or before that time (Unix seconds)."""
+        sql = "SELECT COALESCE(MAX(elapsed), 0) FROM events WHERE run_id=?"
+        args: list[Any] = [run_id]
+        if until is not None:
+            sql += " AND ts<=?"
+            args.append(until)
+        return float(self.query(sql, args)[0][0])
+
+    def raw_events(self, run_id: str) -> list[tuple[Any, ...]]:
         """A run's event rows exactly as stored (attrs as the stored JSON text)."""
         return self.query(
             "SELECT run_id, seq, ts, elapsed, kind, span_id, parent_id, agent, attrs FROM events"
@@ -702,11 +868,21 @@ class TraceStore:
     def count_events(self, run_id: str | None = None) -> int:
         """Number of events (of one run, or in the whole store)."""
         if run_id is None:
-            return self.query("SELECT COUNT(*) FROM events")[0][0]
-        return self.query("SELECT COUNT(*) FROM events WHERE run_id=?", (run_id,))[0][0]
+            return int(self.query("SELECT COUNT(*) FROM events")[0][0])
+        return int(self.query("SELECT COUNT(*) FROM events WHERE run_id=?", (run_id,))[0][0])
 
-    def query(self, sql: str, args: Iterable[Any] = ()) -> list[tuple]:
-        """Run a read-only SQL query (for views that need something the helpers lack)."""
+    def totals(self) -> StoreTotals:
+        """How many runs, running runs and scores the store holds, and when a run last finished: one cheap
+        read that changes whenever runs are added, change status or get scores."""
+        runs, running, scores, last = self.query(
+            "SELECT (SELECT COUNT(*) FROM runs), (SELECT COUNT(*) FROM runs WHERE status = ?),"
+            " (SELECT COUNT(*) FROM scores), (SELECT COALESCE(MAX(finished_at), 0) FROM runs)",
+            (RunStatus.RUNNING.value,))[0]
+        return StoreTotals(int(runs), int(running), int(scores), float(last))
+
+    def query(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a read-only SQL query (the store's own readers and tests; everything else reads through the typed
+        methods above, which every backend implements alike)."""
         try:
             return self._conn().execute(sql, tuple(args)).fetchall()
         except self._DatabaseError as e:
@@ -714,19 +890,19 @@ class TraceStore:
 
     # -- DataFrames -----------------------------------------------------------------------------
 
-    def runs_frame(self, *, with_scores: bool = True):
+    def runs_frame(self, *, with_scores: bool = True) -> pd.DataFrame:
         """Runs as a DataFrame, one row per run; with final scores as ``score.<scorer>`` columns."""
         from lab.traces.frames import runs_frame
 
         return runs_frame(self, with_scores=with_scores)
 
-    def events_frame(self, run_id: str | None = None, *, expand: bool = False):
+    def events_frame(self, run_id: str | None = None, *, expand: bool = False) -> pd.DataFrame:
         """Events as a DataFrame (one run's, or all); ``expand`` turns attributes into columns."""
         from lab.traces.frames import events_frame
 
         return events_frame(self, run_id, expand=expand)
 
-    def scores_frame(self, *, final_only: bool = False):
+    def scores_frame(self, *, final_only: bool = False) -> pd.DataFrame:
         """Scores as a DataFrame, one row per score, with provenance and run columns."""
         from lab.traces.frames import scores_frame
 
@@ -753,7 +929,7 @@ def score_event(run_id: str, score: Score, *, elapsed: float = 0.0, ts: float = 
                  parent_id=parent_id, agent=agent)
 
 
-def _score_row(ev: Event) -> tuple:
+def _score_row(ev: Event) -> tuple[Any, ...]:
     a = ev.attrs
     value = a.get("gen_ai.evaluation.score.value")
     return (
@@ -764,13 +940,25 @@ def _score_row(ev: Event) -> tuple:
     )
 
 
+def _sql_scalar(v: Any) -> JsonScalar:
+    """A JSON value as SQLite's ``json_extract`` gives it: booleans as 1/0, objects and arrays as JSON text."""
+    if isinstance(v, bool):
+        return int(v)
+    if v is None or isinstance(v, str | int | float):
+        return v
+    return dumps(v)
+
+
 def _str(v: Any) -> str | None:
     """A descriptive run column as stored: text, secrets redacted (a model name may hold a URL with a key)."""
     return None if v is None else redact(str(v))
 
 
-def _run_dict(row: tuple) -> dict[str, Any]:
-    d = dict(zip(_RUN_COLUMNS, row))
-    d["config"] = json.loads(d["config"])
-    d["is_human"] = bool(d["is_human"])
-    return d
+def _run_row(row: tuple[Any, ...]) -> RunRow:
+    """A ``runs`` table row (columns in :data:`_RUN_COLUMNS` order) as a :class:`RunRow`."""
+    (run_id, task, agent, model, seed, is_human, status, created_at, finished_at, elapsed, error, owner,
+     parent_run_id, fork_step, batch_id, config) = row
+    return RunRow(run_id=run_id, task=task, agent=agent, model=model, seed=seed, is_human=bool(is_human),
+                  status=status, created_at=created_at, finished_at=finished_at, elapsed=elapsed, error=error,
+                  owner=owner, parent_run_id=parent_run_id, fork_step=fork_step, batch_id=batch_id,
+                  config=json.loads(config))

@@ -12,8 +12,9 @@ Timing: events' ``elapsed`` is Inspect's ``working_start`` (working time, waits 
 sandboxes excluded); a run's ``elapsed`` is the sample's ``working_time``, else its ``total_time``. A sample
 solved by ``human_agent``/``human_cli`` is a human run (``agent="human"``, ``model="human:<expert>"``)
 timed by the human agent's own clock (``HumanAgentState`` time, pauses excluded), its ``task score``
-checks as intermediate scores and its recorded terminal sessions as ``human_action`` events; the expert's name comes from the sample's or eval's metadata
-(``expert``, ``human``, ``annotator``, ``user``), else from the agent's ``user`` parameter.
+checks as intermediate scores and its recorded terminal sessions as ``human_action`` events; the expert's name
+comes from the sample's or eval's metadata (``expert``, ``human``, ``annotator``, ``user``), else from the agent's
+``user`` parameter.
 
 Needs the ``inspect`` extra (``pip install 'expertlab[inspect]'``).
 """

@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError, field_validator, model_validator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
 )
 
 from lab.traces.files import iter_lines, parse_json
@@ -30,6 +38,23 @@ from lab.traces.store import StoreError, TraceImportError, TraceStore, score_eve
 SOURCE = "metr"
 HUMAN_ALIAS = "human"
 _Number = StrictInt | StrictFloat
+
+
+def _unix_seconds(v: object) -> object:
+    """A time as Unix seconds: ISO 8601 text parsed, Unix milliseconds (METR's tables) scaled; anything else is
+    left for the field's type to refuse."""
+    if isinstance(v, str):
+        try:
+            return datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
+        except ValueError as e:
+            raise ValueError(f"{v!r} is not an ISO 8601 time") from e
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        return v / 1000.0 if v > 1e11 else float(v)
+    return v
+
+
+#: A time given as Unix seconds, Unix milliseconds or ISO 8601 text, held as Unix seconds.
+_UnixTime = Annotated[StrictFloat | None, BeforeValidator(_unix_seconds)]
 
 
 class MetrRow(BaseModel):
@@ -48,21 +73,9 @@ class MetrRow(BaseModel):
     score: _Number | None
     score_binarized: Literal[0, 1] | None = None
     time_limit: Annotated[_Number, Field(ge=0)] | None = None
-    started_at: _Number | StrictStr | None = None
-    completed_at: _Number | StrictStr | None = None
+    started_at: _UnixTime = None
+    completed_at: _UnixTime = None
     human_minutes: Annotated[_Number, Field(ge=0)] | None = None
-
-    @field_validator("started_at", "completed_at")
-    @classmethod
-    def _unix_seconds(cls, v: float | str | None) -> float | None:
-        if v is None:
-            return None
-        if isinstance(v, str):
-            try:
-                return datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
-            except ValueError as e:
-                raise ValueError(f"{v!r} is not an ISO 8601 time") from e
-        return v / 1000.0 if v > 1e11 else float(v)  # METR tables hold milliseconds
 
     @model_validator(mode="after")
     def _in_order(self) -> MetrRow:
@@ -112,7 +125,8 @@ def read_rows(path: str | os.PathLike[str]) -> list[MetrRow]:
         TraceImportError: The file is missing or a row is malformed (message names file and line).
     """
     path = Path(path)
-    rows, seen = [], {}
+    rows: list[MetrRow] = []
+    seen: dict[str, int] = {}
     for lineno, line in iter_lines(path):
         where = f"{path}:{lineno}"
         obj = parse_json(line, path, lineno)
