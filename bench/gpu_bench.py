@@ -163,7 +163,7 @@ def bare_generate(model: Any, tok: Any, prompts: list[list[int]], max_new: int, 
 
 
 def hf_generate_batch(model: Any, prompts: list[list[int]], max_new: int) -> int:
-    """transformers' continuous batching (``generate_batch``, default configuration); new tokens in all."""
+    """Run transformers' continuous batching (``generate_batch``, default configuration); new tokens in all."""
     from transformers import GenerationConfig
 
     eos = model.generation_config.eos_token_id
@@ -444,8 +444,8 @@ def markdown(data: dict[str, Any]) -> str:
         except (KeyError, TypeError, ZeroDivisionError):
             return "-"
 
-    lines += [f"| shape | agents | lab | lab compiled | bare `generate` | bare static+compiled | HF `generate_batch` "
-              f"| old lab (max_batch=8) | roofline | lab / bare | lab / old |",
+    lines += ["| shape | agents | lab | lab compiled | bare `generate` | bare static+compiled | HF `generate_batch` "
+              "| old lab (max_batch=8) | roofline | lab / bare | lab / old |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for shape, s in data["shapes"].items():
         info = s.get("info", {})

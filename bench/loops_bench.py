@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lab.agents import Limits, ReActAgent, RepoSetupAgent
+from lab.agents import Limits, ReActAgent
 from lab.models import Message, ScriptedModel, ToolCall
 from lab.sandbox import SnapshotRef
 from lab.tools import ToolContext, tool

@@ -20,8 +20,16 @@ from lab import provenance
 from lab.auth import Access, AuthError, record_action
 from lab.traces import StoreError, TraceStore
 from widgets.notice import notice
-from widgets.render import (CSS, block, diff_html, provenance_diff_html, provenance_html, scores_html, steps_html,
-                            tree_html)
+from widgets.render import (
+    CSS,
+    block,
+    diff_html,
+    provenance_diff_html,
+    provenance_html,
+    scores_html,
+    steps_html,
+    tree_html,
+)
 from widgets.steps import Step, align, build_steps, search, totals
 
 #: ``fork(store, run_id, step, model=..., prompt=...) -> new run id``

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from langgraph.graph import StateGraph
 from langgraph.types import Command
 
-from lab.traces.checkpoints import checkpointer_for
 from lab.agents.limits import Limits, record_limit
 from lab.errors import LabError
 from lab.models.base import ChatModel, ChatResponse, Message, Sampling
@@ -37,8 +36,9 @@ from lab.provenance import record_sandbox
 from lab.registry import Registry
 from lab.sandbox.base import SandboxError, SandboxUnavailable, SnapshotRef
 from lab.sandbox.snapshot_store import SnapshotStore
+from lab.traces.checkpoints import checkpointer_for
 from lab.traces.protocol import Store
-from lab.traces.recorder import RunRecorder, WorkClock
+from lab.traces.recorder import RunRecorder
 from lab.traces.schema import EventKind, RunStatus
 
 if TYPE_CHECKING:

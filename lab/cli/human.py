@@ -24,10 +24,9 @@ def human(
     """Open an interactive shell in the task's sandbox with a pausable clock; `submit ANSWER` to finish."""
     from lab.agents.human import HumanSession
     from lab.errors import LabError
-    from lab.tasks.environment import open_task_sandbox
-    from lab.tasks import get_task, load_tasks
-
     from lab.sandbox.factory import SANDBOX_BACKENDS
+    from lab.tasks import get_task, load_tasks
+    from lab.tasks.environment import open_task_sandbox
 
     if backend not in SANDBOX_BACKENDS:
         raise LabError(f"--backend must be one of {', '.join(SANDBOX_BACKENDS.names())}, not {backend!r}")

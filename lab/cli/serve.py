@@ -13,8 +13,8 @@ import typer
 
 from lab.auth import load_users, users_path
 from lab.cli.options import StoreOption
-from lab.traces.backend import is_postgres_url
 from lab.errors import LabError
+from lab.traces.backend import is_postgres_url
 
 
 class ServeError(LabError):

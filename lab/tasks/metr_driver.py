@@ -17,6 +17,7 @@ import os
 import sys
 import traceback
 
+
 def _family(family_dir):
     name = os.path.basename(os.path.normpath(family_dir))
     sys.path.insert(0, family_dir)

@@ -11,8 +11,7 @@ import jsonschema
 import pytest
 
 from lab.models import Message, Sampling, ToolSpec
-from lab.models.batching import (CPU_MAX_BATCH, MAX_BATCH_CAP, context_tokens, default_max_batch,
-                                 kv_bytes_per_token)
+from lab.models.batching import CPU_MAX_BATCH, MAX_BATCH_CAP, context_tokens, default_max_batch, kv_bytes_per_token
 from lab.models.continuous import ContinuousBatcher, Request, SlotCache
 from lab.models.embedded import smollm2_dir
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from lab.tasks import BUNDLED, TaskSpecError, check_task, load_suite, load_super_jsonl, score_task
+from lab.tasks import TaskSpecError, check_task, load_suite, load_super_jsonl, score_task
 from lab.tasks.environment import TaskEnvironment
 from lab.tasks.experts import expert_model, expert_solution, run_expert
 

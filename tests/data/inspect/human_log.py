@@ -11,9 +11,9 @@ with ``python human_log.py AGENT_LOG.eval human_agent_arith.json``.
 from __future__ import annotations
 
 import sys
+from datetime import datetime, timedelta
 
 import shortuuid
-from datetime import datetime, timedelta
 
 # (expert, answers by sample id, minutes by sample id): one expert per epoch
 SESSIONS = [
