@@ -107,7 +107,7 @@ def test_static_shape_decoding_gives_the_same_tokens(smollm2, monkeypatch):
         th.join()
     static.close()
     assert max(static.batches) > 1
-    for p, r in zip(prompts, reqs):
+    for p, r in zip(prompts, reqs, strict=True):
         expect = Request(p, 20)
         smollm2.batcher.begin()
         smollm2.batcher.submit(expect)

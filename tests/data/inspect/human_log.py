@@ -34,7 +34,7 @@ def human_log(src: str, dst: str) -> None:
     log.plan = EvalPlan(steps=[EvalPlanStep(solver="human_agent", params={
         "answer": True, "intermediate_scoring": True, "record_session": True, "user": None})])
     samples = []
-    for (expert, answers, minutes), epoch in zip(SESSIONS, (1, 2)):
+    for epoch, (expert, answers, minutes) in enumerate(SESSIONS, start=1):
         for s in [s for s in log.samples if s.epoch == 1]:
             h = s.model_copy(deep=True)
             h.epoch = epoch
