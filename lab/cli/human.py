@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from lab.cli.options import StoreOption, open_store
+
+if TYPE_CHECKING:
+    from lab.agents.human_jupyter import JupyterHumanSession
 
 
 def human(
@@ -41,6 +45,7 @@ def human(
     else:
         t = get_task(task)
     opener = (lambda rec: open_task_sandbox(t, rec, backend=backend)) if t.sandbox is not None else None
+    session: HumanSession | JupyterHumanSession
     if jupyter:
         from lab.agents.human_jupyter import JupyterHumanSession
 
@@ -59,4 +64,5 @@ def human(
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``lab human`` to the app."""
     app.command("human")(human)

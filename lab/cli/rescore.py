@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from lab.tasks import Task
 
 
 def rescore(
@@ -33,9 +37,9 @@ def rescore(
             kwargs[key] = value
     scoring = get_scorer(scorer, **kwargs)
     st = open_store(store)
-    tasks: dict[str, object] = {}
+    tasks: dict[str, Task | None] = {}
 
-    def task_of(run: dict) -> object:
+    def task_of(run: dict) -> Task | None:
         key = run["task"]
         if key not in tasks:
             from lab.tasks import get_task
@@ -46,7 +50,7 @@ def rescore(
                 tasks[key] = None
         return tasks[key]
 
-    def target(run: dict) -> object:
+    def target(run: dict) -> Any:
         t = task_of(run)
         return None if t is None else (t.scoring.target if t.scoring.target is not None else t.answer)
 
@@ -63,4 +67,5 @@ def rescore(
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``lab rescore`` to the app."""
     app.command("rescore")(rescore)
