@@ -28,7 +28,7 @@ def contestant(agent: str | None, model: str | None, is_human: bool) -> str:
 
 def with_contestants(scores: pd.DataFrame) -> pd.DataFrame:
     """``scores`` (from ``TraceStore.scores_frame``) with a ``contestant`` column."""
-    names = [contestant(a, m, h) for a, m, h in zip(scores["agent"], scores["model"], scores["is_human"])]
+    names = [contestant(a, m, h) for a, m, h in zip(scores["agent"], scores["model"], scores["is_human"], strict=True)]
     return scores.assign(contestant=names)
 
 
@@ -85,7 +85,8 @@ def comparisons(store: TraceStore, runs: pd.DataFrame) -> pd.DataFrame:
         "SELECT s.run_id, s.dimension, s.value, s.source, e.attrs FROM scores s"
         " JOIN events e ON e.run_id = s.run_id AND e.seq = s.seq"
         " WHERE s.scorer = 'preference' AND s.value IS NOT NULL")
-    name = {r: contestant(a, m, h) for r, a, m, h in zip(runs["run_id"], runs["agent"], runs["model"], runs["is_human"])}
+    name = {r: contestant(a, m, h)
+            for r, a, m, h in zip(runs["run_id"], runs["agent"], runs["model"], runs["is_human"], strict=True)}
     out = []
     for run, dim, value, source, attrs in rows:
         opp = (json.loads(attrs).get("lab.score.details") or {}).get("opponent")
