@@ -80,14 +80,9 @@ class HumanSession:
             self.agent = f"human:{self.expert}"
         self._last_snapshot: str | None = None
         try:
-            self.sandbox: Sandbox | None
-            if sandbox is None or is_sandbox(sandbox):
-                self.sandbox = sandbox
-            elif callable(sandbox):
+            self.sandbox: Sandbox | None = sandbox if is_sandbox(sandbox) else None
+            if self.sandbox is None and callable(sandbox):
                 self.sandbox = sandbox(self.recorder)
-            else:
-                raise LabError(f"sandbox: expected a sandbox or a function of the run's recorder that opens one, "
-                               f"not {type(sandbox).__name__}")
             record_sandbox(self.recorder, self.sandbox)
             if resume is not None and self.sandbox is not None:
                 self._restore_workdir()

@@ -206,9 +206,6 @@ class Agent:
                "prompt": prompt, "inputs": inputs or {}, "loop": self.describe()}
         box = sandbox if is_sandbox(sandbox) else None
         opener = sandbox if box is None and callable(sandbox) else None
-        if sandbox is not None and box is None and opener is None:
-            raise AgentError(f"sandbox: expected a sandbox or a function of the run's recorder that opens one, "
-                             f"not {type(sandbox).__name__}")
         prov = self.provenance(task=task_obj, sandbox=box, seed=seed)
         rec = RunRecorder.start(store, cfg, batch_id=batch_id, provenance=prov)
         if opener is not None:
@@ -226,8 +223,9 @@ class Agent:
 
 
 def is_sandbox(obj: object) -> TypeGuard[Sandbox]:
-    """Whether ``obj`` is a sandbox (it runs commands) rather than a function that opens one."""
-    return hasattr(obj, "exec")
+    """Whether ``obj`` (not ``None``) is a sandbox rather than a function of a run's recorder that opens one: it is
+    not callable, or it has an ``exec`` method (a stand-in may implement only what its run uses)."""
+    return obj is not None and (not callable(obj) or hasattr(obj, "exec"))
 
 
 def restore_snapshot(sandbox: Sandbox, snapshots: dict[str, dict[str, str]], step: int | None = None,
