@@ -184,7 +184,7 @@ def host_workdir(sandbox: Sandbox | None) -> Path:
     raise LabError(f"sandbox {sandbox.id} has no volume at its workdir {sandbox.workdir}")
 
 
-def _workdir_contents_class():
+def _workdir_contents_class() -> type:
     """JupyterLab's file manager confined to the workdir's real path: the workdir belongs to the sandbox, so a
     link planted there (``ln -s / rootfs``) would otherwise lead this host process (root) anywhere on the host."""
     from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
