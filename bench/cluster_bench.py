@@ -117,7 +117,7 @@ def main() -> None:
         seq = workload.experiment(tasks, name="one-at-a-time", seeds=1)
         t = one_at_a_time({"local": local, "ray": remote}, seq, args.sequential)
         lo, ro = t["local"], t["ray"]
-        extra = [r - l for r, l in zip(ro["outside"], lo["outside"])]
+        extra = [r - loc for r, loc in zip(ro["outside"], lo["outside"], strict=True)]
         rows.append(("per run, submit to outcome, median ms", ms(lo["wall"]), ms(ro["wall"]),
                      f"{statistics.median(ro['wall']) / statistics.median(lo['wall']):.2f}"))
         rows.append(("  of which the run's own span (first to last event)", ms(lo["span"]), ms(ro["span"]),

@@ -27,6 +27,7 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +141,7 @@ class GroupBatcher:
                     break
                 batch.append(nxt)
             counts = bare_generate(self.model, self.tok, [b[0] for b in batch], max(b[1] for b in batch))
-            for (_, max_new, done, box), n in zip(batch, counts):
+            for (_, max_new, done, box), n in zip(batch, counts, strict=True):
                 box["n"] = min(n, max_new)
                 done.set()
 
@@ -163,7 +164,7 @@ def bare_generate(model: Any, tok: Any, prompts: list[list[int]], max_new: int, 
 
 
 def hf_generate_batch(model: Any, prompts: list[list[int]], max_new: int) -> int:
-    """transformers' continuous batching (``generate_batch``, default configuration); new tokens in all."""
+    """Run transformers' continuous batching (``generate_batch``, default configuration); new tokens in all."""
     from transformers import GenerationConfig
 
     eos = model.generation_config.eos_token_id
@@ -280,6 +281,25 @@ def stagger_lab(tm: TransformersModel, n: int, lengths: tuple[int, ...]) -> dict
                      n, lengths)
 
 
+def roofline_row(wbytes: int, kv_token: int, batch: int, context: int, bw: float) -> dict[str, float]:
+    """The roofline bound as a measure's row."""
+    return {"tok_s": roofline(wbytes, kv_token, batch, context, bw)}
+
+
+def compile_warmup(compiled: TransformersModel, agents: int, device: str) -> dict[str, Any]:
+    """Compile the decode step, then record the CUDA graphs of batch sizes 1, 2 and ``agents``."""
+    t = time.perf_counter()
+    for n in (1, 2, agents):
+        lab_tokens_per_s(compiled, n, 8, device)
+    return {"seconds": time.perf_counter() - t}
+
+
+def bare_static_compiled_1(tm: TransformersModel, tokens: int, device: str) -> dict[str, float]:
+    """One agent through transformers' static cache and compiled ``generate`` (the first call compiles)."""
+    bare_tokens_per_s(tm, 1, 8, device, static=True)
+    return bare_tokens_per_s(tm, 1, tokens, device, static=True)
+
+
 def stagger_old(tm: TransformersModel, max_batch: int, n: int, lengths: tuple[int, ...]) -> dict[str, Any]:
     gb = GroupBatcher(tm.model, tm.tokenizer, max_batch)
     prompt = tm.prompt_ids([Message("user", COUNT)])
@@ -299,14 +319,15 @@ class Run:
         self.data: dict[str, Any] = {"meta": meta, "shapes": {}}
         out.mkdir(parents=True, exist_ok=True)
 
-    def measure(self, shape: str, key: str, fn: Any, need: float = 0.0) -> Any:
+    def measure(self, shape: str, key: str, fn: Callable[..., Any], *args: Any, need: float = 0.0) -> Any:
+        """Record ``fn(*args)`` (or why it was skipped or failed) under ``shape``/``key`` and save the JSON."""
         left = self.deadline - time.monotonic()
         if left < need:
             result: Any = {"skipped": f"time budget ({left:.0f} s left, needs ~{need:.0f} s)"}
         else:
             t0 = time.perf_counter()
             try:
-                result = fn()
+                result = fn(*args)
             except Exception as e:  # noqa: BLE001 - one failed measure is recorded, the run goes on
                 result = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
             print(f"  {shape} {key}: {json.dumps(result)[:200]} ({time.perf_counter() - t0:.1f} s)", flush=True)
@@ -360,15 +381,15 @@ def main() -> None:
         run.data["shapes"].setdefault(shape, {})["info"] = info
         print(f"{shape}: {info}", flush=True)
         ctx = 40 + tokens // 2
-        run.measure(shape, "roofline_1", lambda: {"tok_s": roofline(wb, kv, 1, ctx, bw)})
-        run.measure(shape, f"roofline_{agents}", lambda: {"tok_s": roofline(wb, kv, agents, ctx, bw)})
+        run.measure(shape, "roofline_1", roofline_row, wb, kv, 1, ctx, bw)
+        run.measure(shape, f"roofline_{agents}", roofline_row, wb, kv, agents, ctx, bw)
         lab_tokens_per_s(lab, agents, 8, device)  # warm-up
         bare_tokens_per_s(lab, agents, 8, device)
-        run.measure(shape, "lab_1", lambda: lab_tokens_per_s(lab, 1, tokens, device))
-        run.measure(shape, "bare_1", lambda: bare_tokens_per_s(lab, 1, tokens, device))
-        run.measure(shape, f"lab_{agents}", lambda: lab_tokens_per_s(lab, agents, tokens, device))
-        run.measure(shape, f"bare_{agents}", lambda: bare_tokens_per_s(lab, agents, tokens, device))
-        run.measure(shape, f"tool_calls_{agents}", lambda: tool_calls(lab, agents), need=20)
+        run.measure(shape, "lab_1", lab_tokens_per_s, lab, 1, tokens, device)
+        run.measure(shape, "bare_1", bare_tokens_per_s, lab, 1, tokens, device)
+        run.measure(shape, f"lab_{agents}", lab_tokens_per_s, lab, agents, tokens, device)
+        run.measure(shape, f"bare_{agents}", bare_tokens_per_s, lab, agents, tokens, device)
+        run.measure(shape, f"tool_calls_{agents}", tool_calls, lab, agents, need=20)
         if shape in ("smollm2-135m", "tiny"):
             target, label = lab, shape
             if device == "cpu":
@@ -376,46 +397,34 @@ def main() -> None:
 
                 target, label = load_model("smollm2"), "embedded smollm2"
             run.data["shapes"][shape]["staggered_model"] = label
-            run.measure(shape, "staggered_lab", lambda: stagger_lab(target, stagger_agents, lengths), need=20)
-            run.measure(shape, f"staggered_old_lab_{64 if device == 'cuda' else 8}",
-                        lambda: stagger_old(target, 64 if device == "cuda" else 8, stagger_agents, lengths), need=60)
+            old_batch = 64 if device == "cuda" else 8
+            run.measure(shape, "staggered_lab", stagger_lab, target, stagger_agents, lengths, need=20)
+            run.measure(shape, f"staggered_old_lab_{old_batch}", stagger_old, target, old_batch, stagger_agents,
+                        lengths, need=60)
         if device == "cuda":
-            run.measure(shape, f"hf_generate_batch_{agents}",
-                        lambda: hf_batch_tokens_per_s(lab, agents, tokens, device), need=30)
+            run.measure(shape, f"hf_generate_batch_{agents}", hf_batch_tokens_per_s, lab, agents, tokens, device,
+                        need=30)
         else:
             run.data["shapes"][shape][f"hf_generate_batch_{agents}"] = {
                 "skipped": "CPU (about 5 tokens/s here; measured on the GPU)"}
-        run.measure(shape, f"old_lab_8_{agents}", lambda: group_tokens_per_s(lab, 8, agents, tokens, device),
-                    need=40)
+        run.measure(shape, f"old_lab_8_{agents}", group_tokens_per_s, lab, 8, agents, tokens, device, need=40)
 
     if device == "cuda":
         for shape, lab in models.items():  # B: compiled decode (CUDA graphs), and transformers' compiled generate
             compiled = TransformersModel.from_model(lab.model, lab.tokenizer, name=f"{shape} compiled",
                                                     compile_decode=True)
-
-            def warm() -> dict[str, Any]:
-                t = time.perf_counter()
-                for n in (1, 2, agents):  # compiles, then records the graphs of each batch size
-                    lab_tokens_per_s(compiled, n, 8, device)
-                return {"seconds": time.perf_counter() - t}
-
-            if "seconds" in run.measure(shape, "compile_warmup", warm, need=90):
-                run.measure(shape, "lab_compiled_1", lambda: lab_tokens_per_s(compiled, 1, tokens, device), need=15)
-                run.measure(shape, f"lab_compiled_{agents}",
-                            lambda: lab_tokens_per_s(compiled, agents, tokens, device), need=15)
+            if "seconds" in run.measure(shape, "compile_warmup", compile_warmup, compiled, agents, device, need=90):
+                run.measure(shape, "lab_compiled_1", lab_tokens_per_s, compiled, 1, tokens, device, need=15)
+                run.measure(shape, f"lab_compiled_{agents}", lab_tokens_per_s, compiled, agents, tokens, device,
+                            need=15)
                 if shape == "smollm2-135m":
-                    run.measure(shape, "staggered_lab_compiled",
-                                lambda: stagger_lab(compiled, stagger_agents, lengths), need=20)
+                    run.measure(shape, "staggered_lab_compiled", stagger_lab, compiled, stagger_agents, lengths,
+                                need=20)
             compiled.close()
-
-            def static_1() -> dict[str, float]:
-                bare_tokens_per_s(lab, 1, 8, device, static=True)  # compiles
-                return bare_tokens_per_s(lab, 1, tokens, device, static=True)
-
-            run.measure(shape, "bare_static_compiled_1", static_1, need=60)
+            run.measure(shape, "bare_static_compiled_1", bare_static_compiled_1, lab, tokens, device, need=60)
         if "smollm2-135m" in models:  # C: the old default batching under staggered arrivals (slowest)
-            run.measure("smollm2-135m", "staggered_old_lab_8",
-                        lambda: stagger_old(models["smollm2-135m"], 8, stagger_agents, lengths), need=90)
+            run.measure("smollm2-135m", "staggered_old_lab_8", stagger_old, models["smollm2-135m"], 8, stagger_agents,
+                        lengths, need=90)
     for lab in models.values():
         lab.close()
 
@@ -444,8 +453,8 @@ def markdown(data: dict[str, Any]) -> str:
         except (KeyError, TypeError, ZeroDivisionError):
             return "-"
 
-    lines += [f"| shape | agents | lab | lab compiled | bare `generate` | bare static+compiled | HF `generate_batch` "
-              f"| old lab (max_batch=8) | roofline | lab / bare | lab / old |",
+    lines += ["| shape | agents | lab | lab compiled | bare `generate` | bare static+compiled | HF `generate_batch` "
+              "| old lab (max_batch=8) | roofline | lab / bare | lab / old |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for shape, s in data["shapes"].items():
         info = s.get("info", {})

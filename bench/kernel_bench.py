@@ -43,7 +43,7 @@ def main() -> None:
         assert kernel({"code": "1+1"}, ctx).strip() == "2"
         start = time.perf_counter() - t
         samples: dict[str, list[float]] = {"python": [], "kernel": []}
-        for i in range(args.n):  # interleaved, so load changes hit both alike
+        for _ in range(args.n):  # interleaved, so load changes hit both alike
             for name, fn, code in (("python", python, "print(1+1)"), ("kernel", kernel, "1+1")):
                 t = time.perf_counter()
                 out = fn({"code": code}, ctx)

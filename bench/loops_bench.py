@@ -12,13 +12,14 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from lab.agents import Limits, ReActAgent, RepoSetupAgent
+from lab.agents import Limits, ReActAgent
 from lab.models import Message, ScriptedModel, ToolCall
 from lab.sandbox import SnapshotRef
 from lab.tools import ToolContext, tool
@@ -59,7 +60,7 @@ def bench_overhead(steps: int) -> dict[str, float]:
         res = run.run()
         total = time.perf_counter() - t0
         spans = [e.ts for e in store.events(res.run_id, kinds=["span"])]
-        per_step = [b - a for a, b in zip(spans, spans[1:])]
+        per_step = [b - a for a, b in itertools.pairwise(spans)]
         store.close()
 
     # baseline: the same model and tool calls in a bare loop, nothing recorded or checkpointed

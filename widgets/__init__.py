@@ -8,7 +8,9 @@ import panel as pn
 
 # Everything renders offline: Bokeh's and Panel's JavaScript and CSS go inline into the notebook (or page)
 # instead of being fetched from a CDN. A later ``pn.extension(...)`` keeps this unless it passes inline=False.
-pn.config.inline = True
+# (Panel's config maps the assignment to its `_inline` parameter in __setattr__; its `inline` property has no
+# setter, so the type checker takes it for read-only)
+pn.config.inline = True  # type: ignore[misc]
 
 from widgets.dashboard import Dashboard, dashboard  # noqa: E402
 from widgets.grading import GradingWidget  # noqa: E402

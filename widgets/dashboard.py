@@ -38,7 +38,7 @@ class Dashboard(pn.viewable.Viewer):
             server-side callbacks, and forks and launches record who made them.
     """
 
-    tab = param.Selector(default="Runs", objects=TABS, doc="Tab shown.")
+    tab: param.Selector[str] = param.Selector(default="Runs", objects=TABS, doc="Tab shown.")
 
     def __init__(self, store: TraceStore | None = None, *, forker: Forker | None = None, grader: str = "",
                  access: Access | None = None, **params: Any) -> None:
@@ -63,7 +63,12 @@ class Dashboard(pn.viewable.Viewer):
         self.runs.param.watch(self._on_filtered, ["tasks", "loops", "models", "who", "statuses"])
         self.compare.param.watch(self._on_open_run, "open_run")
         self.trace.param.watch(self._on_forked, "forked_run")
-        self.grading.param.watch(lambda _: self.compare.loaded and self.compare.reload(), "done")
+
+        def graded(_: param.parameterized.Event) -> None:  # a new grade changes the comparison once it is shown
+            if self.compare.loaded:
+                self.compare.reload()
+
+        self.grading.param.watch(graded, "done")
         self._on_filtered()
 
     def _guarded_forker(self, forker: Forker | None) -> Forker:
@@ -107,6 +112,7 @@ class Dashboard(pn.viewable.Viewer):
     def panel(self) -> pn.viewable.Viewable:
         """The tabs (usable inline in a notebook and under ``panel serve``); a tab's view is built the
         first time it is shown."""
+        views: dict[str, RunsTable | TraceViewer | TraceDiff | GradingWidget | HumanVsAIDashboard | RunLauncher]
         views = {"Runs": self.runs, "Trace": self.trace, "Side by side": self.diff, "Grade": self.grading,
                  "Human vs AI": self.compare, "Launch": self.launcher}
         tab_names = self.tabs
@@ -136,7 +142,8 @@ class Dashboard(pn.viewable.Viewer):
         parts: list[Any] = [header]
         if self.access.signed_in:
             parts.append(pn.pane.HTML(f'signed in as <b class="lab-user">{html.escape(self.access.user or "")}</b> '
-                                      f'(<span class="lab-role">{self.access.role}</span>) · <a href="./logout">sign out</a>',
+                                      f'(<span class="lab-role">{self.access.role}</span>) · '
+                                      '<a href="./logout">sign out</a>',
                                       css_classes=["lab-signed-in"]))
         return pn.Column(*parts, tabs, sizing_mode="stretch_width")
 

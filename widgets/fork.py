@@ -17,6 +17,8 @@ from lab.errors import LabError
 from lab.experiment import LoopSpec
 from lab.models import load_model
 from lab.pipeline import build_agent
+from lab.sandbox.base import Sandbox
+from lab.sandbox.common import BaseSandbox
 from lab.tasks import get_task
 from lab.tasks.environment import open_task_sandbox
 from lab.traces import TraceStore
@@ -44,7 +46,7 @@ def fork_run(store: TraceStore, run_id: str, step: int, *, model: str | None = N
     run = store.get_run(run_id)
     desc = run["config"].get("loop") or {}
     loop = desc.get("loop") if isinstance(desc, dict) else None
-    if loop not in LOOPS:
+    if not isinstance(loop, str) or loop not in LOOPS:
         raise LabError(f"run {run['run_id']} was not made by an agent loop ({loop or run['agent']}); "
                        f"only runs of {', '.join(LOOPS.names())} can be forked")
     if not run["task"]:
@@ -61,7 +63,7 @@ def fork_run(store: TraceStore, run_id: str, step: int, *, model: str | None = N
     chat = load_model(model or desc.get("decider") or desc.get("model") or run["model"] or "")
     agent = build_agent(LoopSpec(loop=loop, options=options), chat, task)
     parent = AgentRun.attach(store, run["run_id"], agent)
-    sandbox = None
+    sandbox: Sandbox | None = None
     if task.sandbox is not None:  # the fork works in a sandbox of its own, with the step's files restored
         snaps = parent.state_at(step).get("snapshots") or {}
         sandbox = open_task_sandbox(task, backend=next((s["backend"] for s in snaps.values()), "docker"))
@@ -71,7 +73,7 @@ def fork_run(store: TraceStore, run_id: str, step: int, *, model: str | None = N
         if sandbox is not None:
             sandbox.close()
         raise
-    if sandbox is not None:
+    if isinstance(sandbox, BaseSandbox):  # the sandbox records into the fork from now on
         sandbox.recorder = child.recorder
 
     def drive() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from functools import partial
 
 import panel as pn
 import param
@@ -13,6 +14,7 @@ import param
 from lab.auth import Access
 from lab.errors import LabError
 from lab.traces import Score, StoreError, TraceStore
+from widgets.callbacks import on_click
 from widgets.notice import notice
 
 _PROMPT_KEYS = ("prompt", "question", "instructions", "task_prompt")
@@ -27,7 +29,7 @@ def outputs(store: TraceStore, run_ids: list[str] | None = None) -> dict[str, st
                               ["lab.answer", "content", "gen_ai.tool.name", "lab.action", ("lab.arguments", "answer")])
     wanted = set(run_ids) if run_ids is not None else None
     rank: dict[str, tuple[int, int, str]] = {}
-    for run_id, seq, kind, (answer, content, tool, action, arg_answer) in rows:
+    for run_id, seq, kind, (answer, _content, tool, action, arg_answer) in rows:
         if wanted is not None and run_id not in wanted:
             continue
         if kind == "run_finished" and answer:
@@ -72,7 +74,8 @@ class GradingWidget(pn.viewable.Viewer):
     grader = param.String(default="", doc="The expert's id; stored as the grades' source.")
     runs = param.List(default=[], item_type=str, doc="Runs to grade (pairwise: runs of the same task are paired).")
     dimensions = param.Dict(default={"overall": (1, 5)}, doc="Rubric: dimension → (lowest, highest) integer grade.")
-    mode = param.Selector(default="rubric", objects=["rubric", "pairwise"], doc="Grade each output, or pick the better of two.")
+    mode: param.Selector[str] = param.Selector(default="rubric", objects=["rubric", "pairwise"],
+                                               doc="Grade each output, or pick the better of two.")
     scorer = param.String(default="expert", doc="Scorer name of rubric grades (pairwise: ``preference``).")
     seed = param.Integer(default=0, doc="Randomises the order (together with the grader id).")
     position = param.Integer(default=0, precedence=-1, doc="Index of the item shown.")
@@ -245,17 +248,18 @@ class GradingWidget(pn.viewable.Viewer):
             parts.append(pn.Row(*(pn.pane.Markdown(f"**{side}**\n\n{t[1]}", width=380,
                                                    styles={"background": "#f6f8fa", "padding": "0 8px"},
                                                    css_classes=[f"lab-pair-{side.lower()}-output"])
-                                  for side, t in zip(("Left", "Right"), texts))))
+                                  for side, t in zip(("Left", "Right"), texts, strict=True))))
             buttons = []
             for choice, label in (("left", "Left is better"), ("tie", "Tie"), ("right", "Right is better")):
                 b = pn.widgets.Button(name=label, css_classes=[f"lab-pair-{choice}"])
-                b.on_click(lambda _, c=choice: self._submit(c, item))
+                on_click(b, partial(self._submit, choice, item))
                 buttons.append(b)
             parts.append(pn.Row(*buttons))
         return pn.Column(*parts, sizing_mode="stretch_width", css_classes=["lab-grading"],
                          tags=[",".join(item)])
 
     def panel(self) -> pn.viewable.Viewable:
+        """The grader id and mode controls, the queue's message and the item being graded."""
         return pn.Column(
             pn.Row(pn.widgets.TextInput.from_param(self.param.grader, name="grader id", css_classes=["lab-grader"],
                                                    disabled=self.access.signed_in),

@@ -48,10 +48,13 @@ class HumanVsAIDashboard(pn.viewable.Viewer):
         **params: ``scorer`` (budget curves), ``judge``, ``expert``, ``dimension``, ``n_boot``, ``seed``.
     """
 
-    scorer = param.Selector(default=None, objects=[], doc="Scorer whose values make the budget curve.")
-    judge = param.Selector(default=None, objects=[], doc="LLM judge (source of model grades).")
-    expert = param.Selector(default=ALL_EXPERTS, objects=[ALL_EXPERTS], doc="Expert grader compared with the judge.")
-    dimension = param.Selector(default=None, objects=[], doc="Rubric dimension.")
+    scorer: param.Selector[str | None] = param.Selector(default=None, objects=[],
+                                                        doc="Scorer whose values make the budget curve.")
+    judge: param.Selector[str | None] = param.Selector(default=None, objects=[],
+                                                       doc="LLM judge (source of model grades).")
+    expert: param.Selector[str] = param.Selector(default=ALL_EXPERTS, objects=[ALL_EXPERTS],
+                                                 doc="Expert grader compared with the judge.")
+    dimension: param.Selector[str | None] = param.Selector(default=None, objects=[], doc="Rubric dimension.")
     n_boot = param.Integer(default=500, bounds=(50, 10000), doc="Bootstrap resamples for CIs.")
     rating_boot = param.Integer(default=100, bounds=(0, 10000), doc="Bootstrap resamples for rating CIs.")
     seed = param.Integer(default=0, doc="Seed of the bootstrap.")
@@ -111,17 +114,17 @@ class HumanVsAIDashboard(pn.viewable.Viewer):
         limits = pd.to_numeric(runs["config"].map(lambda c: (c or {}).get("time_limit")), errors="coerce")
         runs = runs.assign(time_limit=limits.fillna(runs["elapsed"].max()).fillna(1.0))
         names = ["human" if h else sd.contestant(a, m, h)
-                 for a, m, h in zip(runs["agent"], runs["model"], runs["is_human"])]
+                 for a, m, h in zip(runs["agent"], runs["model"], runs["is_human"], strict=True)]
         runs = runs.assign(contestant=names)
         mixed = runs.groupby("contestant")["time_limit"].transform("nunique") > 1
         runs["contestant"] = [f"{c} @ {_duration(t)}" if m else c
-                              for c, t, m in zip(runs["contestant"], runs["time_limit"], mixed)]
+                              for c, t, m in zip(runs["contestant"], runs["time_limit"], mixed, strict=True)]
         lo, hi = float(runs["time_limit"].min()), float(runs["time_limit"].max())
         budgets = np.unique(np.geomspace(lo / 8, hi * 4, 24).round(1))
         with warnings.catch_warnings():  # budgets needing more runs than a task has come back NaN; not drawn
             warnings.simplefilter("ignore")
-            return budget_curve(runs, budgets, scores=self.scores, score=col, by="contestant", pool_humans=False,
-                                n_boot=self.n_boot, seed=self.seed)
+            return budget_curve(runs, budgets.tolist(), scores=self.scores, score=col, by="contestant",
+                                pool_humans=False, n_boot=self.n_boot, seed=self.seed)
 
     # -- views ---------------------------------------------------------------------------------
 
@@ -209,7 +212,8 @@ class HumanVsAIDashboard(pn.viewable.Viewer):
         col = f"score.{self.scorer}" if self.scorer else None
         if col and col in self.runs.columns:
             runs = self.runs.assign(contestant=[sd.contestant(a, m, h) for a, m, h in
-                                                zip(self.runs["agent"], self.runs["model"], self.runs["is_human"])])
+                                                zip(self.runs["agent"], self.runs["model"], self.runs["is_human"],
+                                                    strict=True)])
             own = runs[runs["contestant"] == f"human:{expert}"]
             agents = runs[~runs["is_human"] & runs["task"].isin(own["task"])]
             if own.empty:
@@ -262,6 +266,8 @@ class HumanVsAIDashboard(pn.viewable.Viewer):
         return tabs
 
     def panel(self) -> pn.viewable.Viewable:
+        """The scorer, judge, expert and dimension controls over the budget, agreement, per-expert and
+        leaderboard views (reads the store the first time it is shown)."""
         if not self.loaded:
             self.reload()
         controls = pn.Row(*(pn.widgets.Select.from_param(self.param[n], width=180, css_classes=[f"lab-hva-{n}"])

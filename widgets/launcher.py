@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from lab.experiment import Experiment, ExperimentError
 from lab.runner import Runner
 from lab.sandbox.factory import SANDBOX_BACKENDS
 from lab.traces import TraceStore
+from widgets.callbacks import keep_with, on_click
 from widgets.notice import notice
 
 
@@ -41,14 +43,16 @@ class RunConfig(param.Parameterized):
     """
 
     experiment = param.String(default="notebook", doc="Experiment name (its runs form the batch exp:<name>).")
-    suite = param.Selector(default=None, objects=[], doc="Task suite.")
+    suite: param.Selector[str | None] = param.Selector(default=None, objects=[], doc="Task suite.")
     tasks = param.ListSelector(default=[], objects=[], doc="Tasks of the suite (none: the suite's CI subset).")
-    loop = param.Selector(default="dera", objects=LOOPS.names(), doc="Agent loop.")
+    loop: param.Selector[str] = param.Selector(default="dera", objects=LOOPS.names(), doc="Agent loop.")
     models = param.List(default=["smollm2"], item_type=str, doc="Models (each task runs on each).")
-    sandbox = param.Selector(default="docker", objects=SANDBOX_BACKENDS.names(), doc="Sandbox backend.")
+    sandbox: param.Selector[str] = param.Selector(default="docker", objects=SANDBOX_BACKENDS.names(),
+                                                  doc="Sandbox backend.")
     seeds = param.Integer(default=1, bounds=(1, 100), doc="Runs per task and model (seeds 0..n-1).")
     concurrency = param.Integer(default=2, bounds=(1, 64), doc="Runs at once.")
-    executor = param.Selector(default="local", objects=EXECUTORS.names(), doc="Where runs execute (here or Ray).")
+    executor: param.Selector[str] = param.Selector(default="local", objects=EXECUTORS.names(),
+                                                   doc="Where runs execute (here or Ray).")
     address = param.String(default="", doc="Ray cluster address HOST:PORT (empty: $RAY_ADDRESS or this machine's).")
     max_steps = param.Integer(default=10, bounds=(1, 10000), doc="Step budget per run.")
     time_limit = param.Number(default=600.0, bounds=(1, None), doc="Working-time budget per run (seconds).")
@@ -216,7 +220,7 @@ class RunLauncher(pn.viewable.Viewer):
         if not self.running or self._runner is None:
             raise LabError("no batch is running")
         self._runner.stop()
-        if wait:
+        if wait and self._thread is not None:
             self._thread.join()
         return self.batch_id
 
@@ -243,9 +247,11 @@ class RunLauncher(pn.viewable.Viewer):
 
     @param.depends("status", "batch_id")
     def status_view(self) -> pn.viewable.Viewable:
+        """What the last button did (empty before any)."""
         return notice(self.status, "info") if self.status else pn.pane.HTML("")
 
     def progress_view(self) -> pn.viewable.Viewable:
+        """A progress bar and table of the batch's runs."""
         df = self.progress()
         if df.empty:
             return pn.pane.Markdown("*No batch running.*")
@@ -253,26 +259,34 @@ class RunLauncher(pn.viewable.Viewer):
         total = max(self.total, len(df))
         state = "running" if self.running else "not running"
         return pn.Column(
-            pn.indicators.Progress(value=done, max=total, sizing_mode="stretch_width", css_classes=["lab-batch-progress"]),
+            pn.indicators.Progress(value=done, max=total, sizing_mode="stretch_width",
+                                   css_classes=["lab-batch-progress"]),
             pn.pane.Markdown(f"batch `{self.batch_id}` ({state}): {done} of {total} runs finished"),
             pn.widgets.Tabulator(df, disabled=True, show_index=False, height=240, sizing_mode="stretch_width"),
         )
 
     def panel(self) -> pn.viewable.Viewable:
+        """The run configuration form, start / cancel / resume buttons, status and progress (refreshed every
+        2 s while a batch is known)."""
         self.config.load_choices()
         buttons = []
         for action, kind in (("start", "primary"), ("cancel", "warning"), ("resume", "default")):
             b = pn.widgets.Button(name=action, button_type=kind, width=90, css_classes=[f"lab-{action}"])
-            b.on_click(lambda _, a=action: self._act(a))
+            on_click(b, partial(self._act, action))
             buttons.append(b)
         progress = pn.panel(pn.bind(lambda *_: self.progress_view(), self.param.batch_id, self.param.status))
         view = pn.Column(pn.Param(self.config, show_name=False, widgets={
             "tasks": pn.widgets.MultiChoice, "models": {"type": pn.widgets.LiteralInput, "serializer": "json"},
-            **{n: {"type": pn.widgets.IntInput, "step": 1} for n in ("seeds", "concurrency", "max_steps", "max_tokens")},
+            **{n: {"type": pn.widgets.IntInput, "step": 1}
+               for n in ("seeds", "concurrency", "max_steps", "max_tokens")},
             "time_limit": {"type": pn.widgets.FloatInput, "step": 60}}),
             pn.Row(*buttons), self.status_view, progress, sizing_mode="stretch_width", css_classes=["lab-launcher"])
-        cb = pn.state.add_periodic_callback(lambda: self.batch_id and self.param.trigger("batch_id"), period=2000)
-        view._lab_callback = cb
+
+        def refresh() -> None:
+            if self.batch_id:
+                self.param.trigger("batch_id")
+
+        keep_with(view, pn.state.add_periodic_callback(refresh, period=2000))
         return view
 
     def __panel__(self) -> pn.viewable.Viewable:

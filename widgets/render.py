@@ -163,7 +163,8 @@ def steps_html(steps: list[Step], *, query: str = "", spans: dict[str, Step] | N
             if prev is None or prev.span_id != s.parent_id:
                 owner = spans[s.parent_id]
                 out.append(f'<div class="lab-cont" style="margin-left:{min(owner.depth, 12) * 18}px">'
-                           f'↳ {html.escape(owner.title)}{" · " + html.escape(owner.agent) if owner.agent and owner.agent != owner.title else ""}'
+                           f'↳ {html.escape(owner.title)}'
+                           f'{" · " + html.escape(owner.agent) if owner.agent and owner.agent != owner.title else ""}'
                            f' (continued, span of step #{owner.seq})</div>')
         out.append(step_html(s, query=query))
         last_parent = s.parent_id
@@ -200,7 +201,7 @@ def scores_html(scores: pd.DataFrame) -> str:
         if len(vals) and g["label"].notna().any() and len(g) == 1:
             value += f" ({g['label'].iloc[0]})"
         by = ", ".join(f"{src} {v:.3g}" if len(g) > 1 and pd.notna(v) else str(src)
-                       for src, v in zip(g["source"].fillna("—"), g["value"]))
+                       for src, v in zip(g["source"].fillna("—"), g["value"], strict=True))
         rows.append(f"<tr><td>{html.escape(str(scorer))}</td><td>{html.escape(str(dim))}</td>"
                     f"<td><b>{html.escape(value)}</b></td><td>{html.escape(str(prov))}</td>"
                     f"<td>{html.escape(by)}</td></tr>")
@@ -248,7 +249,8 @@ def tree_html(steps: list[Step]) -> str:
         return n, tok, end
 
     def leaves(kids: list[Step], depth: int) -> str:
-        shown = [k for k in kids if k.span_id in children] + [k for k in kids if k.span_id not in children][:TREE_LEAVES]
+        shown = ([k for k in kids if k.span_id in children]
+                 + [k for k in kids if k.span_id not in children][:TREE_LEAVES])
         keep = {id(k) for k in shown}
         more = len(kids) - len(keep)
         out = "".join(node(k, depth) for k in kids if id(k) in keep)

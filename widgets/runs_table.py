@@ -8,6 +8,7 @@ import panel as pn
 import param
 
 from lab.traces import TraceStore
+from widgets.callbacks import keep_with, on_click
 from widgets.notice import notice
 
 #: Run columns shown (then one ``score.*`` column per scorer and dimension).
@@ -25,8 +26,10 @@ def runs_overview(store: TraceStore) -> pd.DataFrame:
     scores = store.scores_frame(final_only=True)
     if not scores.empty:
         scores = scores[scores["value"].notna()]
-        col = ["score." + s if d == "overall" else f"score.{s}.{d}" for s, d in zip(scores["scorer"], scores["dimension"])]
-        last = scores.assign(column=col).groupby(["run_id", "column", "source"], sort=False, dropna=False)["value"].last()
+        col = ["score." + s if d == "overall" else f"score.{s}.{d}"
+               for s, d in zip(scores["scorer"], scores["dimension"], strict=True)]
+        last = (scores.assign(column=col).groupby(["run_id", "column", "source"], sort=False, dropna=False)["value"]
+                .last())
         wide = last.groupby(level=["run_id", "column"]).mean().unstack("column").round(3)
         df = df.merge(wide, how="left", left_on="run_id", right_index=True)
     cols = sorted(c for c in df.columns if c.startswith("score."))
@@ -71,7 +74,8 @@ class RunsTable(pn.viewable.Viewer):
     tasks = param.ListSelector(default=[], objects=[], doc="Only these tasks (none: all).")
     loops = param.ListSelector(default=[], objects=[], doc="Only these agent loops (none: all).")
     models = param.ListSelector(default=[], objects=[], doc="Only these models (none: all).")
-    who = param.Selector(default="all", objects=["all", "AI", "human"], doc="Agents, human experts, or both.")
+    who: param.Selector[str] = param.Selector(default="all", objects=["all", "AI", "human"],
+                                              doc="Agents, human experts, or both.")
     statuses = param.ListSelector(default=[], objects=[], doc="Only these statuses (none: all).")
     selected = param.List(default=[], item_type=str, doc="Run ids selected in the table.")
     open_run = param.String(default="", doc="Run whose row was clicked (the dashboard opens its trace).")
@@ -177,6 +181,7 @@ class RunsTable(pn.viewable.Viewer):
 
     @param.depends("tasks", "loops", "models", "who", "statuses", "selected", "version")
     def summary(self) -> pn.viewable.Viewable:
+        """How many runs pass the filters and how many are selected (or how to get runs, with none)."""
         if self.frame.empty:
             return notice(f"The store `{self.store.path}` has no runs yet. Launch some (run launcher, "
                           "`lab run`), or import traces.", "info")
@@ -185,11 +190,16 @@ class RunsTable(pn.viewable.Viewer):
                                 "click a row to open its trace", css_classes=["lab-runs-summary"])
 
     def panel(self) -> pn.viewable.Viewable:
+        """Filters, reload button, per-agent summary and the table; reloads itself when the store changes."""
         refresh = pn.widgets.Button(name="↻ reload", width=90)
-        refresh.on_click(lambda _: self.reload())
+        on_click(refresh, self.reload)
         view = pn.Column(pn.Row(self.filters(), refresh), pn.pane.Markdown("**Per agent**"), self.agents,
                          self.summary, self.table, sizing_mode="stretch_width")
-        view._lab_callback = pn.state.add_periodic_callback(self.poll, period=2000)  # launches, forks, grades
+
+        def refresh_when_changed() -> None:  # launches, forks, grades
+            self.poll()
+
+        keep_with(view, pn.state.add_periodic_callback(refresh_when_changed, period=2000))
         return view
 
     def __panel__(self) -> pn.viewable.Viewable:

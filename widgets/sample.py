@@ -110,13 +110,13 @@ def sample_study(store: TraceStore, *, tasks: int = 6, seeds: int = 2, agents: t
             outputs[run_id] = (task, final)
             t0 += 60
     # grades: the judge and every expert grade every run on two dimensions (1-5), the judge noisier
-    for run_id, (task, final) in outputs.items():
+    for run_id, (_, final) in outputs.items():
         for dim in ("correctness", "clarity"):
             truth = 1 + 4 * final
             for src, noise, prov, scorer in [(judge, 0.9, "model", f"judge:{judge}")] + [
                     (e, 0.5, "human", "expert") for e in experts]:
-                v = int(min(5, max(1, round(truth + rng.gauss(0, noise)))))
-                store.add_score(run_id, Score(scorer, float(v), provenance=prov, source=src, item_id=run_id,
+                grade = int(min(5, max(1, round(truth + rng.gauss(0, noise)))))
+                store.add_score(run_id, Score(scorer, float(grade), provenance=prov, source=src, item_id=run_id,
                                               dimension=dim))
     # pairwise preferences between two runs of each task, by every expert
     by_task: dict[str, list[str]] = {}

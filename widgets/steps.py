@@ -13,7 +13,7 @@ import json
 import re
 import shlex
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from lab.traces import Event
 
@@ -81,8 +81,8 @@ class Step:
 
 
 def clean(text: Any) -> str:
-    """Text as a person reads it: terminal colour codes stripped, carriage-return redraws (progress bars)
-    reduced to their last state, and escaped newlines (``\\n`` written as two characters) made newlines
+    r"""Text as a person reads it: terminal colour codes stripped, carriage-return redraws (progress bars)
+    reduced to their last state, and escaped newlines (``\n`` written as two characters) made newlines
     when the text has no real ones."""
     if text is None:
         return ""
@@ -244,7 +244,7 @@ def _fill(step: Step, ev: Event) -> None:
         step.note = " · ".join(x for x in (f"dimension {dim}" if dim and dim != "overall" else "", who) if x)
         step.text = clean(a.get("gen_ai.evaluation.explanation") or "")
     elif kind == "run_started":
-        cfg = a.get("config") if isinstance(a.get("config"), dict) else {}
+        cfg = a["config"] if isinstance(a.get("config"), dict) else {}
         step.title = "task"
         step.text = clean(cfg.get("prompt") or a.get("lab.super.query") or cfg.get("task_id") or cfg.get("task") or "")
     elif kind == "run_finished":
@@ -261,8 +261,8 @@ def _fill(step: Step, ev: Event) -> None:
         step.text = f"used {a.get('lab.limit.used')} of {a.get('lab.limit.value')}"
     elif kind == "human_action":
         step.title = str(a.get("lab.action") or "action")
-        body = {k: v for k, v in a.items() if k != "lab.action"}
-        step.text = clean(a.get("content") or a.get("lab.answer") or (body or ""))
+        rest = {k: v for k, v in a.items() if k != "lab.action"}
+        step.text = clean(a.get("content") or a.get("lab.answer") or (rest or ""))
     elif kind == "span":
         step.title = str(a.get("lab.span.name") or "span")
     else:
@@ -320,7 +320,17 @@ def search(steps: list[Step], query: str) -> list[Step]:
                                                              s.error))]
 
 
-def totals(steps: list[Step]) -> dict[str, float]:
+class Totals(TypedDict):
+    """A run's totals (:func:`totals`)."""
+
+    steps: int
+    tokens_in: int
+    tokens_out: int
+    elapsed: float
+    cost: float | None
+
+
+def totals(steps: list[Step]) -> Totals:
     """Tokens in/out, working time (grades added afterwards do not count), cost and step count of a run."""
     work = [s.elapsed for s in steps if s.kind != "score"]
     costs = [s.cost for s in steps if s.cost is not None]
@@ -348,7 +358,7 @@ def align(a: list[Step], b: list[Step]) -> list[tuple[Step | None, Step | None]]
     sm = difflib.SequenceMatcher(None, [s.signature for s in a], [s.signature for s in b], autojunk=False)
     for op, i1, i2, j1, j2 in sm.get_opcodes():
         if op == "equal":
-            rows += zip(a[i1:i2], b[j1:j2])
+            rows += zip(a[i1:i2], b[j1:j2], strict=True)
         elif op == "replace":
             n = max(i2 - i1, j2 - j1)
             left, right = a[i1:i2], b[j1:j2]

@@ -27,7 +27,7 @@ def contestant(agent: str | None, model: str | None, is_human: bool) -> str:
 
 def with_contestants(scores: pd.DataFrame) -> pd.DataFrame:
     """``scores`` (from ``TraceStore.scores_frame``) with a ``contestant`` column."""
-    names = [contestant(a, m, h) for a, m, h in zip(scores["agent"], scores["model"], scores["is_human"])]
+    names = [contestant(a, m, h) for a, m, h in zip(scores["agent"], scores["model"], scores["is_human"], strict=True)]
     return scores.assign(contestant=names)
 
 
@@ -81,7 +81,8 @@ def comparisons(store: TraceStore, runs: pd.DataFrame) -> pd.DataFrame:
     judgement is stored on both runs (``details.opponent`` names the other); the copy on the smaller run id
     is kept, and judgements between two runs of the same contestant are left out (they rate nothing)."""
     rows = store.scores(scorer="preference", valued=True)
-    name = {r: contestant(a, m, h) for r, a, m, h in zip(runs["run_id"], runs["agent"], runs["model"], runs["is_human"])}
+    name = {r: contestant(a, m, h)
+            for r, a, m, h in zip(runs["run_id"], runs["agent"], runs["model"], runs["is_human"], strict=True)}
     out = []
     for r in rows:
         run, dim, value, source = r["run_id"], r["dimension"], r["value"], r["source"]

@@ -10,6 +10,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Literal
 
 import pandas as pd
@@ -19,9 +20,18 @@ import param
 from lab import provenance
 from lab.auth import Access, AuthError, record_action
 from lab.traces import RunRow, StoreError, TraceStore
+from widgets.callbacks import keep_with, on_click
 from widgets.notice import notice
-from widgets.render import (CSS, block, diff_html, provenance_diff_html, provenance_html, scores_html, steps_html,
-                            tree_html)
+from widgets.render import (
+    CSS,
+    block,
+    diff_html,
+    provenance_diff_html,
+    provenance_html,
+    scores_html,
+    steps_html,
+    tree_html,
+)
 from widgets.steps import Step, align, build_steps, search, totals
 
 #: ``fork(store, run_id, step, model=..., prompt=...) -> new run id``
@@ -283,6 +293,7 @@ class TraceViewer(_Pager):
         return notice(self.fork_message, "success" if self.fork_message.startswith("Forked") else "warning")
 
     def fork_controls(self) -> pn.viewable.Viewable:
+        """The step, model and prompt to fork with, and the button that forks."""
         button = pn.widgets.Button(name="Fork from step", button_type="primary", css_classes=["lab-fork"])
         button.on_click(self._do_fork)
         return pn.Row(
@@ -361,9 +372,9 @@ class TraceViewer(_Pager):
         approve = pn.widgets.Button(name="Approve", button_type="success", css_classes=["lab-approve"])
         edit = pn.widgets.Button(name="Run with edited arguments", button_type="warning", css_classes=["lab-edit"])
         reject = pn.widgets.Button(name="Reject", button_type="danger", css_classes=["lab-reject"])
-        approve.on_click(lambda _: self._approve("approve"))
-        edit.on_click(lambda _: self._approve("edit"))
-        reject.on_click(lambda _: self._approve("reject"))
+        on_click(approve, partial(self._approve, "approve"))
+        on_click(edit, partial(self._approve, "edit"))
+        on_click(reject, partial(self._approve, "reject"))
         more = f" (and {len(self.pending) - 1} more)" if len(self.pending) > 1 else ""
         what = pn.pane.HTML(
             CSS + f'<div class="lab-trace"><b>Waiting for approval</b> at step {call.get("step", "?")}{more}:'
@@ -399,7 +410,7 @@ class TraceViewer(_Pager):
                     sizing_mode="stretch_width"),
             sizing_mode="stretch_width", css_classes=["lab-trace-viewer"],
         )
-        col._lab_callback = live  # kept alive with the view
+        keep_with(col, live)
         return col
 
     def _tick(self) -> None:
@@ -434,6 +445,7 @@ class TraceDiff(_Pager):
 
     @param.depends("run_a", "run_b", "page", "page_size")
     def view(self) -> pn.viewable.Viewable:
+        """The provenance differences and one page of the two runs' aligned steps."""
         if not (self.run_a and self.run_b):
             return notice("Pick two runs to compare (select two rows in the runs table).", "info")
         missing = [r for r in (self.run_a, self.run_b) if _run_or_none(self.store, r) is None]
@@ -457,7 +469,7 @@ class TraceDiff(_Pager):
         as a table; a note for a run that recorded none."""
         ids = [self.store.get_run(r)["run_id"] for r in (self.run_a, self.run_b)]
         recorded = [provenance.of_run(self.store, r) for r in ids]
-        missing = [r for r, p in zip(ids, recorded) if not p]
+        missing = [r for r, p in zip(ids, recorded, strict=True) if not p]
         differences = provenance.diff(*recorded)
         body = CSS + '<div class="lab-trace">' + "".join(
             f"<div><i>run <code>{html.escape(r)}</code> recorded no provenance</i></div>" for r in missing
@@ -467,6 +479,7 @@ class TraceDiff(_Pager):
                        collapsed=not differences, sizing_mode="stretch_width", css_classes=["lab-provenance-diff"])
 
     def panel(self) -> pn.viewable.Viewable:
+        """Inputs for the two runs, the pager and the comparison."""
         return pn.Column(
             pn.Row(pn.widgets.TextInput.from_param(self.param.run_a, name="left run"),
                    pn.widgets.TextInput.from_param(self.param.run_b, name="right run"), self._pager()),

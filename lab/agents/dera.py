@@ -92,6 +92,9 @@ def _text(n: int) -> dict[str, Any]:
 
 
 class DeraState(LoopState, total=False):
+    """The DERA loop's state: the task's prompt, the Researcher–Decider dialog so far, and whether the
+    Researcher has said it is done."""
+
     input: str
     dialog: list[dict[str, Any]]
     researcher_done: bool
@@ -147,24 +150,29 @@ class DeraAgent(Agent):
         return cls(model, researcher, limits=limits, sampling=sampling, **opts)
 
     def describe(self) -> dict[str, Any]:
+        """The loop's settings as recorded on a run: kind, both roles' models, prompts, limits, sampling."""
         return {"loop": self.name, "kind": self.kind, "decider": self.decider.name,
                 "researcher": self.researcher.name, "prompts": dataclasses.asdict(self.prompts),
                 "limits": self.limits.to_dict(),
                 "sampling": {k: v for k, v in dataclasses.asdict(self.sampling).items() if v is not None}}
 
     def model_name(self) -> str:
+        """The Decider's model name, or ``decider+researcher`` when the roles use different models."""
         d, r = self.decider.name, self.researcher.name
         return d if d == r else f"{d}+{r}"
 
     def state_schema(self) -> type:
+        """:class:`DeraState`."""
         return DeraState
 
     def initial_state(self, prompt: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        """The task's prompt and an empty dialog."""
         return {"input": prompt, "dialog": [], "researcher_done": False}
 
     # -- graph -----------------------------------------------------------------------------------
 
     def build(self, graph: StateGraph, run: AgentRun) -> None:
+        """``draft`` (the Decider's first answer), then Researcher and Decider turns until one ends the dialog."""
         graph.add_node("draft", lambda s: self._draft(s, run))
         graph.add_node(RESEARCHER, lambda s: self._researcher(s, run))
         graph.add_node(DECIDER, lambda s: self._decider(s, run))

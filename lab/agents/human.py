@@ -14,19 +14,23 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from lab.agents.limits import Limits, record_limit
-from lab.agents.run import RunResult
+from lab.agents.run import RunResult, RunSandboxOpener, is_sandbox
 from lab.errors import LabError
 from lab.provenance import collect, record_sandbox
 from lab.sandbox.snapshot_store import SnapshotStore
 from lab.tools.base import ToolContext, ToolError
 from lab.tools.shell import shell
 from lab.tools.submit import parse_answer
+from lab.traces.protocol import Store
 from lab.traces.recorder import RunRecorder
 from lab.traces.schema import TOOL_NAME, EventKind, RunStatus
-from lab.traces.store import TraceStore
+
+if TYPE_CHECKING:
+    from lab.sandbox.base import Sandbox
+    from lab.tasks.model import Task
 
 HELP = """Commands:
   <shell command>    run it in the sandbox (the working directory persists)
@@ -53,7 +57,7 @@ class HumanSession:
             from what was recorded, the sandbox's workdir restored from the run's last workdir snapshot.
     """
 
-    def __init__(self, store: TraceStore, task: Any, *, expert: str, sandbox: Any = None,
+    def __init__(self, store: Store, task: Task, *, expert: str, sandbox: Sandbox | RunSandboxOpener | None = None,
                  limits: Limits | None = None,
                  stdin: TextIO | None = None, stdout: TextIO | None = None, resume: str | None = None) -> None:
         self.store = store
@@ -76,15 +80,18 @@ class HumanSession:
             self.agent = f"human:{self.expert}"
         self._last_snapshot: str | None = None
         try:
-            self.sandbox = sandbox(self.recorder) if callable(sandbox) and not hasattr(sandbox, "exec") else sandbox
+            self.sandbox: Sandbox | None = sandbox if is_sandbox(sandbox) else None
+            if self.sandbox is None and callable(sandbox):
+                self.sandbox = sandbox(self.recorder)
             record_sandbox(self.recorder, self.sandbox)
             if resume is not None and self.sandbox is not None:
                 self._restore_workdir()
         except BaseException as e:
             self.recorder.error(e, where="sandbox")
             self.recorder.finish(RunStatus.FAILED, error=f"the sandbox could not start: {e}")
-            if resume is not None and getattr(self, "sandbox", None) is not None:
-                self.sandbox.close()
+            opened = getattr(self, "sandbox", None)
+            if resume is not None and opened is not None:
+                opened.close()
             raise
         self.ctx = ToolContext(sandbox=self.sandbox, recorder=self.recorder, task=task)
         self.commands = 0
@@ -253,7 +260,7 @@ class HumanSession:
         return RunResult(self.run_id, status.value, answer, reason, self.commands, 0, error)
 
 
-def _reattach(store: TraceStore, run_id: str, task: Any) -> RunRecorder:
+def _reattach(store: Store, run_id: str, task: Task) -> RunRecorder:
     """Reopen an interrupted human run of ``task``: a recorder whose clock continues from its recorded time.
 
     Raises:

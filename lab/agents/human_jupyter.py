@@ -32,18 +32,26 @@ import threading
 import time
 from importlib.metadata import EntryPoint
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyter_client.provisioning import KernelProvisionerBase
 
 from lab.agents.human import HumanSession
 from lab.agents.limits import record_limit
-from lab.agents.run import RunResult
+from lab.agents.run import RunResult, RunSandboxOpener
 from lab.errors import LabError
 from lab.sandbox.kernel import CellCollector, SandboxKernel
 from lab.sandbox.terminal import shell_command
 from lab.tools.submit import parse_answer
 from lab.traces.schema import TOOL_NAME, RunStatus
+
+if TYPE_CHECKING:
+    from jupyterlab.labapp import LabApp
+
+    from lab.sandbox.base import Sandbox
+    from lab.sandbox.docker import DockerSandbox
+    from lab.tasks.model import Task
+    from lab.traces.protocol import Store
 
 KERNEL_NAME = "lab-sandbox"
 NOTEBOOK = "notebook.ipynb"
@@ -93,44 +101,55 @@ class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
     @property
     def has_process(self) -> bool:
+        """Whether the sandbox's kernel was launched (and not cleaned up since)."""
         return self._launched
 
     async def poll(self) -> int | None:
+        """``None`` while the kernel runs, else its exit code."""
         k = self._kernel()
         return None if k.alive else (k.exit_code if k.exit_code is not None else 1)
 
     async def wait(self) -> int | None:
+        """Wait for the kernel to exit; its exit code."""
         while (code := await self.poll()) is None:
             await asyncio.sleep(0.1)
         return code
 
     async def send_signal(self, signum: int) -> None:
+        """SIGINT interrupts the running cell; any other signal kills the kernel."""
         if signum == signal.SIGINT:
             self._kernel().interrupt()
         else:
             await self.kill()
 
     async def kill(self, restart: bool = False) -> None:
+        """Kill the kernel's process in the sandbox."""
         await asyncio.get_running_loop().run_in_executor(None, self._kernel()._kill)
 
     async def terminate(self, restart: bool = False) -> None:
+        """Kill the kernel (it holds nothing to flush)."""
         await self.kill(restart)
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        """The launch arguments, with a placeholder command (the kernel starts in the sandbox, not here)."""
         kwargs = await super().pre_launch(**kwargs)
         kwargs["cmd"] = ["(the task's sandbox)"]
         return kwargs
 
-    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> dict[str, Any]:
+    # jupyter_client types the connection info as a TypedDict whose "key" is str, but its kernel manager takes the
+    # key as bytes too (load_connection_info), which is how it is handed over here: the stubs are too narrow
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        """Start the kernel in the sandbox; its connection info (the key as bytes)."""
         k = self._kernel()
         await asyncio.get_running_loop().run_in_executor(None, k.start)
         self._launched = True
         info: dict[str, Any] = dict(k.connection_info or {})
         info["key"] = info["key"].encode()
-        self.connection_info = info
+        self.connection_info = info  # type: ignore[assignment]  # see launch_kernel's comment
         return info
 
     async def cleanup(self, restart: bool = False) -> None:
+        """Mark the kernel gone unless it is being restarted."""
         if not restart:
             self._launched = False
 
@@ -142,15 +161,20 @@ def _register_provisioner() -> None:
         name=KERNEL_NAME, value=f"{__name__}:SandboxProvisioner", group=KernelProvisionerFactory.GROUP_NAME)
 
 
-def host_workdir(sandbox: Any) -> Path:
+def host_workdir(sandbox: Sandbox | None) -> Path:
     """The host side of a Docker sandbox's workdir (its volume's mount point), for the file browser.
 
     Raises:
         LabError: Not a Docker sandbox, or the engine's volumes are not readable here (a remote engine).
     """
-    if getattr(sandbox, "backend", None) != "docker":
+    from lab.sandbox.docker import DockerSandbox
+
+    if not isinstance(sandbox, DockerSandbox):
         raise LabError("--jupyter needs a Docker sandbox (--backend docker)")
-    for m in sandbox.client.api.inspect_container(sandbox.container.id).get("Mounts", []):
+    container = sandbox.container
+    if container is None:
+        raise LabError(f"sandbox {sandbox.id} has no container (it was closed)")
+    for m in sandbox.client.api.inspect_container(container.id).get("Mounts", []):
         if m.get("Destination") == sandbox.workdir and m.get("Source"):
             path = Path(m["Source"])
             if path.is_dir() and os.access(path, os.R_OK | os.W_OK):
@@ -160,7 +184,7 @@ def host_workdir(sandbox: Any) -> Path:
     raise LabError(f"sandbox {sandbox.id} has no volume at its workdir {sandbox.workdir}")
 
 
-def _workdir_contents_class():
+def _workdir_contents_class() -> type:
     """JupyterLab's file manager confined to the workdir's real path: the workdir belongs to the sandbox, so a
     link planted there (``ln -s / rootfs``) would otherwise lead this host process (root) anywhere on the host."""
     from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
@@ -209,7 +233,10 @@ class JupyterHumanSession(HumanSession):
         **kwargs: Passed to :class:`HumanSession` (``limits``, ``stdout``, ``resume``).
     """
 
-    def __init__(self, store: Any, task: Any, *, expert: str, sandbox: Any, port: int = 0,
+    sandbox: DockerSandbox  # host_workdir refuses any other kind in __init__
+
+    def __init__(self, store: Store, task: Task, *, expert: str, sandbox: Sandbox | RunSandboxOpener | None,
+                 port: int = 0,
                  token: str | None = None, idle_pause_s: float | None = 900.0, **kwargs: Any) -> None:
         if sandbox is None:
             raise LabError(f"task {task.key} has no sandbox: --jupyter needs one")
@@ -229,7 +256,7 @@ class JupyterHumanSession(HumanSession):
         self._last_active = time.monotonic()
         self._idle_paused = False
         self.result: RunResult | None = None
-        self._server = None
+        self._server: LabApp | None = None
         self._ending: tuple[RunStatus, str, Any] | None = None
         self._observer: threading.Thread | None = None
         self._done: dict[str, str] = {}  # request id -> the recorded cell's text, or the magic's reply
@@ -295,7 +322,7 @@ class JupyterHumanSession(HumanSession):
                                           "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}
         self.sandbox.write_file(path, json.dumps(nb, indent=1))
 
-    def _make_server(self, tmp: Path):
+    def _make_server(self, tmp: Path) -> LabApp:
         from jupyterlab.labapp import LabApp
         from traitlets.config import Config
 
@@ -348,16 +375,19 @@ class JupyterHumanSession(HumanSession):
         Raises:
             LabError: The session has ended, or a cell was not recorded within ``timeout`` seconds.
         """
-        out = []
+        out: list[str] = []
         for code in cells:
             if self.result is not None:
                 raise LabError(f"the session has ended ({self.result.stop_reason}); cell not run: {code[:80]!r}")
             if not self.kernel.alive:
                 self.kernel.start()
             self._start_observer()
-            msg_id = self.kernel.client.execute(code)
+            client = self.kernel.client
+            if client is None:
+                raise LabError(f"the sandbox's kernel did not start; cell not run: {code[:80]!r}")
+            msg_id = client.execute(code)
             with self._done_cv:
-                if not self._done_cv.wait_for(lambda: msg_id in self._done, timeout):
+                if not self._done_cv.wait_for(lambda mid=msg_id: mid in self._done, timeout):
                     raise LabError(f"cell not recorded within {timeout} s: {code[:80]!r}")
                 out.append(self._done.pop(msg_id))
         if self.result is not None:

@@ -40,6 +40,9 @@ Observation = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 
 
 class ReActState(LoopState, total=False):
+    """The ReAct loop's state: the conversation, the tool calls of the latest reply, tools' own state and the
+    open step span."""
+
     messages: list[dict[str, Any]]
     calls: list[dict[str, Any]]
     tool_state: dict[str, Any]
@@ -116,22 +119,27 @@ class ReActAgent(Agent):
     # -- description -----------------------------------------------------------------------------
 
     def describe(self) -> dict[str, Any]:
+        """The loop's settings as recorded on a run: model, tools, system prompt, limits, approval, sampling."""
         return {"loop": self.name, "model": self.model.name, "tools": sorted(self.tools),
                 "system_prompt": self.system_prompt, "limits": self.limits.to_dict(),
                 "approval": self.approval if isinstance(self.approval, bool) else list(self.approval),
                 "sampling": {k: v for k, v in dataclasses.asdict(self.sampling).items() if v is not None}}
 
     def model_name(self) -> str:
+        """The model's name."""
         return self.model.name
 
     def state_schema(self) -> type:
+        """:class:`ReActState`."""
         return ReActState
 
     def initial_state(self, prompt: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        """The conversation opened by ``prompt`` as the user's message; no calls yet."""
         return {"messages": [{"role": "user", "content": prompt}], "calls": [], "tool_state": {},
                 "step_span": None}
 
     def needs_approval(self, tool_name: str) -> bool:
+        """Whether a call of ``tool_name`` waits for approval (``submit`` never does)."""
         if tool_name == SUBMIT or not self.approval:
             return False
         return self.approval is True or tool_name in self.approval
@@ -139,6 +147,7 @@ class ReActAgent(Agent):
     # -- graph -----------------------------------------------------------------------------------
 
     def build(self, graph: StateGraph, run: AgentRun) -> None:
+        """``agent`` (the model's turn) → ``approve`` (when a call needs it) → ``tools``, until done."""
         graph.add_node("agent", lambda s: self._agent(s, run))
         graph.add_node("approve", lambda s: self._approve(s, run))
         graph.add_node("tools", lambda s: self._tools(s, run))
@@ -217,7 +226,7 @@ class ReActAgent(Agent):
             raw = interrupt({"tool": c["name"], "arguments": c["arguments"], "id": c["id"], "step": s["step"]})
             decisions.append(_decision(raw))
         calls = []
-        for c, d in zip(s["calls"], decisions):
+        for c, d in zip(s["calls"], decisions, strict=True):
             if self.needs_approval(c["name"]):
                 run.recorder.emit(EventKind.HUMAN_ACTION, {"lab.action": "approval", "lab.decision": d["action"],
                                                            TOOL_NAME: c["name"], TOOL_CALL_ID: c["id"], **(

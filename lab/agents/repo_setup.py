@@ -61,6 +61,7 @@ class SuperObservations:
         self.older_cap = older_cap
 
     def __call__(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The conversation with each tool output cut to its tail (the latest step's to ``last_cap``)."""
         last_assistant = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=-1)
         out = []
         for i, m in enumerate(messages):
@@ -71,6 +72,7 @@ class SuperObservations:
         return out
 
     def describe(self) -> dict[str, int]:
+        """The policy's caps, as recorded in a run's loop description."""
         return {"last_cap": self.last_cap, "older_cap": self.older_cap}
 
 
@@ -100,10 +102,10 @@ class RepoSetupAgent(ReActAgent):
         own, prompt = WORKBENCHES[workbench]
         names = {t.name for t in own}
         self.workbench = workbench
+        self.super_observation = observation or SuperObservations()
         super().__init__(model, [*own, *(t for t in tools if t.name not in names), submit_json],
-                         system_prompt=system_prompt or prompt, limits=limits,
-                         observation=observation or SuperObservations(), sampling=sampling, answer=parse_answer,
-                         **kwargs)
+                         system_prompt=system_prompt or prompt, limits=limits, observation=self.super_observation,
+                         sampling=sampling, answer=parse_answer, **kwargs)
 
     @classmethod
     def own_tools(cls, tools: list[Tool]) -> list[Tool]:
@@ -111,7 +113,8 @@ class RepoSetupAgent(ReActAgent):
         return [t for t in tools if t.name not in (shell.name, python.name, edit_file.name)]
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "observation": self.observation.describe(), "workbench": self.workbench}
+        """The ReAct description plus the observation policy's caps and the workbench."""
+        return {**super().describe(), "observation": self.super_observation.describe(), "workbench": self.workbench}
 
 
 WORKBENCHES: dict[str, tuple[list[Tool], str]] = {

@@ -24,12 +24,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, TypeGuard
 
 from langgraph.graph import StateGraph
 from langgraph.types import Command
 
-from lab.traces.checkpoints import checkpointer_for
 from lab.agents.limits import Limits, record_limit
 from lab.errors import LabError
 from lab.models.base import ChatModel, ChatResponse, Message, Sampling
@@ -37,11 +36,15 @@ from lab.provenance import record_sandbox
 from lab.registry import Registry
 from lab.sandbox.base import SandboxError, SandboxUnavailable, SnapshotRef
 from lab.sandbox.snapshot_store import SnapshotStore
+from lab.traces.checkpoints import checkpointer_for
 from lab.traces.protocol import Store
-from lab.traces.recorder import RunRecorder, WorkClock
+from lab.traces.recorder import RunRecorder
 from lab.traces.schema import EventKind, RunStatus
 
 if TYPE_CHECKING:
+    from langchain_core.runnables import RunnableConfig
+
+    from lab.sandbox.base import Sandbox
     from lab.tasks.model import Task
 
 AWAITING_APPROVAL = "awaiting_approval"
@@ -49,6 +52,10 @@ AWAITING_APPROVAL = "awaiting_approval"
 Approver = Callable[[dict[str, Any]], Any]
 """Decides on a tool call awaiting approval: gets ``{"tool", "arguments", "id", "step"}`` and returns
 ``"approve"``, ``{"action": "edit", "arguments": {...}}`` or ``{"action": "reject", "reason": "..."}``."""
+
+
+RunSandboxOpener = Callable[[RunRecorder], "Sandbox"]
+"""Opens a run's sandbox given the run's recorder (so the sandbox's execs are recorded in the run)."""
 
 
 class AgentError(LabError):
@@ -151,7 +158,8 @@ class Agent:
         """The loop's models (each role's; recorded in the run's provenance)."""
         return [v for v in vars(self).values() if callable(getattr(v, "chat", None))]
 
-    def provenance(self, *, task: Any = None, sandbox: Any = None, seed: int | None = None) -> dict[str, Any]:
+    def provenance(self, *, task: Task | None = None, sandbox: Sandbox | None = None,
+                   seed: int | None = None) -> dict[str, Any]:
         """The provenance recorded on a run of this loop (:func:`lab.provenance.collect`)."""
         from lab.provenance import collect
 
@@ -173,7 +181,8 @@ class Agent:
         raise NotImplementedError
 
     def start(self, store: Store, prompt: str, *, inputs: dict[str, Any] | None = None,
-              sandbox: Any = None, task: Any = None, seed: int | None = None,
+              sandbox: Sandbox | RunSandboxOpener | None = None, task: str | Task | None = None,
+              seed: int | None = None,
               batch_id: str | None = None, approver: Approver | None = None,
               config: dict[str, Any] | None = None) -> AgentRun:
         """Create a run in ``store`` (``run_started`` recorded) ready to :meth:`AgentRun.run`.
@@ -192,27 +201,34 @@ class Agent:
             config: Extra fields stored in the run's config (experiment, scorers ...).
         """
         task_obj = None if task is None or isinstance(task, str) else task
-        task = task_obj.key if task_obj is not None else task
-        cfg = {**(config or {}), "task": task, "agent": self.name, "model": self.model_name(), "seed": seed,
+        task_key = task_obj.key if task_obj is not None else task
+        cfg = {**(config or {}), "task": task_key, "agent": self.name, "model": self.model_name(), "seed": seed,
                "prompt": prompt, "inputs": inputs or {}, "loop": self.describe()}
-        opens = callable(sandbox) and not hasattr(sandbox, "exec")
-        prov = self.provenance(task=task_obj, sandbox=None if opens else sandbox, seed=seed)
+        box = sandbox if is_sandbox(sandbox) else None
+        opener = sandbox if box is None and callable(sandbox) else None
+        prov = self.provenance(task=task_obj, sandbox=box, seed=seed)
         rec = RunRecorder.start(store, cfg, batch_id=batch_id, provenance=prov)
-        if opens:
+        if opener is not None:
             try:
-                sandbox = sandbox(rec)
+                box = opener(rec)
             except BaseException as e:
                 rec.error(e, where="sandbox")
                 rec.finish(RunStatus.FAILED, error=f"the sandbox could not start: {e}",
                            attrs={"lab.stop_reason": "sandbox_unavailable"})
                 raise
-            record_sandbox(rec, sandbox)
-        run = AgentRun(self, store, rec, sandbox=sandbox, approver=approver, seed=seed, task=task_obj)
+            record_sandbox(rec, box)
+        run = AgentRun(self, store, rec, sandbox=box, approver=approver, seed=seed, task=task_obj)
         run._input = {**_common_state(), **self.initial_state(prompt, inputs or {})}
         return run
 
 
-def restore_snapshot(sandbox: Any, snapshots: dict[str, dict[str, str]], step: int | None = None,
+def is_sandbox(obj: object) -> TypeGuard[Sandbox]:
+    """Whether ``obj`` (not ``None``) is a sandbox rather than a function of a run's recorder that opens one: it is
+    not callable, or it has an ``exec`` method (a stand-in may implement only what its run uses)."""
+    return obj is not None and (not callable(obj) or hasattr(obj, "exec"))
+
+
+def restore_snapshot(sandbox: Sandbox, snapshots: dict[str, dict[str, str]], step: int | None = None,
                      archives: SnapshotStore | None = None) -> bool:
     """Restore into ``sandbox`` the snapshot a loop's state took at ``step`` (default: its latest one): the
     backend's own snapshot while it exists, else the step's workdir archive from ``archives``.
@@ -258,8 +274,8 @@ class AgentRun:
             a tool needs it).
     """
 
-    def __init__(self, agent: Agent, store: Store, recorder: RunRecorder, *, sandbox: Any = None,
-                 approver: Approver | None = None, seed: int | None = None, task: Any = None) -> None:
+    def __init__(self, agent: Agent, store: Store, recorder: RunRecorder, *, sandbox: Sandbox | None = None,
+                 approver: Approver | None = None, seed: int | None = None, task: Task | None = None) -> None:
         self.agent = agent
         self.store = store
         self.recorder = recorder
@@ -269,8 +285,8 @@ class AgentRun:
         self._task = task
         self.run_id = recorder.run_id
         self.created_at = store.get_run(self.run_id)["created_at"]
-        self.thread = {"configurable": {"thread_id": self.run_id}, "recursion_limit": 100_000}
-        graph = StateGraph(agent.state_schema())
+        self.thread: RunnableConfig = {"configurable": {"thread_id": self.run_id}, "recursion_limit": 100_000}
+        graph: StateGraph[Any] = StateGraph(agent.state_schema())
         agent.build(graph, self)
         # a store may bring its own checkpointer (a cluster worker's stand-in for the driver's store does)
         self.graph = graph.compile(checkpointer=getattr(store, "checkpointer", None) or checkpointer_for(store.path))
@@ -281,7 +297,7 @@ class AgentRun:
     # -- attaching to an existing run ----------------------------------------------------------
 
     @classmethod
-    def attach(cls, store: Store, run_id: str, agent: Agent, *, sandbox: Any = None,
+    def attach(cls, store: Store, run_id: str, agent: Agent, *, sandbox: Sandbox | None = None,
                approver: Approver | None = None, restore_sandbox: bool = True) -> AgentRun:
         """Reconnect to a stored run (e.g. after a kernel restart) to :meth:`resume` it.
 
@@ -306,7 +322,7 @@ class AgentRun:
             run.use_sandbox(sandbox, restore=restore_sandbox)
         return run
 
-    def use_sandbox(self, sandbox: Any, *, restore: bool = True) -> None:
+    def use_sandbox(self, sandbox: Sandbox, *, restore: bool = True) -> None:
         """Give the run ``sandbox`` for its remaining steps; with ``restore``, first put back the files as the
         latest step's snapshot has them.
 
@@ -317,7 +333,7 @@ class AgentRun:
         if restore:
             restore_snapshot(sandbox, self.state.get("snapshots") or {}, archives=self.archives)
 
-    def get_task(self) -> Any:
+    def get_task(self) -> Task | None:
         """The run's :class:`lab.tasks.Task` (``None`` when it has none); looked up by its recorded key
         (``SUITE/ID``) when the run was not given the task itself.
 
@@ -469,7 +485,7 @@ class AgentRun:
         saved = datetime.fromisoformat(self._boundary_at(step).created_at).timestamp()
         return self.store.last_elapsed(self.run_id, until=saved)
 
-    def fork(self, step: int, *, agent: Agent | None = None, sandbox: Any = None,
+    def fork(self, step: int, *, agent: Agent | None = None, sandbox: Sandbox | None = None,
              edit: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
              tool_result: str | None = None, approver: Approver | None = None) -> AgentRun:
         """A new run continuing this one from step ``step``, with something changed.

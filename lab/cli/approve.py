@@ -50,4 +50,5 @@ def approve(
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``lab approve`` to the app."""
     app.command("approve")(approve)

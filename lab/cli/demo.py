@@ -34,4 +34,5 @@ def demo(store: Path = StoreOption) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``lab demo`` to the app."""
     app.command("demo")(demo)

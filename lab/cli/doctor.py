@@ -23,4 +23,5 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``lab doctor`` to the app."""
     app.command("doctor")(doctor)

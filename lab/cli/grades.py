@@ -69,4 +69,5 @@ def agreement_cmd(
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``lab grades`` commands to the app."""
     app.add_typer(grades_app, name="grades")

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from lab.cli.options import StoreOption, open_store
+
+if TYPE_CHECKING:
+    from lab.agents.human_jupyter import JupyterHumanSession
 
 
 def human(
@@ -24,10 +28,9 @@ def human(
     """Open an interactive shell in the task's sandbox with a pausable clock; `submit ANSWER` to finish."""
     from lab.agents.human import HumanSession
     from lab.errors import LabError
-    from lab.tasks.environment import open_task_sandbox
-    from lab.tasks import get_task, load_tasks
-
     from lab.sandbox.factory import SANDBOX_BACKENDS
+    from lab.tasks import get_task, load_tasks
+    from lab.tasks.environment import open_task_sandbox
 
     if backend not in SANDBOX_BACKENDS:
         raise LabError(f"--backend must be one of {', '.join(SANDBOX_BACKENDS.names())}, not {backend!r}")
@@ -42,6 +45,7 @@ def human(
     else:
         t = get_task(task)
     opener = (lambda rec: open_task_sandbox(t, rec, backend=backend)) if t.sandbox is not None else None
+    session: HumanSession | JupyterHumanSession
     if jupyter:
         from lab.agents.human_jupyter import JupyterHumanSession
 
@@ -60,4 +64,5 @@ def human(
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``lab human`` to the app."""
     app.command("human")(human)

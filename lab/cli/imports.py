@@ -43,9 +43,10 @@ def import_inspect(
     """Inspect AI eval logs: one run per sample and epoch; human_agent samples as human expert runs."""
     from lab.traces.importers.inspect import import_inspect as run_import
 
-    ids = run_import(open_store(store, create=True), logs)
+    ids = run_import(open_store(store, create=True), list(logs))
     typer.echo(f"imported {len(ids)} Inspect runs from {len(logs)} log{'s' if len(logs) != 1 else ''}")
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``lab import`` commands to the app."""
     app.add_typer(import_app, name="import")

@@ -19,7 +19,7 @@ def diff_runs(a: str = typer.Argument(..., help="A run id."), b: str = typer.Arg
     st = open_store(store)
     ra, rb = st.get_run(a)["run_id"], st.get_run(b)["run_id"]
     pa, pb = of_run(st, ra), of_run(st, rb)
-    for name, run_id, p in ((a, ra, pa), (b, rb, pb)):
+    for run_id, p in ((ra, pa), (rb, pb)):
         if not p:
             typer.echo(f"run {run_id} recorded no provenance", err=True)
     for key, va, vb in diff(pa, pb):
@@ -30,6 +30,7 @@ def diff_runs(a: str = typer.Argument(..., help="A run id."), b: str = typer.Arg
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``lab runs diff`` to the ``lab runs`` commands."""
     from lab.cli.runs import runs_app
 
     runs_app.command("diff")(diff_runs)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 if TYPE_CHECKING:
+    from lab.tasks import Task
     from lab.traces.rows import RunRow
 
 
@@ -37,9 +38,9 @@ def rescore(
             kwargs[key] = value
     scoring = get_scorer(scorer, **kwargs)
     st = open_store(store)
-    tasks: dict[str | None, object] = {}
+    tasks: dict[str | None, Task | None] = {}
 
-    def task_of(run: RunRow) -> object:
+    def task_of(run: RunRow) -> Task | None:
         key = run["task"]
         if key not in tasks:
             from lab.tasks import get_task
@@ -50,7 +51,7 @@ def rescore(
                 tasks[key] = None
         return tasks[key]
 
-    def target(run: RunRow) -> object:
+    def target(run: RunRow) -> Any:
         t = task_of(run)
         return None if t is None else (t.scoring.target if t.scoring.target is not None else t.answer)
 
@@ -67,4 +68,5 @@ def rescore(
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``lab rescore`` to the app."""
     app.command("rescore")(rescore)

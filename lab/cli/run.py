@@ -59,4 +59,5 @@ def run_experiment(
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``lab run`` to the app."""
     app.command("run")(run_experiment)

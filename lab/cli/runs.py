@@ -113,4 +113,5 @@ def import_runs(file: Path = typer.Argument(..., help="A JSONL file written by `
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``lab runs`` commands to the app."""
     app.add_typer(runs_app, name="runs")

@@ -94,4 +94,5 @@ def ls_cmd(store: Path = StoreOption) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``lab sandbox`` commands to the app."""
     app.add_typer(sandbox_app, name="sandbox")

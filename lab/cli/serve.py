@@ -13,8 +13,8 @@ import typer
 
 from lab.auth import load_users, users_path
 from lab.cli.options import StoreOption
-from lab.traces.backend import is_postgres_url
 from lab.errors import LabError
+from lab.traces.store import is_postgres_url
 
 
 class ServeError(LabError):
@@ -84,24 +84,28 @@ def serve(
     show: bool = typer.Option(False, "--show", help="Open a browser tab."),
     sign_in: bool | None = typer.Option(
         None, "--sign-in/--no-sign-in",
-        help="Require sign-in with the users file (default: on for any non-loopback address, where it cannot be turned off)."),
+        help="Require sign-in with the users file (default: on for any non-loopback address, where it cannot be "
+             "turned off)."),
     users: Path = typer.Option(None, "--users", help="Users file (default: $LAB_USERS or .lab/users.json)."),
     cookie_secret: str = typer.Option(None, "--cookie-secret", envvar="LAB_COOKIE_SECRET", show_envvar=True,
-                                      help="Signs session cookies (default: a fresh one, so a restart signs everyone out)."),
+                                      help="Signs session cookies (default: a fresh one, so a restart signs "
+                                           "everyone out)."),
     oauth_provider: str = typer.Option(
         None, "--oauth-provider",
         help="Sign in through Panel's OAuth provider (github, google, azure, generic...; key and secret in "
              "$PANEL_OAUTH_KEY/$PANEL_OAUTH_SECRET) instead of passwords; roles still come from the users file."),
     public_origin: str = typer.Option(
-        None, "--public-origin", help="HOST[:PORT] a TLS reverse proxy serves the dashboard at (its websocket origin)."),
+        None, "--public-origin",
+        help="HOST[:PORT] a TLS reverse proxy serves the dashboard at (its websocket origin)."),
 ) -> None:
     """Serve the dashboard (or a notebook) as a Panel app; stop with Ctrl-C."""
     env = dict(os.environ)
     if store is not None:
-        env["LAB_STORE"] = store if is_postgres_url(store) else str(Path(store).resolve())
+        env["LAB_STORE"] = str(store) if is_postgres_url(store) else str(Path(store).resolve())
     local = is_loopback(address)
     if sign_in is False and not local:
-        raise ServeError(f"refusing to serve on {address} without sign-in: only a loopback address may use --no-sign-in")
+        raise ServeError(f"refusing to serve on {address} without sign-in: only a loopback address may use "
+                         "--no-sign-in")
     if sign_in or not local or oauth_provider:
         path = (users or users_path()).resolve()
         if not load_users(path):
@@ -123,4 +127,5 @@ def serve(
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``lab serve`` to the app."""
     app.command("serve")(serve)

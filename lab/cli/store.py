@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from lab.traces.backend import is_postgres_url, open_trace_store
-from lab.traces.store import StoreError
+from lab.traces.backend import open_trace_store
+from lab.traces.store import StoreError, is_postgres_url
 
 store_app = typer.Typer(no_args_is_help=True, help="Whole trace stores.")
 
@@ -41,4 +41,5 @@ def copy(
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``lab store`` commands to the app."""
     app.add_typer(store_app, name="store")

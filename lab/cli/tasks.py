@@ -77,4 +77,5 @@ def validate_cmd(
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``lab tasks`` commands to the app."""
     app.add_typer(tasks_app, name="tasks")

@@ -44,4 +44,5 @@ def list_users(users: Path = UsersFileOption) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``lab users`` commands to the app."""
     app.add_typer(users_app, name="users")

@@ -8,7 +8,15 @@ from lab.tasks.errors import TaskError, TaskScoringError, TaskSpecError
 from lab.tasks.medqa import answer_aliases, load_medqa_open
 from lab.tasks.metr import IntermediateScore, MetrSession, load_metr_family, manifest_schema
 from lab.tasks.model import (
-    CopySpec, Limits, MetrRef, Resources, ScorerRef, Scoring, ScriptScoring, Task, TaskSandbox,
+    CopySpec,
+    Limits,
+    MetrRef,
+    Resources,
+    ScorerRef,
+    Scoring,
+    ScriptScoring,
+    Task,
+    TaskSandbox,
 )
 from lab.tasks.registry import BUNDLED, Suite, get_task, list_suites, load_suite, load_tasks
 from lab.tasks.scoring import score_task

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from lab.tasks.errors import TaskError, TaskPathError
 from lab.tasks.metr import MetrSession
-from lab.tasks.model import Task
+from lab.tasks.model import Task, TaskSandbox
 from lab.tasks.validate import unavailable_reason
+
+if TYPE_CHECKING:
+    from lab.sandbox import Sandbox, SandboxSpec
+    from lab.traces.recorder import RunRecorder
 
 __all__ = ["TaskEnvironment", "TaskUnavailable", "open_task_sandbox", "sandbox_spec"]
 
@@ -16,7 +20,14 @@ class TaskUnavailable(TaskError):
     """This machine cannot run the task (it needs a GPU, Docker ...); the message says why."""
 
 
-def sandbox_spec(task: Task, *, backend: str = "docker") -> Any:
+def _task_box(task: Task) -> TaskSandbox:
+    """The task's sandbox section; :class:`TaskError` when it runs without one."""
+    if task.sandbox is None:
+        raise TaskError(f"task '{task.key}' runs without a sandbox")
+    return task.sandbox
+
+
+def sandbox_spec(task: Task, *, backend: str = "docker") -> SandboxSpec:
     """The :class:`lab.sandbox.SandboxSpec` for a task: its image, user, workdir, CPUs, memory, GPUs, network.
 
     METR Task Standard tasks get a writable root filesystem (the family lives in ``/root``).
@@ -26,9 +37,7 @@ def sandbox_spec(task: Task, *, backend: str = "docker") -> Any:
     """
     from lab.sandbox import SandboxSpec
 
-    if task.sandbox is None:
-        raise TaskError(f"task '{task.key}' runs without a sandbox")
-    r, box = task.resources, task.sandbox
+    r, box = task.resources, _task_box(task)
     return SandboxSpec(
         image=f"expertlab/{box.image}", backend=backend, network=r.network, user=box.user,
         workdir=box.workdir or "/work", cpus=r.cpus, memory=f"{int(r.memory_gb * 1024)}m",
@@ -56,34 +65,40 @@ class TaskEnvironment:
         TaskError: Copying in or a setup step failed (the message names the task and the step).
     """
 
-    def __init__(self, task: Task, *, recorder: Any = None, backend: str = "docker", build: bool = True) -> None:
+    def __init__(self, task: Task, *, recorder: RunRecorder | None = None, backend: str = "docker",
+                 build: bool = True) -> None:
         self.task, self.recorder, self.backend, self.build = task, recorder, backend, build
-        self.sandbox: Any = None
+        self.sandbox: Sandbox | None = None
         self.session: MetrSession | None = None
 
     def __enter__(self) -> TaskEnvironment:
+        self._open()
+        return self
+
+    def _open(self) -> Sandbox:
+        """Check, build, open and prepare the sandbox (closed again when preparing fails); return it."""
         from lab.sandbox import open_sandbox
 
         task = self.task
         reason = unavailable_reason(task)
         if reason:
             raise TaskUnavailable(reason)
-        spec = sandbox_spec(task, backend=self.backend)
+        spec, box = sandbox_spec(task, backend=self.backend), _task_box(task)
         if self.backend == "docker" and self.build:
             from lab.sandbox.images import ensure_image
 
-            ensure_image(task.sandbox.image, log=lambda _: None)
-        self.sandbox = open_sandbox(spec, recorder=self.recorder)
+            ensure_image(box.image, log=lambda _: None)
+        self.sandbox = sb = open_sandbox(spec, recorder=self.recorder)
         try:
-            self._prepare()
+            self._prepare(box, sb)
         except BaseException:
             self.close()
             raise
-        return self
+        return sb
 
-    def _prepare(self) -> None:
-        task, sb = self.task, self.sandbox
-        for i, c in enumerate(task.sandbox.copy_in):
+    def _prepare(self, box: TaskSandbox, sb: Sandbox) -> None:
+        task = self.task
+        for i, c in enumerate(box.copy_in):
             try:
                 src = task.host_path(c.src)  # checked again here: the file system may have changed since loading
             except TaskPathError as e:
@@ -94,7 +109,7 @@ class TaskEnvironment:
                 sb.write_file(c.dest, src.read_bytes())
             else:
                 raise TaskError(f"task '{task.key}': file to copy in does not exist: {src}")
-        for i, step in enumerate(task.sandbox.setup, 1):
+        for i, step in enumerate(box.setup, 1):
             res = sb.exec(step, timeout=1800)
             if not res.ok:
                 why = "timed out" if res.timed_out else f"exit {res.exit_code}"
@@ -113,11 +128,11 @@ class TaskEnvironment:
         self.close()
 
 
-def open_task_sandbox(task: Task, recorder: Any = None, *, backend: str = "docker") -> Any:
+def open_task_sandbox(task: Task, recorder: RunRecorder | None = None, *, backend: str = "docker") -> Sandbox:
     """Open and prepare a task's sandbox (as :class:`TaskEnvironment` does); the caller closes it.
 
     Raises:
         TaskUnavailable: The task needs resources this machine lacks.
         TaskError: Copying in or a setup step failed (the sandbox is closed).
     """
-    return TaskEnvironment(task, recorder=recorder, backend=backend).__enter__().sandbox
+    return TaskEnvironment(task, recorder=recorder, backend=backend)._open()

@@ -12,13 +12,17 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lab.tasks.errors import TaskError, TaskSpecError
 from lab.tasks.model import Task
 from lab.tasks.yaml_loader import read_yaml
+
+if TYPE_CHECKING:
+    from lab.models.scripted import ScriptedModel
+    from lab.sandbox import Sandbox
 
 __all__ = ["ExpertSolution", "expert_model", "expert_solution", "run_expert"]
 
@@ -64,7 +68,7 @@ def _json_from(output: str, key: str) -> Any:
     return json.loads(found[-1])
 
 
-def run_expert(task: Task, sandbox: Any, *, timeout: float = 600) -> tuple[Any, list[str]]:
+def run_expert(task: Task, sandbox: Sandbox, *, timeout: float = 600) -> tuple[Any, list[str]]:
     """Run a task's expert solution directly in a prepared sandbox.
 
     Returns:
@@ -83,7 +87,7 @@ def run_expert(task: Task, sandbox: Any, *, timeout: float = 600) -> tuple[Any, 
     return _json_from(res.stdout, task.key), transcript
 
 
-def expert_model(task: Task) -> Any:
+def expert_model(task: Task) -> ScriptedModel:
     """A :class:`lab.models.ScriptedModel` that plays the expert in the repo-setup loop: one ``shell`` call
     per command, then the submit command, then ``submit`` with the JSON that command printed."""
     from lab.models.base import ToolCall

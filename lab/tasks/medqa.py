@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+
 from lab.tasks.errors import TaskSpecError
 from lab.tasks.jsonl import iter_jsonl
 from lab.tasks.model import Limits, ScorerRef, Scoring, Task

@@ -20,12 +20,15 @@ import sys
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from lab.tasks.errors import TaskScoringError, TaskSpecError
 from lab.tasks.model import Limits, MetrRef, Resources, Scoring, ScriptScoring, Task, TaskSandbox
+
+if TYPE_CHECKING:
+    from lab.sandbox import Sandbox
 
 __all__ = ["FAMILY_ROOT", "MetrSession", "load_metr_family", "manifest_schema"]
 
@@ -66,12 +69,16 @@ def _load_manifest(path: Path) -> dict[str, Any]:
             line = f":{n.start_mark.line + 1}"
         where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
         raise TaskSpecError(f"{path}{line}: manifest field '{where}': {err.message}")
+    if not isinstance(data, dict):  # the schema requires a mapping: validation has said so already
+        raise TaskSpecError(f"{path}: a METR manifest must be a mapping")
     return data
 
 
 def _import_family(py: Path) -> Any:
     digest = hashlib.sha1(str(py.resolve()).encode()).hexdigest()[:10]
     spec = importlib.util.spec_from_file_location(f"_lab_metr_{py.stem}_{digest}", py)
+    if spec is None or spec.loader is None:
+        raise TaskSpecError(f"{py}: cannot be imported as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.path.insert(0, str(py.parent))
     try:
@@ -194,21 +201,22 @@ class MetrSession:
         sandbox: An open sandbox on the task's image.
     """
 
-    def __init__(self, task: Task, sandbox: Any) -> None:
-        if task.metr is None:
+    def __init__(self, task: Task, sandbox: Sandbox) -> None:
+        if task.metr is None or task.scoring.script is None:
             raise TaskSpecError(f"task '{task.key}' is not a METR task family task")
         self.task, self.sandbox = task, sandbox
+        self._ref: MetrRef = task.metr
+        self._timeout_s = task.scoring.script.timeout_s
         self.score_log: list[dict[str, Any]] = []
         self._t0: float | None = None
 
     def _op(self, op: str, stdin: str | None = None, timeout: float | None = None) -> Any:
-        ref = self.task.metr
+        ref = self._ref
         cmd = ["python3", DRIVER_PATH, f"{FAMILY_ROOT}/{ref.family}", ref.task, op]
-        res = self.sandbox.exec(cmd, input=stdin, user="root", cwd="/root",
-                                timeout=timeout or self.task.scoring.script.timeout_s)
+        res = self.sandbox.exec(cmd, input=stdin, user="root", cwd="/root", timeout=timeout or self._timeout_s)
         if res.timed_out:
             raise TaskScoringError(f"task '{self.task.key}': {op}() timed out after "
-                                   f"{timeout or self.task.scoring.script.timeout_s:g}s")
+                                   f"{timeout or self._timeout_s:g}s")
         lines = [ln for ln in res.stdout.splitlines() if ln.strip()]
         try:
             reply = json.loads(lines[-1])
@@ -228,7 +236,7 @@ class MetrSession:
         """
         import time
 
-        ref, stage = self.task.metr, "/tmp/lab-task-family"
+        ref, stage = self._ref, "/tmp/lab-task-family"
         self.sandbox.copy_in(_staged(Path(ref.family_dir)), f"{stage}/{ref.family}")
         self.sandbox.write_file(f"{stage}/driver.py", _DRIVER_SRC.read_bytes())
         res = self.sandbox.exec(

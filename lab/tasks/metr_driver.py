@@ -17,6 +17,7 @@ import os
 import sys
 import traceback
 
+
 def _family(family_dir):
     name = os.path.basename(os.path.normpath(family_dir))
     sys.path.insert(0, family_dir)
@@ -73,6 +74,7 @@ def _run(family_dir, task_name, op):
 
 
 def main(argv):
+    """Run the operation ``argv`` names and print its JSON reply as the last line; return the exit status."""
     if len(argv) != 4:
         print(__doc__, file=sys.stderr)
         return 2

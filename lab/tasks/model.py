@@ -6,10 +6,11 @@ Every loader (own YAML, METR Task Standard, SUPER JSONL, DERA MedQA-open JSONL) 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PrivateAttr, model_validator
 
 from lab.limits import Limits
 from lab.tasks.errors import TaskPathError
@@ -18,7 +19,7 @@ ALLOW_PATHS_ENV = "LAB_TASK_ALLOW_PATHS"
 """Host directories (separated by ``os.pathsep``) that every task file may reach besides its own directory."""
 
 
-def allowed_roots(extra: tuple[str | os.PathLike[str], ...] | list = ()) -> list[Path]:
+def allowed_roots(extra: Sequence[str | os.PathLike[str]] = ()) -> list[Path]:
     """Directories task files may reach besides their own: ``extra`` (e.g. ``--allow-path``) and
     ``$LAB_TASK_ALLOW_PATHS``, resolved."""
     env = [p for p in os.environ.get(ALLOW_PATHS_ENV, "").split(os.pathsep) if p]
@@ -79,7 +80,7 @@ class Resources(_Strict):
 
     cpus: PositiveFloat = 1.0
     memory_gb: PositiveFloat = 2.0
-    gpus: int = Field(0, ge=0)
+    gpus: int = Field(default=0, ge=0)
     network: bool = False
     storage_gb: PositiveFloat | None = None
 
@@ -231,7 +232,7 @@ class Task(_Strict):
 
     _allow: tuple[str, ...] = PrivateAttr(default=())
 
-    def allow_paths(self, dirs: tuple[str | os.PathLike[str], ...] | list) -> Task:
+    def allow_paths(self, dirs: Sequence[str | os.PathLike[str]]) -> Task:
         """Let this task reach host files under ``dirs`` too (what ``--allow-path`` does); returns the task."""
         self._allow = (*self._allow, *map(str, dirs))
         return self

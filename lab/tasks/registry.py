@@ -16,6 +16,7 @@ suite itself or holds suites as sub-directories.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -76,7 +77,7 @@ class Suite:
         return p if p.exists() else None
 
     def load(self, *, subset: Literal["all", "ci"] = "all",
-             allow_paths: tuple[str | os.PathLike[str], ...] | list = ()) -> list[Task]:
+             allow_paths: Sequence[str | os.PathLike[str]] = ()) -> list[Task]:
         """Load the suite's tasks.
 
         Args:
@@ -139,7 +140,7 @@ def _user_dirs() -> list[Path]:
     return [Path(p).expanduser() for p in os.environ.get("LAB_TASK_DIRS", "").split(os.pathsep) if p]
 
 
-def list_suites(extra_dirs: list[str | Path] | None = None) -> list[Suite]:
+def list_suites(extra_dirs: Sequence[str | Path] | None = None) -> list[Suite]:
     """The bundled suites, then those in ``$LAB_TASK_DIRS`` and ``extra_dirs``.
 
     Raises:
@@ -162,15 +163,15 @@ def list_suites(extra_dirs: list[str | Path] | None = None) -> list[Suite]:
     return found
 
 
-def _suite(name: str, extra_dirs: list[str | Path] | None = None) -> Suite:
+def _suite(name: str, extra_dirs: Sequence[str | Path] | None = None) -> Suite:
     suites = {s.name: s for s in list_suites(extra_dirs)}
     if name not in suites:
         raise TaskError(f"no suite named '{name}'; known: {', '.join(sorted(suites))}")
     return suites[name]
 
 
-def load_suite(name: str, *, subset: Literal["all", "ci"] = "all", extra_dirs: list[str | Path] | None = None,
-               allow_paths: tuple[str | os.PathLike[str], ...] | list = ()) -> list[Task]:
+def load_suite(name: str, *, subset: Literal["all", "ci"] = "all", extra_dirs: Sequence[str | Path] | None = None,
+               allow_paths: Sequence[str | os.PathLike[str]] = ()) -> list[Task]:
     """Load a suite's tasks by name (``allow_paths``: host directories its files may reach besides its own).
 
     Raises:
@@ -179,7 +180,7 @@ def load_suite(name: str, *, subset: Literal["all", "ci"] = "all", extra_dirs: l
     return _suite(name, extra_dirs).load(subset=subset, allow_paths=allow_paths)
 
 
-def get_task(key: str, *, extra_dirs: list[str | Path] | None = None) -> Task:
+def get_task(key: str, *, extra_dirs: Sequence[str | Path] | None = None) -> Task:
     """Find one task by ``suite/id`` (ids may themselves contain ``/``, as METR's ``family/task`` do).
 
     Raises:
@@ -194,7 +195,7 @@ def get_task(key: str, *, extra_dirs: list[str | Path] | None = None) -> Task:
     raise TaskError(f"no task '{tid}' in suite '{suite}'")
 
 
-def load_tasks(path: str | Path, *, allow_paths: tuple[str | os.PathLike[str], ...] | list = ()) -> list[Task]:
+def load_tasks(path: str | Path, *, allow_paths: Sequence[str | os.PathLike[str]] = ()) -> list[Task]:
     """Load tasks from any supported source, chosen by what ``path`` is.
 
     A directory with ``suite.yaml`` is a suite; a directory with ``<dir>.py`` a METR family; a ``.yaml`` /

@@ -4,44 +4,49 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lab.tasks.errors import TaskScoringError
 from lab.tasks.model import Task
 from lab.traces.schema import Provenance, Score
 
+if TYPE_CHECKING:
+    from lab.sandbox import Sandbox
+    from lab.scoring import Scorer
+    from lab.tasks.metr import MetrSession
+    from lab.traces.protocol import Store
+
 __all__ = ["executions_of", "score_task", "scorer_context"]
 
 
-def _normalised(task: Task, raw: float) -> Score:
+def _normalised(task: Task, raw: float, start: float, reference: float) -> Score:
     from lab.scoring import normalized_score
 
-    sc = task.scoring
-    value = normalized_score(raw, sc.starting_score, sc.reference_score)
+    value = normalized_score(raw, start, reference)
     return Score("normalized_score", value, Provenance.RULE.value, source="normalized_score", item_id=task.key,
-                 details={"raw": raw, "start": sc.starting_score, "reference": sc.reference_score})
+                 details={"raw": raw, "start": start, "reference": reference})
 
 
 @lru_cache(maxsize=64)
-def _scorer(name: str, args_json: str) -> Any:
+def _scorer(name: str, args_json: str) -> Scorer:
     from lab.scoring import get_scorer
 
     return get_scorer(name, **json.loads(args_json))
 
 
-def _get(name: str, args: dict[str, Any]) -> Any:
+def _get(name: str, args: dict[str, Any]) -> Scorer:
     """A scorer built once per process for each name and arguments (a judge loads its model once)."""
     return _scorer(name, json.dumps(args, sort_keys=True, default=str))
 
 
-def scorer_context(task: Task, sandbox: Any = None) -> dict[str, Any]:
+def scorer_context(task: Task, sandbox: Sandbox | None = None) -> dict[str, Any]:
     """The context a scorer gets for a submission to ``task``: ``item_id``, ``sandbox`` and ``question``."""
     return {"item_id": task.key, "sandbox": sandbox, "question": task.inputs.get("question", task.instructions)}
 
 
-def score_task(task: Task, submission: Any, *, sandbox: Any = None, transcript: list[str] | str | None = None,
-               executions: list[dict[str, Any]] | None = None, session: Any = None,
-               use_fallback: bool = True) -> list[Score]:
+def score_task(task: Task, submission: Any, *, sandbox: Sandbox | None = None,
+               transcript: list[str] | str | None = None, executions: list[dict[str, Any]] | None = None,
+               session: MetrSession | None = None, use_fallback: bool = True) -> list[Score]:
     """Score a submission to ``task``.
 
     Rule or judge scorers are built from ``lab.scoring``'s registry; a scoring script runs in ``sandbox``;
@@ -81,21 +86,23 @@ def score_task(task: Task, submission: Any, *, sandbox: Any = None, transcript: 
         elif sc.script is not None:
             if sandbox is None:
                 raise TaskScoringError(f"task '{key}': its scoring script needs the run's sandbox")
-            s = _get("script", {"command": sc.script.command, "timeout": sc.script.timeout_s})(
-                submission, item_id=key, sandbox=sandbox)
+            scores = as_scores(_get("script", {"command": sc.script.command, "timeout": sc.script.timeout_s})(
+                submission, item_id=key, sandbox=sandbox))
+            s = scores[0]
             if s.value is None:
                 raise TaskScoringError(f"task '{key}': scoring script failed: {s.details.get('reason')}"
                                        f"{' — ' + s.details['stderr'][-300:] if s.details.get('stderr') else ''}")
-            scores = [s]
         else:
+            assert sc.scorer is not None  # Scoring's validator: exactly one of scorer and script
             target = sc.target if sc.target is not None else task.answer
             ctx = scorer_context(task, sandbox)
             scores = as_scores(_get(sc.scorer, sc.args)(submission, target, **ctx))
             if use_fallback and sc.fallback is not None and scores[0].value != 1.0:
                 judge = _get(sc.fallback.scorer, sc.fallback.args)
                 scores += as_scores(judge(submission, task.answer, **ctx))
-        if sc.starting_score is not None and scores[0].value is not None:
-            scores.append(_normalised(task, scores[0].value))
+        start, reference = sc.starting_score, sc.reference_score  # Scoring's validator: both or neither
+        if start is not None and reference is not None and scores[0].value is not None:
+            scores.append(_normalised(task, scores[0].value, start, reference))
         if task.landmarks and transcript is not None:
             scores += as_scores(_get("landmarks", {})(transcript, task.landmarks, item_id=key))
         if task.entrypoint and executions is not None:
@@ -105,7 +112,7 @@ def score_task(task: Task, submission: Any, *, sandbox: Any = None, transcript: 
     return scores
 
 
-def executions_of(store: Any, run_id: str) -> list[dict[str, Any]]:
+def executions_of(store: Store, run_id: str) -> list[dict[str, Any]]:
     """A run's recorded sandbox commands, and its kernel cells (``!python train.py`` runs there), in the shape
     the ``entrypoint`` scorer reads."""
     out = []

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ def _check_events(text: str, where: str) -> None:
     sizes: dict[str, int] = {}
     stack: list[list] = [[None, 0]]  # [anchor, expanded size] per open collection
     for ev in yaml.parse(text, Loader=yaml.SafeLoader):
-        line = ev.start_mark.line + 1
+        line = ev.start_mark.line + 1 if ev.start_mark is not None else "?"
         if isinstance(ev, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
             stack.append([ev.anchor, 1])
             if len(stack) - 1 > MAX_DEPTH:
@@ -98,9 +99,9 @@ def read_yaml(path: str | Path, *, what: str = "task file") -> tuple[object, yam
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
+        at = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise TaskSpecError(f"{path}{line}: invalid YAML: {problem}") from None
+        raise TaskSpecError(f"{path}{at}: invalid YAML: {problem}") from None
     except RecursionError:
         raise TaskSpecError(f"{path}: nested too deeply to read") from None
     return data, node
@@ -146,8 +147,8 @@ def _merge(defaults: dict, task: dict) -> dict:
 def _validate(raw: Any, where: str, *, node: yaml.Node | None = None,
               defaults_node: yaml.Node | None = None) -> Task:
     if not isinstance(raw, dict):
-        line = f":{node.start_mark.line + 1}" if node is not None else ""
-        raise TaskSpecError(f"{where}{line}: a task must be a mapping, got {type(raw).__name__}")
+        at = f":{node.start_mark.line + 1}" if node is not None else ""
+        raise TaskSpecError(f"{where}{at}: a task must be a mapping, got {type(raw).__name__}")
     try:
         return Task.model_validate(raw)
     except ValidationError as e:
@@ -173,7 +174,7 @@ def _check_paths(task: Task, where: str, tnode: yaml.Node | None, dnode: yaml.No
 
 
 def tasks_from_mapping(data: Any, where: str, *, suite: str | None = None, node: yaml.Node | None = None,
-                       allow_paths: tuple[str | os.PathLike[str], ...] | list = ()) -> list[Task]:
+                       allow_paths: Sequence[str | os.PathLike[str]] = ()) -> list[Task]:
     """Build tasks from already-parsed YAML data (one task, or ``{suite?, defaults?, tasks: [...]}``).
 
     Args:
@@ -201,9 +202,11 @@ def tasks_from_mapping(data: Any, where: str, *, suite: str | None = None, node:
             raise TaskSpecError(f"{where}:{_line_of(('tasks',), node)}: 'tasks' must be a list")
         if not isinstance(defaults, dict):
             raise TaskSpecError(f"{where}:{_line_of(('defaults',), node)}: 'defaults' must be a mapping")
-        tnode, dnode = (_child(node, k) for k in ("tasks", "defaults"))
-        tnode, dnode = tnode and tnode[0], dnode and dnode[0]
-        pairs = [(it, (_child(tnode, i) or (None,))[0]) for i, it in enumerate(items)]
+        tchild, dchild = _child(node, "tasks"), _child(node, "defaults")
+        tnode = tchild[0] if tchild is not None else None
+        dnode = dchild[0] if dchild is not None else None
+        pairs: list[tuple[Any, yaml.Node | None]] = [(it, (_child(tnode, i) or (None,))[0])
+                                                      for i, it in enumerate(items)]
     else:
         pairs, defaults, dnode = [(data, node)], {}, None
     tasks: list[Task] = []
@@ -230,7 +233,7 @@ def tasks_from_mapping(data: Any, where: str, *, suite: str | None = None, node:
 
 
 def load_task_file(path: str | Path, *, suite: str | None = None,
-                   allow_paths: tuple[str | os.PathLike[str], ...] | list = ()) -> list[Task]:
+                   allow_paths: Sequence[str | os.PathLike[str]] = ()) -> list[Task]:
     """Load the tasks in a YAML file.
 
     Args:

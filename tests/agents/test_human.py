@@ -14,7 +14,7 @@ LAB = str(Path(sys.executable).parent / "lab")
 TASK = """
 id: count-lines
 kind: repo
-instructions: 'How many lines does data.txt (in the working directory) have? Submit {"lines": N}.' 
+instructions: 'How many lines does data.txt (in the working directory) have? Submit {"lines": N}.'
 sandbox: {image: base, workdir: /work, setup: ["printf 'a\\\\nb\\\\nc\\\\n' > data.txt"]}
 scoring: {scorer: exact_match, intermediate: true}
 answer: {"lines": 3}
@@ -78,7 +78,7 @@ def test_human_session_records_commands_pauses_scores(tmp_path, lab_store):
     assert resume_ev.ts - pause_ev.ts >= 1.5
     assert resume_ev.elapsed - pause_ev.elapsed < 0.5  # working time stood still while paused
     scores = st.scores_frame()
-    assert sorted(zip(scores["value"], scores["final"])) == [(0.0, False), (1.0, True)]
+    assert sorted(zip(scores["value"], scores["final"], strict=True)) == [(0.0, False), (1.0, True)]
     assert run["elapsed"] < evs[-1].ts - evs[0].ts - 1.0
 
 

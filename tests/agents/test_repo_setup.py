@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from lab.agents import RepoSetupAgent, SuperObservations
 from lab.models import ScriptedModel, ToolCall
-from lab.tools import edit_file, python, shell, ToolContext, ToolError
+from lab.tools import ToolContext, ToolError, edit_file, python, shell
 
 
 def call(tool_name, **args):

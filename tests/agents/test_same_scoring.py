@@ -46,7 +46,8 @@ def test_scripted_human_and_agent_get_the_same_scores(store, task_file):
 
     lines = [*COMMANDS, f"score {json.dumps(EARLY)}", f"submit {json.dumps(FINAL)}"]
     screen = io.StringIO()
-    session = HumanSession(store, task, expert="alice", sandbox=lambda rec: open_task_sandbox(task, rec, backend="local"),
+    session = HumanSession(store, task, expert="alice",
+                           sandbox=lambda rec: open_task_sandbox(task, rec, backend="local"),
                            stdin=io.StringIO("\n".join(lines) + "\n"), stdout=screen)
     try:
         human = session.run()
@@ -55,7 +56,8 @@ def test_scripted_human_and_agent_get_the_same_scores(store, task_file):
     assert human.status == "done", screen.getvalue()[-2000:]
 
     calls = [ToolCall("", "shell", {"command": c}) for c in COMMANDS]
-    calls += [ToolCall("", "score", {"answer": json.dumps(EARLY)}), ToolCall("", "submit", {"answer": json.dumps(FINAL)})]
+    calls += [ToolCall("", "score", {"answer": json.dumps(EARLY)}),
+              ToolCall("", "submit", {"answer": json.dumps(FINAL)})]
     exp = Experiment.model_validate({"name": "same", "tasks": [str(task_file)], "loops": ["repo_setup"],
                                      "models": ["expert"], "concurrency": 1, "sandbox_backend": "local"})
     (o,) = Runner(store, progress=False, model_loader=lambda _n: ScriptedModel(list(calls))).run(exp).outcomes

@@ -47,7 +47,8 @@ from lab.sandbox import SandboxSpec, open_sandbox
 from lab.traces import TraceStore
 
 store = TraceStore(sys.argv[1])
-calls = [ToolCall("", "shell", {"command": "echo one > f1.txt"}), ToolCall("", "shell", {"command": "echo two > f2.txt"}),
+calls = [ToolCall("", "shell", {"command": "echo one > f1.txt"}),
+         ToolCall("", "shell", {"command": "echo two > f2.txt"}),
          ToolCall("", "submit", {"answer": "done"})]
 sb = open_sandbox(SandboxSpec(image="expertlab/base", backend=sys.argv[2]))
 run = RepoSetupAgent(ScriptedModel(calls)).start(store, "write two files", sandbox=sb)

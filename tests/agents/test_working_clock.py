@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -34,7 +35,7 @@ def slow_add(_messages):
 
 def monotonic(store, run_id):
     els = [e.elapsed for e in store.events(run_id)]
-    return all(b >= a for a, b in zip(els, els[1:])), els
+    return all(b >= a for a, b in itertools.pairwise(els)), els
 
 
 CHILD = textwrap.dedent("""
@@ -116,5 +117,5 @@ def test_pause_resume_and_fork_continue_the_clock(store):
     child = run.fork(2, agent=ReActAgent(ScriptedModel([ToolCall("", "submit", {"answer": "x"})]), [add]))
     child.run()
     cels = [e.elapsed for e in store.events(child.run_id)]
-    assert cels[0] >= at2 and all(b >= a for a, b in zip(cels, cels[1:]))
+    assert cels[0] >= at2 and all(b >= a for a, b in itertools.pairwise(cels))
     assert store.get_run(child.run_id)["elapsed"] >= at2

@@ -32,8 +32,8 @@ VOLATILE = {"lab.sandbox.id", "lab.sandbox.duration", "lab.latency_s", "lab.dura
 
 @pytest.fixture(scope="module")
 def cluster():
-    from lab.sandbox.docker import docker_client
     from lab.sandbox.base import SandboxUnavailable
+    from lab.sandbox.docker import docker_client
 
     try:
         if not docker_client().images.list(name="expertlab/base"):

@@ -48,7 +48,7 @@ def test_scripted_human_solves_repo_setup_on_the_kernel(store, session):
     assert cells[1]["lab.kernel.outputs"]["code"] == "!python train.py --alpha 0.5"
     assert [c["lab.kernel.outputs"]["execution_count"] for c in cells] == [1, 5, 6]
     frame = store.scores_frame(final_only=True)
-    scores = dict(zip(frame["scorer"], frame["value"]))
+    scores = dict(zip(frame["scorer"], frame["value"], strict=True))
     assert {k: scores[k] for k in ("output_match", "landmarks", "entrypoint")} == {
         "output_match": 1.0, "landmarks": 1.0, "entrypoint": 1.0}
     run = store.get_run(session.run_id)

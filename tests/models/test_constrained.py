@@ -9,7 +9,12 @@ import pytest
 
 from lab.models import ModelError, ModelOutputError, ToolSpec
 from lab.models.constrained import (
-    MIN_STRING_CHARS, ReplyBudgetError, bound_schema, max_chars, parse_reply, reply_schema,
+    MIN_STRING_CHARS,
+    ReplyBudgetError,
+    bound_schema,
+    max_chars,
+    parse_reply,
+    reply_schema,
 )
 
 SEARCH = ToolSpec("search", "Search", {"type": "object", "properties": {

@@ -11,8 +11,7 @@ import jsonschema
 import pytest
 
 from lab.models import Message, Sampling, ToolSpec
-from lab.models.batching import (CPU_MAX_BATCH, MAX_BATCH_CAP, context_tokens, default_max_batch,
-                                 kv_bytes_per_token)
+from lab.models.batching import CPU_MAX_BATCH, MAX_BATCH_CAP, context_tokens, default_max_batch, kv_bytes_per_token
 from lab.models.continuous import ContinuousBatcher, Request, SlotCache
 from lab.models.embedded import smollm2_dir
 
@@ -108,7 +107,7 @@ def test_static_shape_decoding_gives_the_same_tokens(smollm2, monkeypatch):
         th.join()
     static.close()
     assert max(static.batches) > 1
-    for p, r in zip(prompts, reqs):
+    for p, r in zip(prompts, reqs, strict=True):
         expect = Request(p, 20)
         smollm2.batcher.begin()
         smollm2.batcher.submit(expect)

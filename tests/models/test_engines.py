@@ -84,7 +84,7 @@ def test_close_stops_the_engine_and_its_group(tmp_path):
 
 
 def test_engine_dies_with_the_process_that_started_it(tmp_path):
-    """kill -9 of the lab's process leaves no engine behind (the kernel sends it SIGTERM)."""
+    """A ``kill -9`` of the lab's process leaves no engine behind (the kernel sends it SIGTERM)."""
     script = textwrap.dedent(f"""
         import sys, threading, time
         from lab.models.engines import EngineSpec, start_engine

@@ -68,7 +68,8 @@ def test_prompted_replies_that_stay_invalid_are_a_retryable_error(store):
                        recorder=rec)
         assert e.value.retryable
         last = calls(store, rec)[-1]
-        assert last.attrs["gen_ai.response.finish_reasons"] == ["error"] and len(last.attrs["lab.fallback.invalid"]) == 3
+        assert last.attrs["gen_ai.response.finish_reasons"] == ["error"]
+        assert len(last.attrs["lab.fallback.invalid"]) == 3
 
 
 def test_a_server_that_honours_tools_is_never_prompted(store):

@@ -8,8 +8,7 @@ from __future__ import annotations
 import pytest
 
 from lab.agents import DeraAgent, Limits, ReActAgent
-from lab.models import Sampling, load_model
-from lab.models import prompted
+from lab.models import Sampling, load_model, prompted
 from lab.tools import tool
 
 

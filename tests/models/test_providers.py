@@ -48,7 +48,8 @@ def test_each_provider_form_reaches_its_path_with_its_key(name, store, monkeypat
     assert auth == (f"Bearer {key}" if provider.needs_key else None)  # and never the OpenAI key elsewhere
     assert r.message.tool_calls[0].arguments == {"a": 2, "b": 3}
     call = store.events(rec.run_id, kinds=[EventKind.MODEL_CALL])[0]
-    assert call.attrs["gen_ai.system"] == provider.system and call.attrs["gen_ai.request.model"] == f"{name}:some-model-1"
+    assert call.attrs["gen_ai.system"] == provider.system
+    assert call.attrs["gen_ai.request.model"] == f"{name}:some-model-1"
     store.close()
     stored = b"".join(p.read_bytes() for p in store.path.parent.glob("traces.db*"))
     assert key.encode() not in stored and b"must-not-leak" not in stored

@@ -7,7 +7,14 @@ import json
 import pytest
 
 from lab.models import (
-    ChatModel, Message, ModelError, ModelNotFound, ModelOutputError, ScriptedModel, ToolCall, ToolSpec,
+    ChatModel,
+    Message,
+    ModelError,
+    ModelNotFound,
+    ModelOutputError,
+    ScriptedModel,
+    ToolCall,
+    ToolSpec,
     load_model,
 )
 from lab.traces import EventKind, RunRecorder, TraceStore

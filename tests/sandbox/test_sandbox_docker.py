@@ -188,6 +188,8 @@ def _ours(docker_api, owner: str) -> tuple[list, list]:
 
 
 def test_close_removes_container_volume_and_snapshot_images(docker_api):
+    from docker.errors import ImageNotFound
+
     from lab.traces.store import current_owner
 
     box = open_sandbox(SandboxSpec())
@@ -199,7 +201,7 @@ def test_close_removes_container_volume_and_snapshot_images(docker_api):
     box.close()
     cs, _ = _ours(docker_api, current_owner())
     assert box.container.id not in [c["Id"] for c in cs]
-    with pytest.raises(Exception):
+    with pytest.raises(ImageNotFound):
         docker_api.images.get(ref.ref)
 
 

@@ -9,7 +9,14 @@ import pytest
 
 from lab.sandbox import SandboxSpec, open_sandbox
 from lab.sandbox.images import (
-    HASH_LABEL, IMAGE_LABEL, ImageBuildError, build, content_hash, definitions, parents, status,
+    HASH_LABEL,
+    IMAGE_LABEL,
+    ImageBuildError,
+    build,
+    content_hash,
+    definitions,
+    parents,
+    status,
 )
 
 REPO = Path(__file__).resolve().parents[2]

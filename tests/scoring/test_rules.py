@@ -8,7 +8,14 @@ import pytest
 
 from lab.sandbox.base import SandboxUnavailable
 from lab.scoring import (
-    Scorer, ScoringError, ScriptScorer, as_scores, get_scorer, json_match, normalized_score, scorer_names,
+    Scorer,
+    ScoringError,
+    ScriptScorer,
+    as_scores,
+    get_scorer,
+    json_match,
+    normalized_score,
+    scorer_names,
     super_json_match,
 )
 from lab.traces import Score

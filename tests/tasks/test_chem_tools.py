@@ -11,8 +11,8 @@ from rdkit.Chem import Descriptors, rdMolDescriptors
 
 from lab.tasks import check_task, load_suite, score_task
 from lab.tools import ToolError
-from lab.tools.registry import get_tools
 from lab.tools import chemistry as C
+from lab.tools.registry import get_tools
 
 
 def test_molecule_table_is_consistent():

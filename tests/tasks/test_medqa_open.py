@@ -8,7 +8,14 @@ import json
 import pytest
 
 from lab.tasks import (
-    BUNDLED, ScorerRef, TaskSpecError, answer_aliases, load_medqa_open, load_suite, load_tasks, score_task,
+    BUNDLED,
+    ScorerRef,
+    TaskSpecError,
+    answer_aliases,
+    load_medqa_open,
+    load_suite,
+    load_tasks,
+    score_task,
 )
 
 SUITE = BUNDLED / "medqa-open"

@@ -12,7 +12,14 @@ import pytest
 import yaml
 
 from lab.tasks import (
-    BUNDLED, TaskScoringError, TaskSpecError, get_task, load_metr_family, load_suite, manifest_schema, score_task,
+    BUNDLED,
+    TaskScoringError,
+    TaskSpecError,
+    get_task,
+    load_metr_family,
+    load_suite,
+    manifest_schema,
+    score_task,
     unavailable_reason,
 )
 from lab.tasks.environment import TaskEnvironment, TaskUnavailable

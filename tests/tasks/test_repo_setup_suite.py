@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from lab.tasks import BUNDLED, TaskSpecError, check_task, load_suite, load_super_jsonl, score_task
+from lab.tasks import TaskSpecError, check_task, load_suite, load_super_jsonl, score_task
 from lab.tasks.environment import TaskEnvironment
 from lab.tasks.experts import expert_model, expert_solution, run_expert
 
@@ -37,7 +37,8 @@ def test_problems_are_super_format_with_experts():
 
 def test_super_loader_errors(tmp_path):
     p = tmp_path / "p.jsonl"
-    row = {"task_id": "a", "query": "q", "answer": "{\"x\": 1}", "landmarks": [], "entrypoint": "", "pre_execute_cells": []}
+    row = {"task_id": "a", "query": "q", "answer": "{\"x\": 1}", "landmarks": [], "entrypoint": "",
+           "pre_execute_cells": []}
     p.write_text(json.dumps(row) + "\n" + json.dumps({**row, "task_id": "b", "answer": "{oops"}) + "\n")
     with pytest.raises(TaskSpecError, match=r"p.jsonl:2: task 'b': 'answer' is not valid JSON"):
         load_super_jsonl(p)

@@ -75,7 +75,8 @@ def test_user_suite_dir(tmp_path, monkeypatch):
     suite = tmp_path / "mine"
     suite.mkdir()
     _write(suite / "suite.yaml", "name: mine\nformat: yaml\nfiles: [t.yaml]\n")
-    _write(suite / "t.yaml", "id: hello\ninstructions: Say hello.\nanswer: hello\nscoring: {scorer: normalized_match}\n")
+    _write(suite / "t.yaml",
+           "id: hello\ninstructions: Say hello.\nanswer: hello\nscoring: {scorer: normalized_match}\n")
     r = _lab("tasks", "list", "--json", "--dir", str(tmp_path))
     mine = [json.loads(x) for x in r.stdout.splitlines() if json.loads(x)["suite"] == "mine"]
     assert mine and mine[0]["tasks"] == 1 and not mine[0]["bundled"]
@@ -124,7 +125,8 @@ def test_script_scoring_and_setup_errors_name_the_task(docker_base, tmp_path):
     with TaskEnvironment(tasks["good"]) as env:
         scores = score_task(tasks["good"], "21", sandbox=env.sandbox)
         assert [(s.scorer, s.value) for s in scores] == [("script", 42.0), ("normalized_score", 0.5)]
-        with pytest.raises(TaskScoringError, match=r"task 'demo/garbage': scoring script failed: last line is not JSON"):
+        failed = r"task 'demo/garbage': scoring script failed: last line is not JSON"
+        with pytest.raises(TaskScoringError, match=failed):
             score_task(tasks["garbage"], "", sandbox=env.sandbox)
         with pytest.raises(TaskScoringError, match=r"task 'demo/hangs': scoring script failed: timed out after 1"):
             score_task(tasks["hangs"], "", sandbox=env.sandbox)

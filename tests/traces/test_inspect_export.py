@@ -16,14 +16,13 @@ import pytest
 pytest.importorskip("inspect_ai", reason="needs the inspect extra: pip install 'expertlab[inspect]'")
 
 from inspect_ai.log import read_eval_log  # noqa: E402
+from inspect_logs import HUMAN_LOG  # noqa: E402
 
 from lab.agents import ReActAgent  # noqa: E402
 from lab.models import ScriptedModel, ToolCall  # noqa: E402
 from lab.tools import tool  # noqa: E402
 from lab.traces import RunRecorder, Score, TraceStore  # noqa: E402
 from lab.traces.importers.inspect import import_inspect  # noqa: E402
-
-from inspect_logs import HUMAN_LOG  # noqa: E402
 
 
 @tool

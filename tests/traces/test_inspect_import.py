@@ -12,11 +12,10 @@ pytest.importorskip("inspect_ai", reason="needs the inspect extra: pip install '
 
 from inspect_ai.log import read_eval_log  # noqa: E402
 from inspect_ai.scorer import value_to_float  # noqa: E402
+from inspect_logs import HUMAN_LOG, human_log, inspect_eval  # noqa: E402
 
 from lab.traces.importers.inspect import import_inspect  # noqa: E402
 from lab.traces.store import StoreError, TraceImportError  # noqa: E402
-
-from inspect_logs import HUMAN_LOG, human_log, inspect_eval  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +46,7 @@ def test_one_run_per_sample_and_epoch_with_its_steps(store, logs):
         calls = _events(store, rid, "model_call")
         model_events = [e for e in s.events if e.event == "model"]
         assert len(calls) == len(model_events) == 2
-        for c, e in zip(calls, model_events):
+        for c, e in zip(calls, model_events, strict=True):
             assert c.attrs["gen_ai.usage.input_tokens"] == e.output.usage.input_tokens
             assert c.attrs["gen_ai.usage.output_tokens"] == e.output.usage.output_tokens
             assert c.attrs["gen_ai.request.model"] == "mockllm/model"

@@ -12,14 +12,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from test_otlp_export import phoenix  # noqa: F401 - the real Phoenix fixture (skips when not installed)
 
 from lab.agents import ReActAgent
 from lab.models import ScriptedModel, ToolCall
 from lab.tools import tool
 from lab.traces import live_otlp
 from lab.traces.otlp import trace_id
-
-from test_otlp_export import phoenix  # noqa: F401 - the real Phoenix fixture (skips when not installed)
 
 HERE = Path(__file__).resolve().parent
 

@@ -7,9 +7,9 @@ from typing import TypedDict
 
 from langgraph.graph import END, START, StateGraph
 
-from lab.traces.checkpoints import checkpointer_for
 from lab.traces import Event, Score
 from lab.traces.backend import open_trace_store
+from lab.traces.checkpoints import checkpointer_for
 from lab.traces.jsonl import export_runs
 
 SECRET = "sk-" + "Q9w8E7r6" * 4

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.traces import Event, RunRecorder, Score, StoreError, TraceStore
+from lab.traces import Event, RunRecorder, Score, StoreError, TraceStore, jsonl
 from lab.traces.checkpoints import checkpoint_path, checkpointer_for
-from lab.traces import jsonl
 
 
 def _recorded(path: Path, n_events: int = 3, pad: int = 10) -> str:

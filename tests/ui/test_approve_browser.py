@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_dashboard_browser import ARGS, CHROMIUM, LIBRARY_NOISE, _open, block_offsite, free_port, start_serve
 
 from lab.agents import AWAITING_APPROVAL, ReActAgent
 from lab.cli.serve import dashboard_url
@@ -15,7 +16,6 @@ from lab.models import ScriptedModel, ToolCall
 from lab.tasks import get_task
 from lab.tools.registry import get_tools
 from lab.traces import TraceStore
-from test_dashboard_browser import ARGS, CHROMIUM, LIBRARY_NOISE, _open, block_offsite, free_port, start_serve
 
 pytestmark = pytest.mark.ui
 

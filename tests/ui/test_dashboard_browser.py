@@ -18,11 +18,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from fixture_store import build
 
 from lab.cli.serve import dashboard_url
 from lab.stats import agreement, majority, ratings_table
 from lab.traces import RunRecorder, Score, TraceStore
-from fixture_store import build
 from widgets.grading import item_text
 
 pytestmark = pytest.mark.ui

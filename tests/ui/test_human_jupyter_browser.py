@@ -170,6 +170,6 @@ def test_human_solves_repo_setup_in_jupyterlab(session):
     assert json.loads(printed) == json.loads(cells[3]["lab.kernel.outputs"]["stdout"])
     assert [a["lab.action"] for a in actions if a["lab.action"] != "kernel_cell"] == ["submit"]
     frame = store.scores_frame(final_only=True)
-    scores = dict(zip(frame["scorer"], frame["value"]))
+    scores = dict(zip(frame["scorer"], frame["value"], strict=True))
     assert {k: scores[k] for k in ("output_match", "landmarks", "entrypoint")} == {
         "output_match": 1.0, "landmarks": 1.0, "entrypoint": 1.0}

@@ -6,8 +6,8 @@ may leave the machine."""
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -16,9 +16,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from test_dashboard_browser import ARGS, CHROMIUM, block_offsite, free_port
 
 from lab.traces import TraceStore
-from test_dashboard_browser import ARGS, CHROMIUM, block_offsite, free_port
 
 pytestmark = pytest.mark.ui
 REPO = Path(__file__).resolve().parents[2]

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from fixture_store import _loader
+
 from lab.auth import Access, AuthError, add_user, check_hash, load_users, remove_user, verify
 from lab.traces import TraceStore
 from lab.traces.schema import Event

@@ -13,11 +13,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from fixture_store import build
+from test_dashboard_browser import ARGS, CHROMIUM, block_offsite, free_port
+
 from lab.auth import add_user
 from lab.traces import TraceStore
-from test_dashboard_browser import ARGS, CHROMIUM, _text, block_offsite, free_port
 
 pytestmark = pytest.mark.ui
 REPO = Path(__file__).resolve().parents[2]

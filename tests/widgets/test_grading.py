@@ -41,7 +41,7 @@ def test_grades_stored_as_human_scores(study):
     sf = store.scores_frame()
     mine = sf[sf["source"] == "dana"]
     assert set(mine["provenance"]) == {"human"} and set(mine["run_id"]) == {first}
-    assert dict(zip(mine["dimension"], mine["value"])) == {"correctness": 4.0, "clarity": 2.0}
+    assert dict(zip(mine["dimension"], mine["value"], strict=True)) == {"correctness": 4.0, "clarity": 2.0}
     assert w.position == 1
     # graded items are not asked again
     assert first not in [x[0] for x in GradingWidget(store, grader="dana", runs=ids[:3]).queue]
@@ -59,7 +59,7 @@ def test_pairwise_and_no_grader(study):
     w.grade("left")
     sf = store.scores_frame()
     pref = sf[(sf["scorer"] == "preference") & (sf["source"] == "erin")]
-    assert dict(zip(pref["run_id"], pref["value"])) == {left: 1.0, right: 0.0}
+    assert dict(zip(pref["run_id"], pref["value"], strict=True)) == {left: 1.0, right: 0.0}
     assert "Nothing to grade" in _shown(GradingWidget(store, grader="x"))
 
 

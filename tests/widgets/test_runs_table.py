@@ -61,4 +61,5 @@ def test_agent_summary_and_columns_with_data(study):
     summary = agent_summary(t.frame)
     assert set(summary["contestant"]) == {"react/smollm2", "dera/smollm2", "human experts"}
     assert summary["runs"].sum() == len(t.frame)
-    assert with_data(t.frame.assign(**{"score.none": float("nan")})).columns.tolist() == with_data(t.frame).columns.tolist()
+    with_empty_score = t.frame.assign(**{"score.none": float("nan")})
+    assert with_data(with_empty_score).columns.tolist() == with_data(t.frame).columns.tolist()

@@ -65,7 +65,7 @@ def test_diff_view_lists_what_lab_runs_diff_lists(store):
     assert {"seed", "model.name", "sampling.temperature"} <= keys
     assert card.title == f"Provenance: {len(expected)} differences" and not card.collapsed
     table = _text(card)
-    for k, va, vb in expected:
+    for k, va, _ in expected:
         assert f"<td>{k}</td><td>{json.dumps(va) if not isinstance(va, str) else va}</td>" in table
     assert "task.sha256" not in keys and "python" not in keys  # same task, same process
 

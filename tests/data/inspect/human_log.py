@@ -11,9 +11,9 @@ with ``python human_log.py AGENT_LOG.eval human_agent_arith.json``.
 from __future__ import annotations
 
 import sys
+from datetime import datetime, timedelta
 
 import shortuuid
-from datetime import datetime, timedelta
 
 # (expert, answers by sample id, minutes by sample id): one expert per epoch
 SESSIONS = [
@@ -34,7 +34,7 @@ def human_log(src: str, dst: str) -> None:
     log.plan = EvalPlan(steps=[EvalPlanStep(solver="human_agent", params={
         "answer": True, "intermediate_scoring": True, "record_session": True, "user": None})])
     samples = []
-    for (expert, answers, minutes), epoch in zip(SESSIONS, (1, 2)):
+    for epoch, (expert, answers, minutes) in enumerate(SESSIONS, start=1):
         for s in [s for s in log.samples if s.epoch == 1]:
             h = s.model_copy(deep=True)
             h.epoch = epoch
