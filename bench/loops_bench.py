@@ -47,6 +47,9 @@ class NoopSandbox:
     def restore(self, ref: SnapshotRef) -> None:
         pass
 
+    def copy_out(self, src: str, dest: str) -> None:
+        pass  # an empty workdir: each step's snapshot archive is an empty tar
+
     def close(self) -> None:
         pass
 
