@@ -17,7 +17,6 @@ import hashlib
 import json
 import platform
 import subprocess
-import sys
 from functools import cache, lru_cache
 from importlib import metadata
 from pathlib import Path

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from lab.agents.run import Approver, ModelLoader
 from lab.executors import Executor, LocalExecutor
-from lab.models.base import ChatModel
 from lab.experiment import Experiment
+from lab.models.base import ChatModel
 from lab.pipeline import Outcome, RunContext, SandboxOpener, StopSignal, previous_runs
 from lab.preflight import check_experiment
 from lab.sandbox.snapshot_store import SnapshotStore, snapshot_cap

@@ -33,8 +33,17 @@ from typing import Any
 from lab.models.base import ChatModel, ChatResponse, Message, Sampling, ToolSpec
 from lab.models.errors import ModelError, ModelOutputError
 from lab.models.recording import (
-    ATTEMPT, INPUT_MESSAGES, LATENCY, MAX_TOKENS, OPERATION, OUTPUT_MESSAGES, PARSED, RESPONSE_SCHEMA, RETRYABLE,
-    TOOL_CHOICE, TOOL_DEFINITIONS,
+    ATTEMPT,
+    INPUT_MESSAGES,
+    LATENCY,
+    MAX_TOKENS,
+    OPERATION,
+    OUTPUT_MESSAGES,
+    PARSED,
+    RESPONSE_SCHEMA,
+    RETRYABLE,
+    TOOL_CHOICE,
+    TOOL_DEFINITIONS,
 )
 from lab.traces.recorder import RunRecorder
 from lab.traces.schema import FINISH_REASONS, INPUT_TOKENS, MODEL, OUTPUT_TOKENS, SYSTEM, TEMPERATURE, EventKind

@@ -13,7 +13,6 @@ import json
 import uuid
 from typing import Any
 
-
 from lab.models.base import Message, ToolCall, ToolSpec
 from lab.models.errors import ModelError, ModelOutputError
 

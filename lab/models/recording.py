@@ -7,7 +7,14 @@ from typing import Any
 from lab.models.base import ChatResponse, Message, Sampling, ToolSpec
 from lab.secrets import redact
 from lab.traces.schema import (
-    FINISH_REASONS, INPUT_TOKENS, MODEL, OUTPUT_TOKENS, RESPONSE_MODEL, SYSTEM, TEMPERATURE, EventKind,
+    FINISH_REASONS,
+    INPUT_TOKENS,
+    MODEL,
+    OUTPUT_TOKENS,
+    RESPONSE_MODEL,
+    SYSTEM,
+    TEMPERATURE,
+    EventKind,
 )
 
 OPERATION = "gen_ai.operation.name"

@@ -12,8 +12,18 @@ from lab.scoring.panel import JudgePanel, QualificationItem
 from lab.scoring.reference import Bleu, EmbeddingSimilarity, Rouge
 from lab.scoring.rescore import rescore, run_output
 from lab.scoring.rules import (
-    ExactMatch, JsonMatch, Landmarks, NormalizedMatch, NormalizedScore, NumericMatch, RegexMatch, json_match,
-    normalize_text, normalized_score, parse_number, super_json_match,
+    ExactMatch,
+    JsonMatch,
+    Landmarks,
+    NormalizedMatch,
+    NormalizedScore,
+    NumericMatch,
+    RegexMatch,
+    json_match,
+    normalize_text,
+    normalized_score,
+    parse_number,
+    super_json_match,
 )
 from lab.scoring.script import ScriptScorer
 

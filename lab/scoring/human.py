@@ -39,6 +39,7 @@ from lab.scoring.base import ScoringError
 from lab.traces.schema import Provenance, RunStatus, Score
 from lab.traces.store import StoreError, TraceStore, score_event
 
+
 def read_grades(path: str | os.PathLike[str], *, columns: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Read a grades file: CSV, TSV (by extension) or JSONL, checked as text first (UTF-8, no NUL bytes).
 

@@ -15,7 +15,7 @@ def molar_mass(smiles: str, exact: bool = False) -> float:
 arguments (pydantic) and returns the observation text. A parameter annotated :class:`ToolContext` is
 injected, never shown to the model. ``where="sandbox"`` runs a self-contained function inside the sandbox
 (``python3`` there) instead of in this process.
-"""
+"""  # noqa: D214 (the example's own docstring has its Args section indented)
 
 from __future__ import annotations
 

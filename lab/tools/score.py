@@ -23,8 +23,8 @@ def score(ctx: ToolContext, answer: Annotated[str, Field(max_length=2000)] = "")
         answer: An answer to score, where the task scores answers; leave empty to score your files.
     """
     from lab.scoring import ScoringError
-    from lab.tasks.errors import TaskScoringError
     from lab.scoring.runs import score_intermediate
+    from lab.tasks.errors import TaskScoringError
 
     task = ctx.require_task("score")
     try:
