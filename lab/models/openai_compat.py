@@ -161,7 +161,7 @@ class OpenAIModel(BaseChatModel):
             msg, parsed = parse_reply(content, json_tools, sampling.tool_choice, response_schema, where=where)
             finish = "tool_calls" if msg.tool_calls else finish
             return ChatResponse(msg, finish_reason=finish, usage=usage, model=model, parsed=parsed)
-        calls = []
+        calls: list[ToolCall] = []
         for c in out.get("tool_calls") or []:
             try:
                 fn = c["function"]

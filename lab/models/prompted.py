@@ -73,10 +73,10 @@ def chat_with_fallback(model: Any, native: NativeChat, messages: list[Message], 
     """
     sampling = sampling or Sampling()
     need = _needs(model, tools, response_schema, sampling)
-    kw = dict(tools=tools, response_schema=response_schema, sampling=sampling, agent=agent)
     if need is None or need not in ignored_features(model):
         try:
-            resp = native(messages, recorder=recorder, **kw)
+            resp = native(messages, tools=tools, response_schema=response_schema, sampling=sampling,
+                          recorder=recorder, agent=agent)
         except ModelOutputError as e:
             if need != "json" or not _ignored_schema(e):
                 raise
@@ -89,7 +89,8 @@ def chat_with_fallback(model: Any, native: NativeChat, messages: list[Message], 
             reason = "the server ignored the tools: the reply has no tool call"
     else:
         reason = f"the server was seen to ignore {need}"
-    return prompted_chat(model, native, messages, reason=reason, recorder=recorder, attempts=attempts, **kw)
+    return prompted_chat(model, native, messages, tools=tools, response_schema=response_schema, sampling=sampling,
+                         recorder=recorder, agent=agent, reason=reason, attempts=attempts)
 
 
 def _ignored_schema(e: ModelOutputError) -> bool:
@@ -118,8 +119,11 @@ def prompted_chat(model: Any, native: NativeChat, messages: list[Message], *, to
         model: The backend (its ``name``, ``system``).
         native: The backend's own chat, called without tools or schema.
         messages: The conversation (tool calls and results are written as text).
-        tools, response_schema, sampling: What the caller asked for.
-        recorder, agent: Where the one ``model_call`` event goes.
+        tools: The tools the caller offered.
+        response_schema: The JSON Schema the reply must match, if any.
+        sampling: The caller's sampling settings (the tool choice among them).
+        recorder: Where the one ``model_call`` event goes.
+        agent: The agent the event is recorded for.
         reason: Why the fallback is used (recorded).
         attempts: Replies asked for at most (default :data:`ATTEMPTS`).
 
@@ -192,6 +196,8 @@ def _example(schema: Any) -> Any:
         return {k: _example(v) for k, v in (schema.get("properties") or {}).items()}
     if t == "array":
         return [_example(schema.get("items"))]
+    if not isinstance(t, str):
+        return "..."
     return {"string": "...", "number": 0, "integer": 0, "boolean": True, "null": None}.get(t, "...")
 
 
