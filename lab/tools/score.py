@@ -21,6 +21,7 @@ def score(ctx: ToolContext, answer: Annotated[str, Field(max_length=2000)] = "")
 
     Args:
         answer: An answer to score, where the task scores answers; leave empty to score your files.
+        ctx: The run's tool context (injected; not shown to the model).
     """
     from lab.scoring import ScoringError
     from lab.scoring.runs import score_intermediate
