@@ -18,13 +18,13 @@ from lab.agents.run import LOOPS, Agent, AgentRun, Approver, ModelLoader, RunRes
 from lab.experiment import Combo, Experiment, ExperimentError, LoopSpec
 from lab.limits import Limits
 from lab.models.base import ChatModel, Sampling
-from lab.sandbox.base import SandboxError
+from lab.sandbox.base import Sandbox, SandboxError
 from lab.tasks.model import Task
 from lab.traces.protocol import Store
 from lab.traces.recorder import RunRecorder
 from lab.traces.schema import Event, EventKind, RunStatus
 
-SandboxOpener = Callable[[Task, RunRecorder], Any]
+SandboxOpener = Callable[[Task, RunRecorder], Sandbox]
 """Opens a task's sandbox for a run (its recorder records the sandbox's events)."""
 
 
@@ -88,9 +88,11 @@ class StopSignal:
                 run.pause()
 
     def clear(self) -> None:
+        """Reset the signal (runs tracked later run on)."""
         self._set.clear()
 
     def is_set(self) -> bool:
+        """Whether the batch was asked to stop."""
         return self._set.is_set()
 
     def track(self, key: str, run: AgentRun) -> None:
@@ -99,10 +101,11 @@ class StopSignal:
             self._active[key] = run
 
     def untrack(self, key: str) -> None:
+        """Stop following a run (it ended)."""
         with self._lock:
             self._active.pop(key, None)
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[type[StopSignal], tuple[()]]:
         return (StopSignal, ())
 
 
@@ -131,7 +134,7 @@ class RunContext:
     stop: StopSignal = field(default_factory=StopSignal)
     wait: bool = False
 
-    def open_sandbox(self, task: Task, recorder: RunRecorder) -> Any:
+    def open_sandbox(self, task: Task, recorder: RunRecorder) -> Sandbox:
         """The task's sandbox for a run."""
         if self.sandbox_opener is not None:
             return self.sandbox_opener(task, recorder)
