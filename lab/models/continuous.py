@@ -20,9 +20,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lab.models.errors import ModelError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
@@ -236,8 +239,8 @@ class ContinuousBatcher:
         context: Tokens a request may use in all (the static cache's length).
     """
 
-    def __init__(self, model: Any, tokenizer: Any, *, eos: set[int], name: str, max_batch: int,
-                 batch_wait: float = 0.01, max_wait: float = 0.25, compile_decode: bool = False,
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *, eos: set[int], name: str,
+                 max_batch: int, batch_wait: float = 0.01, max_wait: float = 0.25, compile_decode: bool = False,
                  context: int = 4096, tok_lock: threading.Lock | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer

@@ -18,12 +18,15 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lab.models.base import ChatResponse, Message, Sampling, ToolSpec, Usage
+from lab.models.base import ChatModel, ChatResponse, Message, Sampling, ToolSpec, Usage
 from lab.models.constrained import instructions, parse_reply
 from lab.models.errors import ModelOutputError
 from lab.models.recording import call_attrs, record_call
+
+if TYPE_CHECKING:
+    from lab.traces.recorder import RunRecorder
 
 __all__ = ["FALLBACK", "chat_with_fallback", "ignored_features", "prompted_chat"]
 
@@ -36,22 +39,22 @@ _lock = threading.Lock()
 NativeChat = Callable[..., ChatResponse]
 
 
-def _key(model: Any) -> tuple[tuple[str, ...], str]:
+def _key(model: ChatModel) -> tuple[tuple[str, ...], str]:
     return tuple(getattr(model, "base_urls", ()) or ()), str(getattr(model, "model", getattr(model, "name", "")))
 
 
-def ignored_features(model: Any) -> set[str]:
+def ignored_features(model: ChatModel) -> set[str]:
     """What the model's server was seen to ignore: ``tools`` and/or ``json`` (this process)."""
     with _lock:
         return set(_ignored.get(_key(model), set()))
 
 
-def _mark(model: Any, feature: str) -> None:
+def _mark(model: ChatModel, feature: str) -> None:
     with _lock:
         _ignored.setdefault(_key(model), set()).add(feature)
 
 
-def _needs(model: Any, tools: list[ToolSpec] | None, response_schema: dict[str, Any] | None,
+def _needs(model: ChatModel, tools: list[ToolSpec] | None, response_schema: dict[str, Any] | None,
            sampling: Sampling) -> str | None:
     """What the request relies on the server for: native ``tools``, a JSON ``response_format``, or nothing."""
     if tools and (sampling.tool_choice or "auto") != "none":
@@ -59,9 +62,9 @@ def _needs(model: Any, tools: list[ToolSpec] | None, response_schema: dict[str, 
     return "json" if response_schema is not None else None
 
 
-def chat_with_fallback(model: Any, native: NativeChat, messages: list[Message], *,
+def chat_with_fallback(model: ChatModel, native: NativeChat, messages: list[Message], *,
                        tools: list[ToolSpec] | None = None, response_schema: dict[str, Any] | None = None,
-                       sampling: Sampling | None = None, recorder: Any | None = None,
+                       sampling: Sampling | None = None, recorder: RunRecorder | None = None,
                        agent: str | None = None, attempts: int | None = None) -> ChatResponse:
     """``native(...)`` (a backend's own chat), falling back to :func:`prompted_chat` when the server ignores
     the tools or JSON schema asked for (see the module doc).
@@ -110,8 +113,8 @@ def _ignored_tools(resp: ChatResponse, tools: list[ToolSpec] | None, sampling: S
     return isinstance(value, dict) and value.get("name") in names and isinstance(value.get("arguments"), dict)
 
 
-def prompted_chat(model: Any, native: NativeChat, messages: list[Message], *, tools: list[ToolSpec] | None,
-                  response_schema: dict[str, Any] | None, sampling: Sampling, recorder: Any | None = None,
+def prompted_chat(model: ChatModel, native: NativeChat, messages: list[Message], *, tools: list[ToolSpec] | None,
+                  response_schema: dict[str, Any] | None, sampling: Sampling, recorder: RunRecorder | None = None,
                   agent: str | None = None, reason: str = "", attempts: int | None = None) -> ChatResponse:
     """Ask for the tool call or JSON reply in the prompt, with plain text requests; validate and ask again.
 
