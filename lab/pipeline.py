@@ -282,7 +282,7 @@ def _run_owned(ctx: RunContext, combo: Combo, key: str, resume_id: str | None, l
 
 
 def score_run(ctx: RunContext, combo: Combo, run: AgentRun, result: RunResult,
-              sandbox: Any) -> tuple[dict[str, float | None], str | None]:
+              sandbox: Sandbox | None) -> tuple[dict[str, float | None], str | None]:
     """Score a finished run with its task's scoring and the experiment's scorers; record the scores.
 
     Returns:

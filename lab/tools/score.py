@@ -28,6 +28,8 @@ def score(ctx: ToolContext, answer: Annotated[str, Field(max_length=2000)] = "")
     from lab.tasks.errors import TaskScoringError
 
     task = ctx.require_task("score")
+    if ctx.recorder is None:
+        raise ToolError("tool 'score' records the scores on the run and this call has no run")
     try:
         _, shown = score_intermediate(task, parse_answer(answer) if answer else None, recorder=ctx.recorder,
                                       sandbox=ctx.sandbox)
