@@ -89,7 +89,7 @@ class BaseChatModel:
                 if e.retryable and attempt <= self.retries:
                     if recorder is not None:
                         recorder.error(e, where=f"{self.name} attempt {attempt}", agent=agent)
-                    time.sleep(getattr(e, "retry_after", None)
+                    time.sleep(e.retry_after
                                or self.backoff * 2 ** (attempt - 1) * (1 + random.random()))
                     continue
                 self._record(recorder, agent, req, error=e, latency=time.perf_counter() - t0)

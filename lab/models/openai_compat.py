@@ -139,12 +139,10 @@ class OpenAIModel(BaseChatModel):
                              retryable=True) from e
         if r.status_code >= 400:
             detail = redact(r.text[:300])
-            err = ModelError(f"{where}: HTTP {r.status_code} {r.reason_phrase}: {detail}",
-                             retryable=r.status_code in RETRY_STATUS)
             if r.status_code >= 500:
                 self._mark_down(url)
-            err.retry_after = _retry_after(r)  # type: ignore[attr-defined]
-            raise err
+            raise ModelError(f"{where}: HTTP {r.status_code} {r.reason_phrase}: {detail}",
+                             retryable=r.status_code in RETRY_STATUS, retry_after=_retry_after(r))
         try:
             data = r.json()
             choice = data["choices"][0]
