@@ -10,6 +10,15 @@ from dataclasses import dataclass
 
 @dataclass
 class Check:
+    """The outcome of one check.
+
+    Attributes:
+        name: What was checked (``docker``, ``base-images`` ...).
+        ok: Whether this machine has it.
+        detail: What was found.
+        fix: How to close the gap (when not ``ok``).
+    """
+
     name: str
     ok: bool
     detail: str
@@ -51,7 +60,7 @@ def _base_images() -> Check:
     if not states or stale:
         return Check("base-images", False, f"not built at their current definition: {', '.join(stale) or 'all'}",
                      "make images (lab sandbox build)")
-    return Check("base-images", True, ", ".join(st.tag for st in states))
+    return Check("base-images", True, ", ".join(st.tag or st.name for st in states))  # built: tagged
 
 
 def _nvidia_runtime() -> Check:
@@ -104,10 +113,8 @@ def _smollm2() -> Check:
 
 def _batching() -> Check:
     """The batch size local models decode with by default (see lab.models.batching)."""
-    import json
-    from types import SimpleNamespace
-
     import torch
+    from transformers import AutoConfig
 
     from lab.models.batching import CPU_MAX_BATCH, context_tokens, default_max_batch, kv_bytes_per_token
     from lab.models.embedded import smollm2_cache_path
@@ -118,7 +125,7 @@ def _batching() -> Check:
     if not config_file.is_file():
         return Check("max-batch", False, "unknown until the embedded model is converted",
                      "load it once: python -c \"from lab.models import load_model; load_model('smollm2')\"")
-    config = SimpleNamespace(**json.loads(config_file.read_text()))
+    config = AutoConfig.from_pretrained(config_file.parent)
     free, _ = torch.cuda.mem_get_info(0)
     per_token = kv_bytes_per_token(config, 2)
     n = default_max_batch(cuda=True, free_bytes=free, kv_bytes_per_token=per_token,

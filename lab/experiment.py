@@ -32,7 +32,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import (
-    BaseModel, ConfigDict, Field, NonNegativeInt, PrivateAttr, ValidationError, field_validator, model_validator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
 )
 
 from lab.errors import LabError
@@ -118,6 +125,7 @@ class TaskSelector(_Strict):
         elif self.suite is not None:
             tasks = load_suite(self.suite, subset=self.subset)
         else:
+            assert self.path is not None  # the validator requires exactly one source
             p = Path(self.path).expanduser()
             tasks = load_tasks(p if p.is_absolute() else base_dir / p)
         if self.ids is not None:
@@ -160,6 +168,7 @@ class LoopSpec(_Strict):
 
     @property
     def name(self) -> str:
+        """The loop's name in results: its label, else the loop."""
         return self.label or self.loop
 
 
@@ -168,7 +177,7 @@ class SamplingSpec(_Strict):
 
     temperature: float | None = None
     top_p: float | None = None
-    max_tokens: int | None = Field(None, gt=0)
+    max_tokens: int | None = Field(default=None, gt=0)
 
 
 @dataclass(frozen=True)
@@ -242,6 +251,7 @@ class Experiment(_Strict):
 
     @property
     def batch_id(self) -> str:
+        """The batch id the experiment's runs are recorded under."""
         return f"exp:{self.name}"
 
     @property

@@ -56,7 +56,8 @@ class Limits(BaseModel):
         """The limits as a plain dict (recorded in a run's loop description)."""
         return self.model_dump()
 
-    def exceeded(self, *, steps: int, tokens: int, created_at: float, working_s: float) -> tuple[str, float, float] | None:
+    def exceeded(self, *, steps: int, tokens: int, created_at: float,
+                 working_s: float) -> tuple[str, float, float] | None:
         """The first limit reached, as ``(name, limit, used)``; ``None`` while within all limits.
 
         Args:

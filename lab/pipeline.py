@@ -18,14 +18,14 @@ from lab.agents.run import LOOPS, Agent, AgentRun, Approver, ModelLoader, RunRes
 from lab.experiment import Combo, Experiment, ExperimentError, LoopSpec
 from lab.limits import Limits
 from lab.models.base import ChatModel, Sampling
-from lab.sandbox.base import SandboxError
+from lab.sandbox.base import Sandbox, SandboxError
 from lab.tasks.model import Task
 from lab.traces.protocol import Store
 from lab.traces.recorder import RunRecorder
 from lab.traces.rows import RunRow
 from lab.traces.schema import Event, EventKind, RunStatus
 
-SandboxOpener = Callable[[Task, RunRecorder], Any]
+SandboxOpener = Callable[[Task, RunRecorder], Sandbox]
 """Opens a task's sandbox for a run (its recorder records the sandbox's events)."""
 
 
@@ -89,9 +89,11 @@ class StopSignal:
                 run.pause()
 
     def clear(self) -> None:
+        """Reset the signal (runs tracked later run on)."""
         self._set.clear()
 
     def is_set(self) -> bool:
+        """Whether the batch was asked to stop."""
         return self._set.is_set()
 
     def track(self, key: str, run: AgentRun) -> None:
@@ -100,10 +102,11 @@ class StopSignal:
             self._active[key] = run
 
     def untrack(self, key: str) -> None:
+        """Stop following a run (it ended)."""
         with self._lock:
             self._active.pop(key, None)
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[type[StopSignal], tuple[()]]:
         return (StopSignal, ())
 
 
@@ -132,7 +135,7 @@ class RunContext:
     stop: StopSignal = field(default_factory=StopSignal)
     wait: bool = False
 
-    def open_sandbox(self, task: Task, recorder: RunRecorder) -> Any:
+    def open_sandbox(self, task: Task, recorder: RunRecorder) -> Sandbox:
         """The task's sandbox for a run."""
         if self.sandbox_opener is not None:
             return self.sandbox_opener(task, recorder)
@@ -280,7 +283,7 @@ def _run_owned(ctx: RunContext, combo: Combo, key: str, resume_id: str | None, l
 
 
 def score_run(ctx: RunContext, combo: Combo, run: AgentRun, result: RunResult,
-              sandbox: Any) -> tuple[dict[str, float | None], str | None]:
+              sandbox: Sandbox | None) -> tuple[dict[str, float | None], str | None]:
     """Score a finished run with its task's scoring and the experiment's scorers; record the scores.
 
     Returns:

@@ -17,13 +17,16 @@ import hashlib
 import json
 import platform
 import subprocess
-import sys
 from functools import cache, lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lab.traces.schema import EventKind
+
+if TYPE_CHECKING:
+    from lab.sandbox.base import Sandbox
+    from lab.traces.recorder import RunRecorder
 
 __all__ = ["PACKAGES", "collect", "diff", "environment", "flatten", "model_identity", "of_run", "record_sandbox",
            "sandbox_identity", "task_hash"]
@@ -117,7 +120,7 @@ def task_hash(task: Any) -> str:
     return h.hexdigest()
 
 
-def sandbox_identity(sandbox: Any) -> dict[str, Any]:
+def sandbox_identity(sandbox: Sandbox) -> dict[str, Any]:
     """A sandbox's backend, image and, for Docker, the image's id and repository digests."""
     spec = getattr(sandbox, "spec", None)
     out: dict[str, Any] = {"backend": getattr(sandbox, "backend", None) or getattr(spec, "backend", None)}
@@ -148,8 +151,8 @@ def _jsonable(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=str))
 
 
-def collect(*, models: list[Any] | None = None, task: Any = None, sandbox: Any = None, seed: int | None = None,
-            sampling: Any = None) -> dict[str, Any]:
+def collect(*, models: list[Any] | None = None, task: Any = None, sandbox: Sandbox | None = None,
+            seed: int | None = None, sampling: Any = None) -> dict[str, Any]:
     """The provenance of a run about to start (see the module doc); parts not given are left out.
 
     Args:
@@ -177,7 +180,7 @@ def collect(*, models: list[Any] | None = None, task: Any = None, sandbox: Any =
     return out
 
 
-def record_sandbox(recorder: Any, sandbox: Any) -> None:
+def record_sandbox(recorder: RunRecorder, sandbox: Sandbox | None) -> None:
     """Add the identity of a sandbox opened after ``run_started`` to the run's provenance."""
     if sandbox is not None:
         recorder.emit(EventKind.PROVENANCE, {"lab.provenance": {"sandbox": sandbox_identity(sandbox)}})

@@ -15,16 +15,20 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lab.agents.run import Approver, ModelLoader
 from lab.executors import Executor, LocalExecutor
-from lab.models.base import ChatModel
 from lab.experiment import Experiment
+from lab.models.base import ChatModel
 from lab.pipeline import Outcome, RunContext, SandboxOpener, StopSignal, previous_runs
 from lab.preflight import check_experiment
 from lab.sandbox.snapshot_store import SnapshotStore, snapshot_cap
 from lab.traces.protocol import Store
 from lab.traces.schema import RunStatus
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -34,6 +38,7 @@ class BatchResult:
     outcomes: list[Outcome]
 
     def count(self, status: str) -> int:
+        """How many combinations ended with ``status`` (``done``, ``failed``, ``skipped`` ...)."""
         return sum(o.status == status for o in self.outcomes)
 
     @property
@@ -41,7 +46,7 @@ class BatchResult:
         """The combinations that failed or whose scoring raised."""
         return [o for o in self.outcomes if o.errored]
 
-    def frame(self):
+    def frame(self) -> pd.DataFrame:
         """Outcomes as a DataFrame, one row per combination, scores as ``score.<name>`` columns."""
         import pandas as pd
 

@@ -121,7 +121,7 @@ class HumanSession:
     def _restore_workdir(self) -> None:
         snaps = [e.attrs["lab.snapshot.archive"] for e in self.store.events(self.run_id, kinds=[EventKind.SANDBOX_EXEC])
                  if e.attrs.get("lab.sandbox.op") == "snapshot" and e.attrs.get("lab.snapshot.archive")]
-        if snaps and self.archives is not None:
+        if snaps and self.archives is not None and self.sandbox is not None:
             self.archives.restore(self.sandbox, snaps[-1])
             self._last_snapshot = snaps[-1]
             self._act("restore", **{"lab.snapshot.archive": snaps[-1]})

@@ -387,7 +387,10 @@ class JupyterHumanSession(HumanSession):
                 raise LabError(f"the sandbox's kernel did not start; cell not run: {code[:80]!r}")
             msg_id = client.execute(code)
             with self._done_cv:
-                if not self._done_cv.wait_for(lambda mid=msg_id: mid in self._done, timeout):
+                def recorded(mid: str = msg_id) -> bool:
+                    return mid in self._done
+
+                if not self._done_cv.wait_for(recorded, timeout):
                     raise LabError(f"cell not recorded within {timeout} s: {code[:80]!r}")
                 out.append(self._done.pop(msg_id))
         if self.result is not None:

@@ -24,6 +24,7 @@ class LocalExecutor:
             raise ExecutorError("--address is for the ray executor (use --executor ray)")
 
     def start(self, context: RunContext, workers: int) -> Batch:
+        """Begin a batch with ``context`` on a pool of ``workers`` threads."""
         return _ThreadBatch(context, workers)
 
 

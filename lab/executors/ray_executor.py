@@ -17,13 +17,18 @@ import dataclasses
 import socket
 import threading
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lab.executors.base import EXECUTORS, Batch, ExecutorError
 from lab.pipeline import Outcome, RunContext, abandon_run, run_combo
 from lab.traces.schema import RunStatus
+from lab.traces.store import TraceStore
 
 if TYPE_CHECKING:
+    from ray import ObjectRef
+    from ray.actor import ActorProxy
+
+    from lab.executors.remote_store import StoreSink
     from lab.experiment import Combo
     from lab.tasks.model import Task
 
@@ -71,6 +76,7 @@ class RayExecutor:
         self.address = address
 
     def start(self, context: RunContext, workers: int) -> Batch:
+        """Connect to the cluster and begin a batch there (``workers`` is not used)."""
         connect(self.address)
         return _RayBatch(context)
 
@@ -80,15 +86,16 @@ _contexts: dict[str, RunContext] = {}
 STOP_POLL_S = 0.5
 
 
-def _run_remote(token: str, context: list[Any], sink: Any, combo: Combo, key: str,
-                resume_id: str | None) -> Outcome:
+def _run_remote(token: str, context: list[ObjectRef[RunContext]], sink: ActorProxy[StoreSink], combo: Combo,
+                key: str, resume_id: str | None) -> Outcome:
     """A Ray task: run one combination with the same code the local executor uses; when the driver stops the
     batch (Ctrl-C), the run pauses at its next step as it would locally."""
     import ray
 
     if token not in _contexts:
-        for old in _contexts.values():  # an earlier batch's store (its connections)
-            old.store.close()
+        for old in _contexts.values():  # an earlier batch's own store (its connections; a RemoteStore has none)
+            if isinstance(old.store, TraceStore):
+                old.store.close()
         _contexts.clear()
         _contexts[token] = ray.get(context[0])
     ctx = _contexts[token]
@@ -147,7 +154,7 @@ class _RayBatch:
             num_cpus=0, max_concurrency=64, scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
         ).remote(path)
         ray.get(self.sink.ping.remote())
-        remote = context if direct else dataclasses.replace(context, store=RemoteStore(self.sink, path))
+        remote = context if path is None else dataclasses.replace(context, store=RemoteStore(self.sink, path))
         self.context_ref = [ray.put(remote)]
         self.token = uuid.uuid4().hex
         self.task = ray.remote(_run_remote)
@@ -198,4 +205,5 @@ class _RayBatch:
         if cancel:  # running runs pause at their next step, the rest return at once: all end interrupted
             ray.get(self.sink.stop.remote())
         cf.wait(self.futures)
-        ray.kill(self.sink)
+        # ray types an actor as ActorProxy (handle or class, so @ray.method calls type-check); kill takes the handle
+        ray.kill(self.sink)  # type: ignore[arg-type]

@@ -10,12 +10,21 @@ checkpoints whichever node it lands on.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from langgraph.checkpoint.base import BaseCheckpointSaver, ChannelVersions, Checkpoint, CheckpointMetadata
+import ray
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+)
 from langgraph.checkpoint.sqlite import SqliteSaver
+from ray.actor import ActorProxy
 
 from lab.traces.checkpoints import checkpointer_for
 from lab.traces.protocol import Store
@@ -38,25 +47,32 @@ class StoreSink:
         self.saver = checkpointer_for(path) if path is not None else None
         self.stopping = False
 
-    def store_call(self, method: str, args: tuple, kwargs: dict[str, Any]) -> Any:
+    @ray.method
+    def store_call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Call a :class:`~lab.traces.protocol.Store` method of the store."""
         if method.startswith("_") or not hasattr(Store, method):
             raise AttributeError(f"TraceStore.{method} is not callable remotely")
         return getattr(self.store, method)(*args, **kwargs)
 
-    def saver_call(self, method: str, args: tuple, kwargs: dict[str, Any]) -> Any:
+    @ray.method
+    def saver_call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Call a checkpointer method (``list`` comes back as a list)."""
         out = getattr(self.saver, method)(*args, **kwargs)
         return list(out) if method == "list" else out
 
+    @ray.method
     def ping(self) -> bool:
+        """Answer once the actor is up."""
         return True
 
+    @ray.method
     def stop(self) -> None:
         """Ask the batch's runs to stop (workers poll :meth:`stopped`)."""
         self.stopping = True
 
+    @ray.method
     def stopped(self) -> bool:
+        """Whether the batch was asked to stop."""
         return self.stopping
 
 
@@ -75,50 +91,58 @@ class RemoteStore:
 
     readonly = False
 
-    def __init__(self, sink: Any, path: str) -> None:
+    def __init__(self, sink: ActorProxy[StoreSink], path: str) -> None:
         self.sink = sink
         self.path = Path(path)
         self.checkpointer = RemoteCheckpointer(sink)
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[type[RemoteStore], tuple[ActorProxy[StoreSink], str]]:
         return (RemoteStore, (self.sink, str(self.path)))  # the checkpointer is rebuilt where it lands
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        import ray
-
         return ray.get(self.sink.store_call.remote(method, args, kwargs))
 
     def create_run(self, config: dict[str, Any] | None = None, **fields: Any) -> str:
+        """Register a run in the driver's store; return its id."""
         return self._call("create_run", config, **fields)
 
     def finish_run(self, run_id: str, status: str, *, error: str | None = None, elapsed: float | None = None,
                    finished_at: float | None = None) -> None:
+        """Set a run's final status in the driver's store."""
         self._call("finish_run", run_id, status, error=error, elapsed=elapsed, finished_at=finished_at)
 
     def reopen_run(self, run_id: str) -> None:
+        """Mark a finished or interrupted run running again (to resume it)."""
         self._call("reopen_run", run_id)
 
     def get_run(self, run_id: str) -> RunRow:
+        """One run's row from the driver's store (``config`` parsed)."""
         return self._call("get_run", run_id)
 
     def list_runs(self, *, status: str | None = None, batch_id: str | None = None) -> list[RunRow]:
+        """The driver's runs, oldest first, optionally filtered."""
         return self._call("list_runs", status=status, batch_id=batch_id)
 
     def append(self, event: Event) -> Event:
+        """Append one event to the driver's store (committed there on return)."""
         return self._call("append", event)
 
     def events(self, run_id: str, *, kinds: Iterable[str] | None = None, after_seq: int = -1) -> list[Event]:
+        """A run's events in order."""
         return self._call("events", run_id, kinds=list(kinds) if kinds is not None else None, after_seq=after_seq)
 
     def add_score(self, run_id: str, score: Score, *, elapsed: float = 0.0, ts: float | None = None,
                   span_id: str | None = None, parent_id: str | None = None, agent: str | None = None) -> Event:
+        """Record a score in the driver's store."""
         return self._call("add_score", run_id, score, elapsed=elapsed, ts=ts, span_id=span_id, parent_id=parent_id,
                           agent=agent)
 
     def final_scores(self, run_id: str) -> dict[str, float | None]:
+        """A run's final scores by name."""
         return self._call("final_scores", run_id)
 
     def last_elapsed(self, run_id: str, *, until: float | None = None) -> float:
+        """The working time of a run's latest event (up to ``until``)."""
         return self._call("last_elapsed", run_id, until=until)
 
     def latest_events(self, *, statuses: Iterable[str] | None = None, kinds: Iterable[str] | None = None,
@@ -146,12 +170,15 @@ class RemoteStore:
         return self._call("totals")
 
     def take_lease(self, key: str, owner: str, token: str, ttl: float) -> str | None:
+        """Take the lease on ``key`` atomically; ``None`` when taken, else the live holder."""
         return self._call("take_lease", key, owner, token, ttl)
 
     def renew_lease(self, key: str, token: str, ttl: float) -> bool:
+        """Extend a held lease; ``False`` when lost."""
         return self._call("renew_lease", key, token, ttl)
 
     def release_lease(self, key: str, token: str | None) -> None:
+        """Give up a lease."""
         self._call("release_lease", key, token)
 
     def close(self) -> None:
@@ -161,7 +188,7 @@ class RemoteStore:
 _SCALARS = (str, int, float, bool, type(None))
 
 
-def _plain(config: dict[str, Any]) -> dict[str, Any]:
+def _plain(config: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a LangGraph config a checkpointer reads: scalar ``configurable`` and ``metadata`` values
     (LangGraph's internal, unpicklable entries left out)."""
     return {part: {k: v for k, v in (config.get(part) or {}).items()
@@ -169,32 +196,38 @@ def _plain(config: dict[str, Any]) -> dict[str, Any]:
             for part in ("configurable", "metadata")}
 
 
-class RemoteCheckpointer(BaseCheckpointSaver):
+class RemoteCheckpointer(BaseCheckpointSaver[str]):
     """A LangGraph checkpointer whose checkpoints live in the driver's checkpoint database (through a sink)."""
 
     get_next_version = SqliteSaver.get_next_version  # the same version ids as the driver's saver
 
-    def __init__(self, sink: Any) -> None:
+    def __init__(self, sink: ActorProxy[StoreSink]) -> None:
         super().__init__()
         self._sink = sink
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        import ray
-
         return ray.get(self._sink.saver_call.remote(method, args, kwargs))
 
-    def get_tuple(self, config):
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """The checkpoint ``config`` names (its thread's latest without a checkpoint id), if any."""
         return self._call("get_tuple", _plain(config))
 
-    def list(self, config, *, filter=None, before=None, limit=None) -> Iterator:
+    def list(self, config: RunnableConfig | None, *, filter: dict[str, Any] | None = None,
+             before: RunnableConfig | None = None, limit: int | None = None) -> Iterator[CheckpointTuple]:
+        """Checkpoints matching ``config`` and ``filter``, newest first."""
         yield from self._call("list", _plain(config) if config else None, filter=filter,
                               before=_plain(before) if before else None, limit=limit)
 
-    def put(self, config, checkpoint: Checkpoint, metadata: CheckpointMetadata, new_versions: ChannelVersions):
+    def put(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
+            new_versions: ChannelVersions) -> RunnableConfig:
+        """Store a checkpoint; return the config that names it."""
         return self._call("put", _plain(config), checkpoint, metadata, new_versions)
 
-    def put_writes(self, config, writes, task_id: str, task_path: str = "") -> None:
+    def put_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str,
+                   task_path: str = "") -> None:
+        """Store a task's pending writes for a checkpoint."""
         self._call("put_writes", _plain(config), list(writes), task_id, task_path)
 
     def delete_thread(self, thread_id: str) -> None:
+        """Delete every checkpoint and write of a thread."""
         self._call("delete_thread", thread_id)

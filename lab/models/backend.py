@@ -10,11 +10,14 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lab.models.base import ChatResponse, Message, Sampling, ToolSpec
 from lab.models.errors import ModelError
 from lab.models.recording import call_attrs, record_call
+
+if TYPE_CHECKING:
+    from lab.traces.recorder import RunRecorder
 
 
 @dataclass(slots=True)
@@ -67,7 +70,7 @@ class BaseChatModel:
         tools: list[ToolSpec] | None = None,
         response_schema: dict[str, Any] | None = None,
         sampling: Sampling | None = None,
-        recorder: Any | None = None,
+        recorder: RunRecorder | None = None,
         agent: str | None = None,
     ) -> ChatResponse:
         """Answer ``messages`` (see :class:`lab.models.ChatModel`).
@@ -86,7 +89,7 @@ class BaseChatModel:
                 if e.retryable and attempt <= self.retries:
                     if recorder is not None:
                         recorder.error(e, where=f"{self.name} attempt {attempt}", agent=agent)
-                    time.sleep(getattr(e, "retry_after", None)
+                    time.sleep(e.retry_after
                                or self.backoff * 2 ** (attempt - 1) * (1 + random.random()))
                     continue
                 self._record(recorder, agent, req, error=e, latency=time.perf_counter() - t0)
@@ -100,7 +103,7 @@ class BaseChatModel:
         """Answer one attempt. Raise :class:`ModelError` (``retryable`` when repeating may help)."""
         raise NotImplementedError
 
-    def _record(self, recorder: Any | None, agent: str | None, req: ChatRequest, **outcome: Any) -> None:
+    def _record(self, recorder: RunRecorder | None, agent: str | None, req: ChatRequest, **outcome: Any) -> None:
         record_call(recorder, call_attrs(system=self.system, model=self.name, messages=req.messages,
                                          tools=req.tools, response_schema=req.response_schema,
                                          sampling=req.sampling, server=req.server, attempt=req.attempt,

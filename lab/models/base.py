@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from lab.traces.recorder import RunRecorder
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -117,7 +120,7 @@ class ChatModel(Protocol):
         tools: list[ToolSpec] | None = None,
         response_schema: dict[str, Any] | None = None,
         sampling: Sampling | None = None,
-        recorder: Any | None = None,
+        recorder: RunRecorder | None = None,
         agent: str | None = None,
     ) -> ChatResponse:
         """Answer ``messages``.

@@ -3,7 +3,10 @@ free GPU memory holds at the model's KV-cache cost per token."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedConfig
 
 CPU_MAX_BATCH = 8
 MAX_BATCH_CAP = 256  # beyond this, one decode step is compute-bound even for small models
@@ -11,7 +14,7 @@ CONTEXT_TOKENS = 4096  # the prompt + reply length each slot is sized for (cappe
 MEMORY_FRACTION = 0.8  # of the free memory; the rest is left for activations, logits and the allocator
 
 
-def kv_bytes_per_token(config: Any, dtype_bytes: int) -> int:
+def kv_bytes_per_token(config: PreTrainedConfig, dtype_bytes: int) -> int:
     """Bytes of KV cache one token costs: keys and values over every layer and KV head.
 
     Args:
@@ -22,12 +25,14 @@ def kv_bytes_per_token(config: Any, dtype_bytes: int) -> int:
     heads = config.num_attention_heads
     kv_heads = getattr(config, "num_key_value_heads", None) or heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-    return 2 * config.num_hidden_layers * kv_heads * head_dim * dtype_bytes
+    per_token: int = 2 * config.num_hidden_layers * kv_heads * head_dim * dtype_bytes
+    return per_token
 
 
-def context_tokens(config: Any) -> int:
+def context_tokens(config: PreTrainedConfig) -> int:
     """Tokens each request is budgeted for: ``CONTEXT_TOKENS``, or the model's context when shorter."""
-    return min(CONTEXT_TOKENS, getattr(config, "max_position_embeddings", None) or CONTEXT_TOKENS)
+    context: int = getattr(config, "max_position_embeddings", None) or CONTEXT_TOKENS
+    return min(CONTEXT_TOKENS, context)
 
 
 def default_max_batch(*, cuda: bool, free_bytes: int = 0, kv_bytes_per_token: int = 1,
@@ -49,7 +54,7 @@ def default_max_batch(*, cuda: bool, free_bytes: int = 0, kv_bytes_per_token: in
     return max(1, min(MAX_BATCH_CAP, int(free_bytes * MEMORY_FRACTION) // per_request))
 
 
-def cuda_max_batch(config: Any, dtype_bytes: int, device: int = 0) -> tuple[int, int]:
+def cuda_max_batch(config: PreTrainedConfig, dtype_bytes: int, device: int = 0) -> tuple[int, int]:
     """``(max_batch, free_bytes)`` for a model of ``config`` on CUDA device ``device`` as it is now."""
     import torch
 

@@ -33,9 +33,19 @@ from typing import Any
 from lab.models.base import ChatModel, ChatResponse, Message, Sampling, ToolSpec
 from lab.models.errors import ModelError, ModelOutputError
 from lab.models.recording import (
-    ATTEMPT, INPUT_MESSAGES, LATENCY, MAX_TOKENS, OPERATION, OUTPUT_MESSAGES, PARSED, RESPONSE_SCHEMA, RETRYABLE,
-    TOOL_CHOICE, TOOL_DEFINITIONS,
+    ATTEMPT,
+    INPUT_MESSAGES,
+    LATENCY,
+    MAX_TOKENS,
+    OPERATION,
+    OUTPUT_MESSAGES,
+    PARSED,
+    RESPONSE_SCHEMA,
+    RETRYABLE,
+    TOOL_CHOICE,
+    TOOL_DEFINITIONS,
 )
+from lab.traces.protocol import Store
 from lab.traces.recorder import RunRecorder
 from lab.traces.schema import FINISH_REASONS, INPUT_TOKENS, MODEL, OUTPUT_TOKENS, SYSTEM, TEMPERATURE, EventKind
 
@@ -76,7 +86,7 @@ class ModelCase:
     max_tokens: int = 160
 
 
-def _call(model: ChatModel, store: Any, prompt: str, **kw: Any) -> tuple[ChatResponse | ModelError, Any, str]:
+def _call(model: ChatModel, store: Store, prompt: str, **kw: Any) -> tuple[ChatResponse | ModelError, RunRecorder, str]:
     rec = RunRecorder.start(store, {"task": "model-conformance"})
     try:
         out: ChatResponse | ModelError = model.chat([Message("user", prompt)], recorder=rec, agent="solver", **kw)
@@ -85,7 +95,7 @@ def _call(model: ChatModel, store: Any, prompt: str, **kw: Any) -> tuple[ChatRes
     return out, rec, rec.run_id
 
 
-def _one_call(store: Any, run_id: str) -> dict[str, Any]:
+def _one_call(store: Store, run_id: str) -> dict[str, Any]:
     calls = store.events(run_id, kinds=[EventKind.MODEL_CALL])
     if len(calls) == 2 and calls[1].attrs.get("lab.fallback") == "prompted" and "error.type" in calls[0].attrs:
         calls = calls[1:]  # the server ignored the request's format: its failed reply, then the prompted call
@@ -100,7 +110,7 @@ def _assert_request(a: dict[str, Any], model: ChatModel, prompt: str) -> None:
     assert isinstance(a[LATENCY], float) and a[LATENCY] >= 0 and isinstance(a[ATTEMPT], int) and a[ATTEMPT] >= 1
 
 
-def _assert_recorded(store: Any, run_id: str, model: ChatModel, prompt: str, resp: ChatResponse) -> dict[str, Any]:
+def _assert_recorded(store: Store, run_id: str, model: ChatModel, prompt: str, resp: ChatResponse) -> dict[str, Any]:
     a = _one_call(store, run_id)
     _assert_request(a, model, prompt)
     assert a[OUTPUT_MESSAGES] == [resp.message.to_dict()] and a[FINISH_REASONS] == [resp.finish_reason], a
@@ -111,7 +121,7 @@ def _assert_recorded(store: Any, run_id: str, model: ChatModel, prompt: str, res
     return a
 
 
-def _assert_failure(store: Any, run_id: str, model: ChatModel, prompt: str, err: ModelError) -> dict[str, Any]:
+def _assert_failure(store: Store, run_id: str, model: ChatModel, prompt: str, err: ModelError) -> dict[str, Any]:
     a = _one_call(store, run_id)
     _assert_request(a, model, prompt)
     assert a[FINISH_REASONS] == ["error"] and OUTPUT_MESSAGES not in a, a
@@ -123,7 +133,7 @@ def _assert_failure(store: Any, run_id: str, model: ChatModel, prompt: str, err:
     return a
 
 
-def _allowed_failure(case: ModelCase, store: Any, run_id: str, prompt: str, out: Any) -> bool:
+def _allowed_failure(case: ModelCase, store: Store, run_id: str, prompt: str, out: Any) -> bool:
     """A recorded retryable ModelOutputError is allowed of an unconstrained backend; anything else fails."""
     if isinstance(out, ModelError):
         assert not case.constrained and isinstance(out, ModelOutputError) and out.retryable, repr(out)
@@ -141,12 +151,12 @@ def _valid(value: Any, schema: dict[str, Any]) -> None:
         raise AssertionError(f"{value!r} does not match {schema}: {e.message}") from None
 
 
-def check_is_a_chat_model(case: ModelCase, store: Any) -> None:
+def check_is_a_chat_model(case: ModelCase, store: Store) -> None:
     """The backend implements :class:`~lab.models.ChatModel` and names itself."""
     assert isinstance(case.model, ChatModel) and case.model.name and isinstance(getattr(case.model, "system", ""), str)
 
 
-def check_answer_is_one_model_call(case: ModelCase, store: Any) -> None:
+def check_answer_is_one_model_call(case: ModelCase, store: Store) -> None:
     """A plain call returns an assistant message and is recorded as one ``model_call`` with every attribute."""
     prompt = PROMPTS["plain"]
     out, _, run_id = _call(case.model, store, prompt, sampling=Sampling(max_tokens=case.max_tokens, temperature=0))
@@ -158,7 +168,7 @@ def check_answer_is_one_model_call(case: ModelCase, store: Any) -> None:
     assert a[MAX_TOKENS] == case.max_tokens and a[TEMPERATURE] == 0 and TOOL_DEFINITIONS not in a
 
 
-def _tool_check(case: ModelCase, store: Any, key: str, choice: str) -> ChatResponse | None:
+def _tool_check(case: ModelCase, store: Store, key: str, choice: str) -> ChatResponse | None:
     prompt = PROMPTS[key]
     out, _, run_id = _call(case.model, store, prompt, tools=TOOLS,
                            sampling=Sampling(max_tokens=case.max_tokens, temperature=0, tool_choice=choice))
@@ -180,28 +190,28 @@ def _assert_calls(out: ChatResponse, names: set[str]) -> None:
         _valid(c.arguments, specs[c.name].parameters)
 
 
-def check_tool_choice_required(case: ModelCase, store: Any) -> None:
+def check_tool_choice_required(case: ModelCase, store: Store) -> None:
     """``tool_choice="required"``: tool calls to offered tools, arguments valid, ``finish_reason`` tool_calls."""
     out = _tool_check(case, store, "tool", "required")
     if out is not None:
         _assert_calls(out, {t.name for t in TOOLS})
 
 
-def check_tool_choice_named(case: ModelCase, store: Any) -> None:
+def check_tool_choice_named(case: ModelCase, store: Store) -> None:
     """``tool_choice=<name>``: every call is to that tool."""
     out = _tool_check(case, store, "named", "add")
     if out is not None:
         _assert_calls(out, {"add"})
 
 
-def check_tool_choice_none(case: ModelCase, store: Any) -> None:
+def check_tool_choice_none(case: ModelCase, store: Store) -> None:
     """``tool_choice="none"`` with tools offered: a text reply, no tool calls."""
     out = _tool_check(case, store, "none", "none")
     if out is not None:
         assert not out.message.tool_calls and out.finish_reason in ("stop", "length"), out
 
 
-def check_unknown_tool_choice_is_refused(case: ModelCase, store: Any) -> None:
+def check_unknown_tool_choice_is_refused(case: ModelCase, store: Store) -> None:
     """A ``tool_choice`` naming no offered tool is a non-retryable :class:`ModelError`, recorded."""
     prompt = PROMPTS["tool"]
     out, _, run_id = _call(case.model, store, prompt, tools=TOOLS,
@@ -211,7 +221,7 @@ def check_unknown_tool_choice_is_refused(case: ModelCase, store: Any) -> None:
     assert a[ATTEMPT] == 1
 
 
-def check_response_schema(case: ModelCase, store: Any) -> None:
+def check_response_schema(case: ModelCase, store: Store) -> None:
     """``response_schema``: the reply is JSON on the schema, ``parsed`` holds it, and both are recorded."""
     prompt = PROMPTS["schema"]
     out, _, run_id = _call(case.model, store, prompt, response_schema=ANSWER_SCHEMA,
@@ -225,7 +235,7 @@ def check_response_schema(case: ModelCase, store: Any) -> None:
     assert a[RESPONSE_SCHEMA] == ANSWER_SCHEMA and a[PARSED] == out.parsed
 
 
-def check_off_schema_reply_raises(case: ModelCase, store: Any) -> None:
+def check_off_schema_reply_raises(case: ModelCase, store: Store) -> None:
     """A reply that is not on the requested schema is a retryable :class:`ModelOutputError`, recorded."""
     if case.off_schema is None:
         return
@@ -236,7 +246,7 @@ def check_off_schema_reply_raises(case: ModelCase, store: Any) -> None:
     _assert_failure(store, run_id, case.off_schema, prompt, out)
 
 
-def check_failure_is_recorded(case: ModelCase, store: Any) -> None:
+def check_failure_is_recorded(case: ModelCase, store: Store) -> None:
     """A failing call raises :class:`ModelError` and is one ``model_call`` with the error (attempts before it
     are ``error`` events)."""
     if case.failing is None:
@@ -247,7 +257,7 @@ def check_failure_is_recorded(case: ModelCase, store: Any) -> None:
     _assert_failure(store, run_id, case.failing, prompt, out)
 
 
-Check = Callable[[ModelCase, Any], None]
+Check = Callable[[ModelCase, Store], None]
 CHECKS: list[Check] = [
     check_is_a_chat_model, check_answer_is_one_model_call, check_tool_choice_required, check_tool_choice_named,
     check_tool_choice_none, check_unknown_tool_choice_is_refused, check_response_schema,

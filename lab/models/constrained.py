@@ -13,7 +13,6 @@ import json
 import uuid
 from typing import Any
 
-
 from lab.models.base import Message, ToolCall, ToolSpec
 from lab.models.errors import ModelError, ModelOutputError
 
@@ -81,7 +80,7 @@ def bound_schema(schema: dict[str, Any], max_tokens: int, *, reserve: int = 0) -
     """
     limit, items = DEFAULT_STRING_CHARS, DEFAULT_ARRAY_ITEMS
     while True:
-        bounded = _bound(copy.deepcopy(schema), limit, items)
+        bounded: dict[str, Any] = _bound(copy.deepcopy(schema), limit, items)
         if max_chars(bounded) < max_tokens - reserve:
             return bounded
         if limit > MIN_STRING_CHARS:
@@ -187,7 +186,9 @@ def parse_reply(text: str, tools: list[ToolSpec] | None, tool_choice: str | None
 
     Args:
         text: The model's raw output.
-        tools, tool_choice, response_schema: What was requested.
+        tools: The tools offered.
+        tool_choice: The tool choice asked for (``None``: ``auto``).
+        response_schema: The JSON Schema asked for, if any.
         where: Model name for error messages.
 
     Returns:
@@ -199,7 +200,7 @@ def parse_reply(text: str, tools: list[ToolSpec] | None, tool_choice: str | None
     schema = reply_schema(tools, tool_choice, response_schema)
     try:
         value = json.loads(text)
-    except ValueError as e:
+    except json.JSONDecodeError as e:
         raise ModelOutputError(f"{where}: reply is not valid JSON ({e.msg} at char {e.pos}); "
                                f"it may be truncated: {text[:200]!r}", raw=text) from e
     if schema is not None:

@@ -20,9 +20,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lab.models.errors import ModelError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +96,16 @@ class SlotCache:
         return k[:r, :, self.lo: self.ptr + 1], v[:r, :, self.lo: self.ptr + 1]
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
+        """The column the next step writes (transformers derives positions from it)."""
         return self.ptr
 
     def get_mask_sizes(self, *args: Any, **kwargs: Any) -> tuple[int, int]:
+        """``(columns attended to, offset of the first)`` for transformers' attention mask."""
         return (self.cols_cap, 0) if self.static else (self.ptr + 1 - self.lo, self.lo)
 
     @property
     def is_compileable(self) -> bool:
+        """Whether the cache keeps static shapes (so a decode step can be compiled)."""
         return self.static
 
     # -- managing rows and columns --------------------------------------------------------------
@@ -174,7 +180,7 @@ class SlotCache:
         g, length = mask.shape
         first = self.n
         a = self.ptr - length
-        for layer, (k, v) in enumerate(zip(self.keys, self.values)):
+        for layer, (k, v) in enumerate(zip(self.keys, self.values, strict=True)):
             src = prefill.layers[layer]
             k[first: first + g, :, a: self.ptr] = src.keys
             v[first: first + g, :, a: self.ptr] = src.values
@@ -197,6 +203,7 @@ class SlotCache:
             self.lo = min(starts)
 
     def advance(self) -> None:
+        """Move to the next column after a decode step."""
         self.ptr += 1
 
     def step_cols(self) -> int:
@@ -232,8 +239,8 @@ class ContinuousBatcher:
         context: Tokens a request may use in all (the static cache's length).
     """
 
-    def __init__(self, model: Any, tokenizer: Any, *, eos: set[int], name: str, max_batch: int,
-                 batch_wait: float = 0.01, max_wait: float = 0.25, compile_decode: bool = False,
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *, eos: set[int], name: str,
+                 max_batch: int, batch_wait: float = 0.01, max_wait: float = 0.25, compile_decode: bool = False,
                  context: int = 4096, tok_lock: threading.Lock | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -389,6 +396,7 @@ class ContinuousBatcher:
         their last positions."""
         import torch
         from transformers import DynamicCache
+        from transformers.cache_utils import LinearAttentionCacheLayerMixin
 
         for r in group:
             if self.static and len(r.input_ids) + r.max_new_tokens > self.context:
@@ -405,7 +413,11 @@ class ContinuousBatcher:
                              logits_to_keep=1, **{self._cache_kw: pre})
         logits = out.logits[:, -1, :].float()
         if cache.valid is None:
-            cache.allocate(pre.layers[0].keys)
+            first = pre.layers[0]
+            if isinstance(first, LinearAttentionCacheLayerMixin):  # no per-token keys to lay slots out by
+                raise ModelError(f"model {self.name}: continuous batching needs an attention KV cache; this model's "
+                                 "first layer keeps a linear-attention state")
+            cache.allocate(first.keys)
         shift = cache.make_room(len(group), ids.shape[1])
         for r in rows:
             r.start += shift

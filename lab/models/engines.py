@@ -97,7 +97,8 @@ def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _gpu_count() -> int:
@@ -119,7 +120,8 @@ def engines_log_dir() -> Path:
 # -- a spawner thread that lives as long as the process, so PR_SET_PDEATHSIG fires only when the process dies
 # (the signal is tied to the thread that forked the child)
 
-_spawn_queue: queue.Queue[tuple[Callable[[], subprocess.Popen], queue.Queue]] = queue.Queue()
+_Spawned = subprocess.Popen[bytes] | BaseException
+_spawn_queue: queue.Queue[tuple[Callable[[], subprocess.Popen[bytes]], queue.Queue[_Spawned]]] = queue.Queue()
 _spawner: threading.Thread | None = None
 _spawner_lock = threading.Lock()
 
@@ -133,13 +135,13 @@ def _spawn_loop() -> None:
             reply.put(e)
 
 
-def _spawn(make: Callable[[], subprocess.Popen]) -> subprocess.Popen:
+def _spawn(make: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
     global _spawner
     with _spawner_lock:
         if _spawner is None:
             _spawner = threading.Thread(target=_spawn_loop, name="engine-spawner", daemon=True)
             _spawner.start()
-    reply: queue.Queue = queue.Queue()
+    reply: queue.Queue[_Spawned] = queue.Queue()
     _spawn_queue.put((make, reply))
     out = reply.get()
     if isinstance(out, BaseException):
@@ -197,6 +199,7 @@ class EngineProcess:
             time.sleep(0.25)
 
     def alive(self) -> bool:
+        """Whether the engine's process is still running."""
         return self.proc.poll() is None
 
     def last_line(self) -> str:

@@ -11,11 +11,13 @@ class ModelError(LabError):
     Args:
         message: What went wrong and where (model name, file, URL).
         retryable: True for transient faults (server down, rate limit, malformed or truncated output).
+        retry_after: Seconds the server asked to wait before retrying (its ``Retry-After``), if it said.
     """
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.retry_after = retry_after
 
 
 class ModelNotFound(ModelError):

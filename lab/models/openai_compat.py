@@ -14,7 +14,7 @@ import json
 import os
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -23,6 +23,9 @@ from lab.models.base import ChatResponse, Message, Sampling, ToolCall, ToolSpec,
 from lab.models.constrained import instructions, parse_reply, reply_schema, validate_arguments
 from lab.models.errors import ModelError, ModelOutputError
 from lab.secrets import redact, register_secret, register_url_secrets
+
+if TYPE_CHECKING:
+    from lab.traces.recorder import RunRecorder
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -84,7 +87,7 @@ class OpenAIModel(BaseChatModel):
 
     def chat(self, messages: list[Message], *, tools: list[ToolSpec] | None = None,
              response_schema: dict[str, Any] | None = None, sampling: Sampling | None = None,
-             recorder: Any | None = None, agent: str | None = None) -> ChatResponse:
+             recorder: RunRecorder | None = None, agent: str | None = None) -> ChatResponse:
         """Answer ``messages`` (see :class:`lab.models.ChatModel`) natively, or with the tool calls or JSON
         asked for in the prompt when the server ignores ``tools``/``response_format``
         (:mod:`lab.models.prompted`). Raises as :meth:`BaseChatModel.chat` does."""
@@ -136,12 +139,10 @@ class OpenAIModel(BaseChatModel):
                              retryable=True) from e
         if r.status_code >= 400:
             detail = redact(r.text[:300])
-            err = ModelError(f"{where}: HTTP {r.status_code} {r.reason_phrase}: {detail}",
-                             retryable=r.status_code in RETRY_STATUS)
             if r.status_code >= 500:
                 self._mark_down(url)
-            err.retry_after = _retry_after(r)  # type: ignore[attr-defined]
-            raise err
+            raise ModelError(f"{where}: HTTP {r.status_code} {r.reason_phrase}: {detail}",
+                             retryable=r.status_code in RETRY_STATUS, retry_after=_retry_after(r))
         try:
             data = r.json()
             choice = data["choices"][0]
@@ -161,7 +162,7 @@ class OpenAIModel(BaseChatModel):
             msg, parsed = parse_reply(content, json_tools, sampling.tool_choice, response_schema, where=where)
             finish = "tool_calls" if msg.tool_calls else finish
             return ChatResponse(msg, finish_reason=finish, usage=usage, model=model, parsed=parsed)
-        calls = []
+        calls: list[ToolCall] = []
         for c in out.get("tool_calls") or []:
             try:
                 fn = c["function"]

@@ -18,12 +18,15 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lab.models.base import ChatResponse, Message, Sampling, ToolSpec, Usage
+from lab.models.base import ChatModel, ChatResponse, Message, Sampling, ToolSpec, Usage
 from lab.models.constrained import instructions, parse_reply
 from lab.models.errors import ModelOutputError
 from lab.models.recording import call_attrs, record_call
+
+if TYPE_CHECKING:
+    from lab.traces.recorder import RunRecorder
 
 __all__ = ["FALLBACK", "chat_with_fallback", "ignored_features", "prompted_chat"]
 
@@ -36,22 +39,22 @@ _lock = threading.Lock()
 NativeChat = Callable[..., ChatResponse]
 
 
-def _key(model: Any) -> tuple[tuple[str, ...], str]:
+def _key(model: ChatModel) -> tuple[tuple[str, ...], str]:
     return tuple(getattr(model, "base_urls", ()) or ()), str(getattr(model, "model", getattr(model, "name", "")))
 
 
-def ignored_features(model: Any) -> set[str]:
+def ignored_features(model: ChatModel) -> set[str]:
     """What the model's server was seen to ignore: ``tools`` and/or ``json`` (this process)."""
     with _lock:
         return set(_ignored.get(_key(model), set()))
 
 
-def _mark(model: Any, feature: str) -> None:
+def _mark(model: ChatModel, feature: str) -> None:
     with _lock:
         _ignored.setdefault(_key(model), set()).add(feature)
 
 
-def _needs(model: Any, tools: list[ToolSpec] | None, response_schema: dict[str, Any] | None,
+def _needs(model: ChatModel, tools: list[ToolSpec] | None, response_schema: dict[str, Any] | None,
            sampling: Sampling) -> str | None:
     """What the request relies on the server for: native ``tools``, a JSON ``response_format``, or nothing."""
     if tools and (sampling.tool_choice or "auto") != "none":
@@ -59,9 +62,9 @@ def _needs(model: Any, tools: list[ToolSpec] | None, response_schema: dict[str, 
     return "json" if response_schema is not None else None
 
 
-def chat_with_fallback(model: Any, native: NativeChat, messages: list[Message], *,
+def chat_with_fallback(model: ChatModel, native: NativeChat, messages: list[Message], *,
                        tools: list[ToolSpec] | None = None, response_schema: dict[str, Any] | None = None,
-                       sampling: Sampling | None = None, recorder: Any | None = None,
+                       sampling: Sampling | None = None, recorder: RunRecorder | None = None,
                        agent: str | None = None, attempts: int | None = None) -> ChatResponse:
     """``native(...)`` (a backend's own chat), falling back to :func:`prompted_chat` when the server ignores
     the tools or JSON schema asked for (see the module doc).
@@ -73,10 +76,10 @@ def chat_with_fallback(model: Any, native: NativeChat, messages: list[Message], 
     """
     sampling = sampling or Sampling()
     need = _needs(model, tools, response_schema, sampling)
-    kw = dict(tools=tools, response_schema=response_schema, sampling=sampling, agent=agent)
     if need is None or need not in ignored_features(model):
         try:
-            resp = native(messages, recorder=recorder, **kw)
+            resp = native(messages, tools=tools, response_schema=response_schema, sampling=sampling,
+                          recorder=recorder, agent=agent)
         except ModelOutputError as e:
             if need != "json" or not _ignored_schema(e):
                 raise
@@ -89,7 +92,8 @@ def chat_with_fallback(model: Any, native: NativeChat, messages: list[Message], 
             reason = "the server ignored the tools: the reply has no tool call"
     else:
         reason = f"the server was seen to ignore {need}"
-    return prompted_chat(model, native, messages, reason=reason, recorder=recorder, attempts=attempts, **kw)
+    return prompted_chat(model, native, messages, tools=tools, response_schema=response_schema, sampling=sampling,
+                         recorder=recorder, agent=agent, reason=reason, attempts=attempts)
 
 
 def _ignored_schema(e: ModelOutputError) -> bool:
@@ -109,8 +113,8 @@ def _ignored_tools(resp: ChatResponse, tools: list[ToolSpec] | None, sampling: S
     return isinstance(value, dict) and value.get("name") in names and isinstance(value.get("arguments"), dict)
 
 
-def prompted_chat(model: Any, native: NativeChat, messages: list[Message], *, tools: list[ToolSpec] | None,
-                  response_schema: dict[str, Any] | None, sampling: Sampling, recorder: Any | None = None,
+def prompted_chat(model: ChatModel, native: NativeChat, messages: list[Message], *, tools: list[ToolSpec] | None,
+                  response_schema: dict[str, Any] | None, sampling: Sampling, recorder: RunRecorder | None = None,
                   agent: str | None = None, reason: str = "", attempts: int | None = None) -> ChatResponse:
     """Ask for the tool call or JSON reply in the prompt, with plain text requests; validate and ask again.
 
@@ -118,8 +122,11 @@ def prompted_chat(model: Any, native: NativeChat, messages: list[Message], *, to
         model: The backend (its ``name``, ``system``).
         native: The backend's own chat, called without tools or schema.
         messages: The conversation (tool calls and results are written as text).
-        tools, response_schema, sampling: What the caller asked for.
-        recorder, agent: Where the one ``model_call`` event goes.
+        tools: The tools the caller offered.
+        response_schema: The JSON Schema the reply must match, if any.
+        sampling: The caller's sampling settings (the tool choice among them).
+        recorder: Where the one ``model_call`` event goes.
+        agent: The agent the event is recorded for.
         reason: Why the fallback is used (recorded).
         attempts: Replies asked for at most (default :data:`ATTEMPTS`).
 
@@ -192,6 +199,8 @@ def _example(schema: Any) -> Any:
         return {k: _example(v) for k, v in (schema.get("properties") or {}).items()}
     if t == "array":
         return [_example(schema.get("items"))]
+    if not isinstance(t, str):
+        return "..."
     return {"string": "...", "number": 0, "integer": 0, "boolean": True, "null": None}.get(t, "...")
 
 

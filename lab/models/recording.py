@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lab.models.base import ChatResponse, Message, Sampling, ToolSpec
 from lab.secrets import redact
 from lab.traces.schema import (
-    FINISH_REASONS, INPUT_TOKENS, MODEL, OUTPUT_TOKENS, RESPONSE_MODEL, SYSTEM, TEMPERATURE, EventKind,
+    FINISH_REASONS,
+    INPUT_TOKENS,
+    MODEL,
+    OUTPUT_TOKENS,
+    RESPONSE_MODEL,
+    SYSTEM,
+    TEMPERATURE,
+    EventKind,
 )
+
+if TYPE_CHECKING:
+    from lab.traces.recorder import RunRecorder
 
 OPERATION = "gen_ai.operation.name"
 INPUT_MESSAGES = "gen_ai.input.messages"
@@ -96,7 +106,7 @@ def call_attrs(
     return a
 
 
-def record_call(recorder: Any | None, attrs: dict[str, Any], *, agent: str | None = None) -> None:
+def record_call(recorder: RunRecorder | None, attrs: dict[str, Any], *, agent: str | None = None) -> None:
     """Emit a ``model_call`` event on ``recorder`` (no-op without one)."""
     if recorder is not None:
         recorder.emit(EventKind.MODEL_CALL, attrs, agent=agent)

@@ -13,7 +13,8 @@ from lab.models.errors import ModelNotFound
 from lab.models.providers import PROVIDERS, provider_model
 from lab.registry import Registry
 
-_cache: dict[tuple, ChatModel] = {}
+_Options = tuple[tuple[str, str], ...]
+_cache: dict[tuple[str, str, _Options], ChatModel] = {}
 _lock = threading.Lock()
 
 FORMS = ("smollm2", "hf:<local dir or .gguf file>", "<provider>:<model>[@<base_url>] (provider: "
@@ -160,11 +161,11 @@ def _hf(path: Path, *, name: str, **options: Any) -> ChatModel:
     return load_local(path, name=name, **options)
 
 
-def _key(options: dict[str, Any]) -> tuple:
+def _key(options: dict[str, Any]) -> _Options:
     return tuple(sorted((k, repr(v)) for k, v in options.items()))
 
 
-def _shared(key: tuple, make: Any) -> ChatModel:
+def _shared(key: tuple[str, str, _Options], make: Callable[[], ChatModel]) -> ChatModel:
     with _lock:
         model = _cache.get(key)
         if model is None or getattr(model, "closed", False):  # a stopped engine is started again

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,8 @@ class ReplicatedModel:
         replicas: The copies (same model, same name).
     """
 
-    def __init__(self, replicas: list[ChatModel]) -> None:
-        self.replicas = replicas
+    def __init__(self, replicas: Sequence[ChatModel]) -> None:
+        self.replicas = list(replicas)
         self.name = replicas[0].name
         self.in_flight = [0] * len(replicas)
         self._lock = threading.Lock()

@@ -15,9 +15,10 @@ from lab.models.backend import BaseChatModel, ChatRequest
 from lab.models.base import ChatResponse, Message, ToolCall, Usage
 from lab.models.errors import ModelError, ModelNotFound, ModelOutputError
 from lab.models.recording import OUTPUT_MESSAGES, RETRYABLE, response_from_attrs
+from lab.traces.protocol import Store
 from lab.traces.schema import EventKind
 
-Reply = Union[str, Message, ChatResponse, ToolCall, list, dict, BaseException]
+Reply = Union[str, Message, ChatResponse, ToolCall, list[ToolCall], dict[str, Any], BaseException]
 """One scripted reply:
 
 - ``str``: the assistant's text;
@@ -92,7 +93,7 @@ class ScriptedModel(BaseChatModel):
         return cls(data, name=f"scripted:{p.name}", cycle=cycle)
 
     @classmethod
-    def replay(cls, store: Any, run_id: str, *, name: str | None = None) -> ScriptedModel:
+    def replay(cls, store: Store, run_id: str, *, name: str | None = None) -> ScriptedModel:
         """Replay the model outputs recorded in a run, exactly and per agent.
 
         Each agent (``agent`` argument of :meth:`chat`) gets the responses its recorded calls got, in

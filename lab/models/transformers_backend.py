@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lab.models.backend import BaseChatModel, ChatRequest
 from lab.models.base import ChatResponse, Message, ToolSpec, Usage
@@ -22,6 +22,9 @@ from lab.models.constrained import bound_schema, instructions, max_chars, parse_
 from lab.models.continuous import ContinuousBatcher, Request, oom_message
 from lab.models.errors import ModelError, ModelNotFound
 from lab.models.recording import BOUNDED_SCHEMA
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,9 @@ class TransformersModel(BaseChatModel):
     """
 
     system = "transformers"
+    path: Path | None
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
 
     def __init__(self, path: str | Path, *, name: str | None = None, device: str = "auto",
                  max_batch: int | None = None, batch_wait: float = 0.01, max_wait: float = 0.25,
@@ -88,13 +94,14 @@ class TransformersModel(BaseChatModel):
         except (OSError, ValueError) as e:
             raise ModelNotFound(f"model {self.name}: cannot load {path}: {e}") from e
         if not use_cuda:
-            self.model.to("cpu")
+            # transformers wraps Module.to with functools.wraps, which types it as the unbound method
+            self.model.to("cpu")  # type: ignore[arg-type]
         self._setup(max_batch=max_batch, batch_wait=batch_wait, max_wait=max_wait, compile_decode=compile_decode)
 
     @classmethod
-    def from_model(cls, model: Any, tokenizer: Any, *, name: str, max_batch: int | None = None,
-                   batch_wait: float = 0.01, max_wait: float = 0.25, compile_decode: bool = False
-                   ) -> TransformersModel:
+    def from_model(cls, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *, name: str,
+                   max_batch: int | None = None, batch_wait: float = 0.01, max_wait: float = 0.25,
+                   compile_decode: bool = False) -> TransformersModel:
         """Wrap a causal LM and tokenizer already in memory (on their device) as a chat model."""
         self = cls.__new__(cls)
         self.name, self.path, self.model, self.tokenizer = name, None, model, tokenizer
@@ -102,7 +109,7 @@ class TransformersModel(BaseChatModel):
         return self
 
     def _setup(self, *, max_batch: int | None, batch_wait: float, max_wait: float, compile_decode: bool) -> None:
-        self.model.eval()
+        self.model.eval()  # type: ignore[no-untyped-call]  # transformers leaves PreTrainedModel.eval unannotated
         self.device = self.model.device
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
@@ -156,18 +163,18 @@ class TransformersModel(BaseChatModel):
                 max_new = max(max_new, max_chars(bounded) + 1)  # a budget too small for any reply is raised
                 grammar = self._grammar(bounded)
             prompt = self.prompt_ids(messages, tools, sampling.tool_choice, response_schema)
-            req = Request(prompt, max_new, grammar, temperature=sampling.temperature or None, top_p=sampling.top_p,
-                          seed=sampling.seed, stop=tuple(sampling.stop or ()))
+            work = Request(prompt, max_new, grammar, temperature=sampling.temperature or None,
+                           top_p=sampling.top_p, seed=sampling.seed, stop=tuple(sampling.stop or ()))
         except BaseException:
             self.batcher.cancel()
             raise
-        self.batcher.submit(req)
-        text = self.tokenizer.decode(req.tokens, skip_special_tokens=True)
-        finish = "stop" if req.hit_eos else "length"
+        self.batcher.submit(work)
+        (text,) = self.tokenizer.batch_decode([work.tokens], skip_special_tokens=True)
+        finish = "stop" if work.hit_eos else "length"
         for s in sampling.stop or ():
             if s in text:
                 text, finish = text[: text.index(s)], "stop"
-        usage = Usage(len(prompt), len(req.tokens))
+        usage = Usage(len(prompt), len(work.tokens))
         if schema is None:
             return ChatResponse(Message("assistant", text), finish_reason=finish, usage=usage, model=self.name)
         msg, parsed = parse_reply(text, tools, sampling.tool_choice, response_schema, where=self.name)
@@ -190,7 +197,7 @@ class TransformersModel(BaseChatModel):
                 msgs[0] = {**msgs[0], "content": f"{msgs[0]['content']}\n\n{extra}"}
             else:
                 msgs.insert(0, {"role": "system", "content": extra})
-        kwargs: dict[str, Any] = {"tools": [t.to_dict() for t in tools]} if native else {}
+        kwargs: dict[str, Any] = {"tools": [t.to_dict() for t in tools]} if native and tools else {}
         with self._tok_lock:
             try:
                 text = self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True, **kwargs)
@@ -198,7 +205,8 @@ class TransformersModel(BaseChatModel):
                 msgs = [{"role": "user", "content": f"Tool result: {m['content']}"} if m["role"] == "tool" else m
                         for m in msgs]
                 text = self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True, **kwargs)
-            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            ids: list[int] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            return ids
 
     @staticmethod
     def _message_dict(m: Message, native_tools: bool) -> dict[str, Any]:

@@ -12,15 +12,25 @@ from lab.scoring.panel import JudgePanel, QualificationItem
 from lab.scoring.reference import Bleu, EmbeddingSimilarity, Rouge
 from lab.scoring.rescore import rescore, run_output
 from lab.scoring.rules import (
-    ExactMatch, JsonMatch, Landmarks, NormalizedMatch, NormalizedScore, NumericMatch, RegexMatch, json_match,
-    normalize_text, normalized_score, parse_number, super_json_match,
+    ExactMatch,
+    JsonMatch,
+    Landmarks,
+    NormalizedMatch,
+    NormalizedScore,
+    NumericMatch,
+    RegexMatch,
+    json_match,
+    normalize_text,
+    normalized_score,
+    parse_number,
+    super_json_match,
 )
 from lab.scoring.script import ScriptScorer
 
 __all__ = [
-    "SCORERS", "Bleu", "EmbeddingSimilarity", "ExactMatch", "JsonMatch", "JudgePanel", "LLMJudge", "Landmarks", "NormalizedMatch",
-    "NormalizedScore", "QualificationItem",
-    "NumericMatch", "RegexMatch", "Rouge", "Scorer", "ScoringError", "ScriptScorer", "as_scores", "get_scorer",
+    "SCORERS", "Bleu", "EmbeddingSimilarity", "ExactMatch", "JsonMatch", "JudgePanel", "LLMJudge", "Landmarks",
+    "NormalizedMatch", "NormalizedScore", "NumericMatch", "QualificationItem", "RegexMatch", "Rouge", "Scorer",
+    "ScoringError", "ScriptScorer", "as_scores", "get_scorer",
     "import_grades", "json_match", "normalize_text", "normalized_score", "parse_number", "read_grades",
     "register_scorer", "rescore", "run_output", "scorer_names", "super_json_match",
 ]

@@ -1,4 +1,4 @@
-"""Human grades (and any externally produced grades) into the trace store as scores with provenance.
+r"""Human grades (and any externally produced grades) into the trace store as scores with provenance.
 
 A grade row names who graded (``grader``), what (``item``), on which rubric ``dimension`` and the
 ``value`` (and/or a categorical ``label``). Rows with a ``run_id`` grade that stored run's output; the
@@ -38,6 +38,7 @@ import pandas as pd
 from lab.scoring.base import ScoringError
 from lab.traces.schema import Provenance, RunStatus, Score
 from lab.traces.store import StoreError, TraceStore, score_event
+
 
 def read_grades(path: str | os.PathLike[str], *, columns: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Read a grades file: CSV, TSV (by extension) or JSONL, checked as text first (UTF-8, no NUL bytes).
@@ -159,7 +160,8 @@ def _row(r: dict[str, Any], i: int, where: str) -> dict[str, Any]:
     at = f"{where}:{r['_line']}" if "_line" in r else f"{where}: row {i + 1}"
     if _blank(r.get("grader")) or _blank(r.get("item")):
         raise ScoringError(f"{at}: needs a grader and an item (got {r.get('grader')!r}, {r.get('item')!r})")
-    raw, label = r.get("value"), r.get("label")
+    raw: Any = r.get("value")  # any scalar a grades file holds
+    label = r.get("label")
     value: float | None = None
     if not _blank(raw):
         try:

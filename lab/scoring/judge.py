@@ -55,12 +55,14 @@ class LLMJudge:
     sampling: Sampling | None = None
     name: str = "llm_judge"
     _schema: dict[str, Any] = field(init=False, repr=False)
+    _chat: ChatModel = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.model, str):
             from lab.models import load_model
 
             self.model = load_model(self.model)
+        self._chat = self.model
         if self.scale is not None:
             lo, hi = (int(x) for x in self.scale)
             if lo >= hi:
@@ -81,7 +83,7 @@ class LLMJudge:
         if self.mode == "pass_fail":
             props["verdict"] = {"type": "string", "enum": ["pass", "fail"]}
         else:
-            lo, hi = self.scale  # type: ignore[misc]
+            lo, hi = self._bounds()
             grade = {"type": "integer", "minimum": lo, "maximum": hi}
             if self.mode == "score":
                 props["score"] = grade
@@ -90,6 +92,13 @@ class LLMJudge:
                                    "required": list(self.dimensions or {}), "additionalProperties": False}
         props["confidence"] = {"type": "integer", "minimum": 0, "maximum": 100}
         return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
+
+    def _bounds(self) -> tuple[int, int]:
+        """The ``(low, high)`` scale of the ``score`` and ``dimensions`` modes."""
+        if self.scale is None:
+            raise ScoringError("llm_judge: this mode needs a numeric scale")
+        lo, hi = self.scale
+        return lo, hi
 
     def messages(self, output: Any, target: Any = None, question: str | None = None) -> list[Message]:
         """The conversation the judge is sent."""
@@ -104,11 +113,12 @@ class LLMJudge:
         if self.mode == "pass_fail":
             rubric += "\nGive the verdict \"pass\" if the answer meets the rubric, else \"fail\"."
         elif self.mode == "score":
-            rubric += f"\nGive a score from {self.scale[0]} (worst) to {self.scale[1]} (best)."  # type: ignore[index]
+            lo, hi = self._bounds()
+            rubric += f"\nGive a score from {lo} (worst) to {hi} (best)."
         else:
             dims = "\n".join(f"- {d}: {desc}" for d, desc in (self.dimensions or {}).items())
-            rubric += (f"\nScore each dimension from {self.scale[0]} (worst) to {self.scale[1]} (best):"  # type: ignore[index]
-                       f"\n{dims}")
+            lo, hi = self._bounds()
+            rubric += f"\nScore each dimension from {lo} (worst) to {hi} (best):\n{dims}"
         rubric += ("\nFirst explain briefly, then grade. State your confidence in your grade as a whole "
                    "number from 0 to 100.")
         parts.append(rubric)
@@ -121,6 +131,8 @@ class LLMJudge:
         return hashlib.sha1(key.encode()).hexdigest()[:12]
 
     def __call__(self, output: Any, target: Any = None, **context: Any) -> list[Score]:
+        """Grade ``output`` (against the reference ``target`` when shown): one score per dimension, each with
+        the judge's explanation and confidence; ``value`` is ``None`` when no valid reply came back."""
         import jsonschema  # slow to import; only judges need it
 
         msgs = self.messages(output, target, context.get("question"))
@@ -130,7 +142,7 @@ class LLMJudge:
         reply, error = None, None
         for _ in range(2):  # one retry for a retryable malformed reply
             try:
-                resp = self.model.chat(msgs, response_schema=self._schema, sampling=sampling,  # type: ignore[union-attr]
+                resp = self._chat.chat(msgs, response_schema=self._schema, sampling=sampling,
                                        recorder=context.get("recorder"), agent=f"judge:{self.name}")
                 reply = resp.parsed if resp.parsed is not None else json.loads(resp.message.content)
                 jsonschema.validate(reply, self._schema)

@@ -109,6 +109,8 @@ class JudgePanel:
         return keep
 
     def __call__(self, output: Any, target: Any = None, **context: Any) -> list[Score]:
+        """Each qualified judge's scores, and per dimension the panel's combined score (votes in ``details``)
+        first."""
         members = self.qualified if self.qualified is not None else self.qualify()
         member_scores: list[tuple[int, Score]] = []
         for i in members:
@@ -134,14 +136,15 @@ class JudgePanel:
             if all(v is None for v in values):
                 counts = Counter(s.label for _, s in got)
                 return None, sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[0][0]
-            counts = Counter(v for v in values if v is not None)
-            best = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+            value_counts = Counter(v for v in values if v is not None)
+            best = sorted(value_counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
             labels = {s.label for _, s in got if s.value == best}
             return float(best), labels.pop() if len(labels) == 1 else None
-        pairs = [(i, v) for (i, _), v in zip(got, values) if v is not None]
+        pairs = [(i, v) for (i, _), v in zip(got, values, strict=True) if v is not None]
         if not pairs:
             return None, None
-        w = [1.0 if self.aggregate == "mean" else float(self.weights[i]) for i, _ in pairs]  # type: ignore[index]
+        weights = None if self.aggregate == "mean" else self.weights  # set for "weights" (checked at construction)
+        w = [1.0 if weights is None else float(weights[i]) for i, _ in pairs]
         if sum(w) == 0:
             return None, None
         return float(np.average([v for _, v in pairs], weights=w)), None

@@ -47,6 +47,7 @@ class Rouge:
         self._scorer = rouge_scorer.RougeScorer([self.variant], use_stemmer=self.stemmer)
 
     def __call__(self, output: Any, target: Any = None, **context: Any) -> Score:
+        """Score the best ROUGE F-measure of the output against the references ``target``."""
         pred = "" if output is None else str(output)
         best = max(self._scorer.score(ref, pred)[self.variant] for ref in _references(target))
         return _score(self.name, best.fmeasure, context, variant=self.variant, precision=best.precision,
@@ -70,6 +71,7 @@ class Bleu:
             raise ScoringError(f"bleu: metric must be 'bleu' or 'chrf', not {self.metric!r}")
 
     def __call__(self, output: Any, target: Any = None, **context: Any) -> Score:
+        """Score the output's sentence BLEU (or chrF) against the references ``target``, scaled to 0-1."""
         import sacrebleu
 
         pred = "" if output is None else str(output)
@@ -92,6 +94,7 @@ class EmbeddingSimilarity:
     name: str = "embedding_similarity"
 
     def __call__(self, output: Any, target: Any = None, **context: Any) -> Score:
+        """Score the output's best cosine similarity to the references ``target``."""
         from lab.models import load_embedder
 
         refs = _references(target)

@@ -51,6 +51,7 @@ class ExactMatch:
     name: str = "exact_match"
 
     def __call__(self, output: Any, target: Any = None, **context: Any) -> Score:
+        """Score 1.0 when the stripped output equals a target, else 0.0 (see :class:`~lab.scoring.base.Scorer`)."""
         out = "" if output is None else str(output).strip()
         hit = any(out == t.strip() for t in _targets(target))
         return _rule(self.name, float(hit), context)
@@ -65,6 +66,7 @@ class NormalizedMatch:
     name: str = "normalized_match"
 
     def __call__(self, output: Any, target: Any = None, **context: Any) -> Score:
+        """Score 1.0 when the normalized output equals a normalized target, else 0.0."""
         out = normalize_text("" if output is None else str(output))
         hit = any(out == normalize_text(t) for t in _targets(target))
         return _rule(self.name, float(hit), context)
@@ -97,6 +99,7 @@ class RegexMatch:
             raise ScoringError(f"regex scorer: bad pattern {pattern!r}: {e}") from e
 
     def __call__(self, output: Any, target: Any = None, **context: Any) -> Score:
+        """Score 1.0 when the pattern (or the target as one) matches the output, else 0.0."""
         rx = self._compiled if self.pattern is not None else self._compile(_targets(target)[0])
         text = "" if output is None else str(output)
         hit = rx.fullmatch(text.strip()) if self.fullmatch else rx.search(text)
@@ -139,6 +142,11 @@ class NumericMatch:
                                f"rel_tol={self.rel_tol})")
 
     def __call__(self, output: Any, target: Any = None, **context: Any) -> Score:
+        """Score 1.0 when the output's number is within tolerance of the target's, else 0.0.
+
+        Raises:
+            ScoringError: The target is not a number.
+        """
         want = parse_number(target)
         if want is None:
             raise ScoringError(f"numeric scorer: target {target!r} is not a number")
@@ -183,7 +191,7 @@ def json_match(prediction: Any, gold: Any, *, float_tol: float = 1e-2) -> float:
             raise ScoringError("json_match: the gold answer is an empty list")
         if not isinstance(prediction, (list, tuple)):
             return 0.0
-        return sum(json_match(p, g, float_tol=float_tol) for p, g in zip(prediction, gold)) / len(gold)
+        return sum(json_match(p, g, float_tol=float_tol) for p, g in zip(prediction, gold, strict=False)) / len(gold)
     raise ScoringError(f"json_match: cannot compare a gold value of type {type(gold).__name__}")
 
 
@@ -210,7 +218,7 @@ def _super_evaluate(predicted: Any, gold: Any, eps: float) -> float:
     if isinstance(gold, list):
         if not gold:
             raise ScoringError("super_json_match: empty list")
-        return sum(_super_evaluate(p, g, 1e-2) for p, g in zip(predicted, gold)) / len(gold)
+        return sum(_super_evaluate(p, g, 1e-2) for p, g in zip(predicted, gold, strict=False)) / len(gold)
     if isinstance(gold, dict):
         if not gold:
             raise ScoringError("super_json_match: empty object")
@@ -250,6 +258,11 @@ class JsonMatch:
     name: str = "output_match"
 
     def __call__(self, output: Any, target: Any = None, **context: Any) -> Score:
+        """Score the output's JSON against the gold JSON ``target`` (:func:`json_match`, or SUPER's variant).
+
+        Raises:
+            ScoringError: No target, a target that is not JSON, or an empty or uncomparable gold value.
+        """
         if target is None:
             raise ScoringError("json_match needs the gold answer as target")
         gold, err = _as_json(target)
@@ -276,6 +289,11 @@ class Landmarks:
     name: str = "landmarks"
 
     def __call__(self, output: Any, target: Any = None, **context: Any) -> Score:
+        """Score the fraction of the patterns found in the transcript ``output`` (misses in ``details``).
+
+        Raises:
+            ScoringError: No patterns, or one that is not a valid regex.
+        """
         patterns = list(self.patterns if self.patterns is not None else (target or []))
         if not patterns:
             raise ScoringError("landmarks scorer needs a non-empty list of patterns")
@@ -286,7 +304,7 @@ class Landmarks:
         except re.error as e:
             raise ScoringError(f"landmarks scorer: bad pattern: {e}") from e
         return _rule(self.name, sum(hits) / len(hits), context,
-                     missed=[p for p, h in zip(patterns, hits) if not h] or None)
+                     missed=[p for p, h in zip(patterns, hits, strict=True) if not h] or None)
 
 
 @register_scorer("entrypoint")
@@ -306,6 +324,11 @@ class Entrypoint:
     name: str = "entrypoint"
 
     def __call__(self, output: Any, target: Any = None, **context: Any) -> Score:
+        """Score 1.0 when an execution in ``output`` ran the entrypoint ``target`` properly, else 0.0.
+
+        Raises:
+            ScoringError: No entrypoint given.
+        """
         if not target:
             raise ScoringError("entrypoint scorer needs the entrypoint (target)")
         script = re.escape(str(target).rsplit("/", 1)[-1])
@@ -371,6 +394,11 @@ class NormalizedScore:
     name: str = "normalized_score"
 
     def __call__(self, output: Any, target: Any = None, **context: Any) -> Score:
+        """Score the output's number on the scale from ``start`` (0) to ``reference`` (1).
+
+        Raises:
+            ScoringError: ``start`` or ``reference`` missing or equal, or values not positive on a log scale.
+        """
         bounds = target if isinstance(target, dict) else {}
         start = bounds.get("start", self.start)
         ref = bounds.get("reference", self.reference)

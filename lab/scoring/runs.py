@@ -11,10 +11,15 @@ the same task get the same scores:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lab.scoring.base import ScoringError
 from lab.traces.schema import EventKind, Score
+
+if TYPE_CHECKING:
+    from lab.sandbox.base import Sandbox
+    from lab.tasks.model import Task
+    from lab.traces.recorder import RunRecorder
 
 __all__ = ["score_intermediate", "score_run"]
 
@@ -23,7 +28,7 @@ HUMAN_OUTPUTS = ("kernel_cell", "terminal_output")
 """``human_action``s whose ``content`` a human saw, as an agent sees its tool results (JupyterLab sessions)."""
 
 
-def score_run(task: Any, answer: Any, *, store: Any, run_id: str, sandbox: Any = None,
+def score_run(task: Task, answer: Any, *, store: Any, run_id: str, sandbox: Sandbox | None = None,
               use_fallback: bool = True) -> list[Score]:
     """The final scores of a run of ``task`` (not recorded; the caller records them).
 
@@ -49,7 +54,7 @@ def score_run(task: Any, answer: Any, *, store: Any, run_id: str, sandbox: Any =
                       use_fallback=use_fallback)
 
 
-def score_intermediate(task: Any, answer: Any, *, recorder: Any, sandbox: Any = None,
+def score_intermediate(task: Task, answer: Any, *, recorder: RunRecorder, sandbox: Sandbox | None = None,
                        agent: str | None = None) -> tuple[list[Score], str]:
     """Score the solver's current work now and record it as intermediate ``score`` events.
 

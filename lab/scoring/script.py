@@ -40,6 +40,11 @@ class ScriptScorer:
             raise ScoringError(f"script scorer: parse must be 'json' or 'exit_code', not {self.parse!r}")
 
     def __call__(self, output: Any, target: Any = None, **context: Any) -> Score:
+        """Run the command in ``context["sandbox"]`` (``output`` on stdin when text) and read its score.
+
+        Raises:
+            ScoringError: No sandbox given.
+        """
         sandbox = context.get("sandbox")
         if sandbox is None:
             raise ScoringError(f"script scorer {self.name!r} needs sandbox=... (the run's sandbox)")

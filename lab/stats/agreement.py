@@ -14,7 +14,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import krippendorff
 import numpy as np
@@ -381,6 +381,8 @@ def table_measures(tabs: np.ndarray, values: np.ndarray | None, wanted: Sequence
                 o = tabs + np.swapaxes(tabs, -1, -2)
                 out[m] = alpha_from_coincidences(o, values, "ordinal" if values is not None else "nominal")
             elif m in ("pearson", "rmse", "mae"):
+                if values is None:
+                    raise StatsError(f"{m} needs numeric grades: the categories' values (ordinal data)")
                 v = values
                 if m == "rmse":
                     out[m] = np.sqrt((tabs * (v[:, None] - v[None, :]) ** 2).sum((-2, -1)) / n)
@@ -450,9 +452,11 @@ def alpha_from_coincidences(o: np.ndarray, values: np.ndarray | None, level: str
         lo, hi = np.minimum(i[:, None], i[None, :]), np.maximum(i[:, None], i[None, :])
         between = cs[..., hi] - cs[..., lo] + n_v[..., lo]
         delta = (between - (n_v[..., :, None] + n_v[..., None, :]) / 2) ** 2
-    elif level == "interval":
+    elif level in ("interval", "ratio") and values is None:
+        raise StatsError(f"krippendorff alpha at the {level} level needs the domain's numeric values")
+    elif level == "interval" and values is not None:
         delta = np.broadcast_to((values[:, None] - values[None, :]) ** 2, o.shape)
-    elif level == "ratio":
+    elif level == "ratio" and values is not None:
         s = values[:, None] + values[None, :]
         delta = np.broadcast_to(np.divide(values[:, None] - values[None, :], s, out=np.zeros((v, v)),
                                           where=s != 0) ** 2, o.shape)
@@ -492,7 +496,8 @@ def _interval_boot(xa: np.ndarray, xb: np.ndarray, wanted: list[str], rng: np.ra
             elif m == "kendall_tau_b":
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    out[m][start:stop] = [stats.kendalltau(x, y, variant="b").statistic for x, y in zip(a, b)]
+                    out[m][start:stop] = [stats.kendalltau(x, y, variant="b").statistic
+                                          for x, y in zip(a, b, strict=True)]
             elif m == "krippendorff_alpha":
                 codes = np.stack([inv_p[:n][idx], inv_p[n:][idx]], axis=-1)  # (chunk, n, 2)
                 out[m][start:stop] = _alpha_pairs(codes, pooled, "interval")
@@ -533,7 +538,7 @@ def _alpha_pairs(codes: np.ndarray, domain: np.ndarray, level: str) -> np.ndarra
 def krippendorff_alpha(
     ratings: pd.DataFrame,
     *,
-    level: str = "nominal",
+    level: Literal["nominal", "ordinal", "interval", "ratio"] = "nominal",
     domain: Sequence[Any] | None = None,
     n_boot: int = 1000,
     ci: float = 0.95,

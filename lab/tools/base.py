@@ -15,7 +15,7 @@ def molar_mass(smiles: str, exact: bool = False) -> float:
 arguments (pydantic) and returns the observation text. A parameter annotated :class:`ToolContext` is
 injected, never shown to the model. ``where="sandbox"`` runs a self-contained function inside the sandbox
 (``python3`` there) instead of in this process.
-"""
+"""  # noqa: D214 (the example's own docstring has its Args section indented)
 
 from __future__ import annotations
 
@@ -26,12 +26,17 @@ import textwrap
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pydantic
 
 from lab.errors import LabError
 from lab.models.base import ToolSpec
+
+if TYPE_CHECKING:
+    from lab.sandbox.base import Sandbox
+    from lab.tasks.model import Task
+    from lab.traces.recorder import RunRecorder
 
 
 class ToolError(LabError):
@@ -58,14 +63,14 @@ class ToolContext:
             ``None`` for runs without one.
     """
 
-    sandbox: Any = None
-    recorder: Any = None
+    sandbox: Sandbox | None = None
+    recorder: RunRecorder | None = None
     state: dict[str, Any] = field(default_factory=dict)
     timeout: float | None = 300.0
     attrs: dict[str, Any] = field(default_factory=dict)
-    task: Any = None
+    task: Task | Callable[[], Task | None] | None = None
 
-    def require_task(self, tool: str) -> Any:
+    def require_task(self, tool: str) -> Task:
         """The run's task, or a :class:`ToolError` naming ``tool`` when the run has none."""
         try:
             task = self.task() if callable(self.task) else self.task
@@ -75,7 +80,7 @@ class ToolContext:
             raise ToolError(f"tool {tool!r} needs the run's task and this run has none")
         return task
 
-    def require_sandbox(self, tool: str) -> Any:
+    def require_sandbox(self, tool: str) -> Sandbox:
         """The sandbox, or a :class:`ToolError` naming ``tool`` when the run has none."""
         if self.sandbox is None:
             raise ToolError(f"tool {tool!r} needs a sandbox and this run has none")

@@ -11,17 +11,17 @@ import csv
 from functools import cache
 from pathlib import Path
 
-from rdkit import Chem, DataStructs, RDLogger
-from rdkit.Chem import Crippen, Descriptors, Lipinski, rdFingerprintGenerator, rdMolDescriptors
+from rdkit import Chem, DataStructs, rdBase
+from rdkit.Chem import Descriptors, rdFingerprintGenerator, rdMolDescriptors
 
 from lab.tools.base import Tool, ToolError, tool
 
 __all__ = [
-    "CHEMISTRY_FUNCTIONS", "CHEMISTRY_TOOLS", "canonical_smiles", "formula", "functional_groups", "hazard_check", "lipinski",
-    "molecular_weight", "name_to_smiles", "similarity", "smiles_to_name",
+    "CHEMISTRY_FUNCTIONS", "CHEMISTRY_TOOLS", "canonical_smiles", "formula", "functional_groups", "hazard_check",
+    "lipinski", "molecular_weight", "name_to_smiles", "similarity", "smiles_to_name",
 ]
 
-RDLogger.DisableLog("rdApp.*")  # parse failures are reported through ToolError instead
+rdBase.DisableLog("rdApp.*")  # parse failures are reported through ToolError instead
 _TABLE = Path(__file__).parent / "data" / "molecules.csv"
 
 # SMARTS for common functional groups (names as an organic chemist would list them).
@@ -168,7 +168,13 @@ def molecular_weight(molecule: str, exact: bool = False) -> float:
         The weight.
     """
     mol = _mol(molecule)
-    return round(Descriptors.ExactMolWt(mol) if exact else Descriptors.MolWt(mol), 3)
+    return round(rdMolDescriptors.CalcExactMolWt(mol) if exact else _average_weight(mol), 3)
+
+
+def _average_weight(mol: Chem.Mol) -> float:
+    """Average molecular weight (RDKit's ``Descriptors.MolWt``)."""
+    weight: float = Descriptors.MolWt(mol)  # type: ignore[attr-defined]  # rdkit-stubs omit the descriptors built at import
+    return weight
 
 
 def functional_groups(molecule: str) -> list[str]:
@@ -210,8 +216,8 @@ def lipinski(molecule: str) -> dict[str, float | int | bool]:
         (how many rules are broken) and ``passes`` (at most one violation).
     """
     mol = _mol(molecule)
-    mw, logp = Descriptors.MolWt(mol), Crippen.MolLogP(mol)
-    hbd, hba = Lipinski.NumHDonors(mol), Lipinski.NumHAcceptors(mol)
+    mw, logp = _average_weight(mol), rdMolDescriptors.CalcCrippenDescriptors(mol)[0]  # Crippen (logP, MR)
+    hbd, hba = rdMolDescriptors.CalcNumHBD(mol), rdMolDescriptors.CalcNumHBA(mol)
     violations = (mw > 500) + (logp > 5) + (hbd > 5) + (hba > 10)
     return {"molecular_weight": round(mw, 3), "logp": round(logp, 3), "h_bond_donors": int(hbd),
             "h_bond_acceptors": int(hba), "violations": int(violations), "passes": violations <= 1}

@@ -24,6 +24,7 @@ def kernel(code: Annotated[str, Field(max_length=8000)] = "", restart: bool = Fa
     Args:
         code: The cell's Python source (IPython syntax).
         restart: Restart the kernel first (variables are lost, files stay).
+        ctx: The run's tool context (injected; not shown to the model).
     """
     from lab.sandbox.kernel import KernelError, kernel_for
 

@@ -21,12 +21,15 @@ def score(ctx: ToolContext, answer: Annotated[str, Field(max_length=2000)] = "")
 
     Args:
         answer: An answer to score, where the task scores answers; leave empty to score your files.
+        ctx: The run's tool context (injected; not shown to the model).
     """
     from lab.scoring import ScoringError
-    from lab.tasks.errors import TaskScoringError
     from lab.scoring.runs import score_intermediate
+    from lab.tasks.errors import TaskScoringError
 
     task = ctx.require_task("score")
+    if ctx.recorder is None:
+        raise ToolError("tool 'score' records the scores on the run and this call has no run")
     try:
         _, shown = score_intermediate(task, parse_answer(answer) if answer else None, recorder=ctx.recorder,
                                       sandbox=ctx.sandbox)

@@ -54,6 +54,7 @@ def shell(command: Annotated[str, Field(max_length=4000)], ctx: ToolContext) -> 
     Args:
         command: The command line (run with bash, or sh where there is no bash; the working directory
             persists between calls).
+        ctx: The run's tool context (injected; not shown to the model).
     """
     sandbox = ctx.require_sandbox("shell")
     cwd = _cwd(ctx)
@@ -76,6 +77,7 @@ def python(code: Annotated[str, Field(max_length=8000)], ctx: ToolContext) -> st
 
     Args:
         code: The Python source to run with python3.
+        ctx: The run's tool context (injected; not shown to the model).
     """
     sandbox = ctx.require_sandbox("python")
     n = ctx.state.get("python_runs", 0) + 1
@@ -95,6 +97,7 @@ def edit_file(path: Annotated[str, Field(max_length=500)], old: Annotated[str, F
         path: The file (relative to the shell's working directory).
         old: The exact text to replace, indentation included; empty to create or overwrite the file.
         new: The text to put in its place.
+        ctx: The run's tool context (injected; not shown to the model).
     """
     sandbox = ctx.require_sandbox("edit_file")
     full = _path(ctx, path)
