@@ -8,7 +8,9 @@ from pathlib import Path
 import typer
 
 from lab.traces.backend import default_store_location, open_trace_store
-from lab.traces.store import StoreError, TraceStore, is_postgres_url
+from lab.traces.errors import StoreError
+from lab.traces.locations import is_postgres_url
+from lab.traces.store import TraceStore
 
 # parser=str: a postgresql://host/db URL must reach open_store as typed (a Path would fold its '//').
 StoreOption = typer.Option(None, "--store", parser=str,

@@ -57,7 +57,7 @@ def gc_cmd(
 def _gc_snapshots(store: Path | None) -> None:
     from lab.cli.options import open_store
     from lab.sandbox.snapshot_store import SnapshotStore
-    from lab.traces.store import default_store_path
+    from lab.traces.locations import default_store_path
 
     path = store or default_store_path()
     snaps = SnapshotStore.beside(path)
@@ -77,7 +77,8 @@ def ls_cmd(store: Path = StoreOption) -> None:
     from lab.sandbox.gc import LABEL, OWNER, RUN
     from lab.sandbox.images import status
     from lab.sandbox.snapshot_store import SnapshotStore, snapshot_cap
-    from lab.traces.store import default_store_path, owner_alive
+    from lab.traces.locations import default_store_path
+    from lab.traces.store import owner_alive
 
     snaps = SnapshotStore.beside(store or default_store_path())
     typer.echo(f"snapshots  {snaps.root}  {snaps.size()} bytes of {snapshot_cap()} (${'LAB_SNAPSHOT_CAP'}), "

@@ -14,7 +14,7 @@ import typer
 from lab.auth import load_users, users_path
 from lab.cli.options import StoreOption
 from lab.errors import LabError
-from lab.traces.store import is_postgres_url
+from lab.traces.locations import is_postgres_url
 
 
 class ServeError(LabError):

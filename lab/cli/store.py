@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from lab.traces.backend import open_trace_store
-from lab.traces.store import StoreError, is_postgres_url
+from lab.traces.errors import StoreError
+from lab.traces.locations import is_postgres_url
 
 store_app = typer.Typer(no_args_is_help=True, help="Whole trace stores.")
 

@@ -29,7 +29,7 @@ from ray.actor import ActorProxy
 from lab.traces.checkpoints import checkpointer_for
 from lab.traces.protocol import Store
 from lab.traces.rows import EventValues, RunRow, ScoreRange, ScoreRow, StoreTotals
-from lab.traces.schema import Event, Score
+from lab.traces.schema import Event, RunStatus, Score
 from lab.traces.store import TraceStore
 
 
@@ -102,9 +102,15 @@ class RemoteStore:
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         return ray.get(self.sink.store_call.remote(method, args, kwargs))
 
-    def create_run(self, config: dict[str, Any] | None = None, **fields: Any) -> str:
+    def create_run(self, config: dict[str, Any] | None = None, *, run_id: str | None = None, task: str | None = None,
+                   agent: str | None = None, model: str | None = None, seed: int | None = None,
+                   is_human: bool = False, status: str = RunStatus.RUNNING.value, created_at: float | None = None,
+                   parent_run_id: str | None = None, fork_step: int | None = None,
+                   batch_id: str | None = None) -> str:
         """Register a run in the driver's store; return its id."""
-        return self._call("create_run", config, **fields)
+        return self._call("create_run", config, run_id=run_id, task=task, agent=agent, model=model, seed=seed,
+                          is_human=is_human, status=status, created_at=created_at, parent_run_id=parent_run_id,
+                          fork_step=fork_step, batch_id=batch_id)
 
     def finish_run(self, run_id: str, status: str, *, error: str | None = None, elapsed: float | None = None,
                    finished_at: float | None = None) -> None:

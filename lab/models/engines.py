@@ -112,7 +112,7 @@ def _gpu_count() -> int:
 
 def engines_log_dir() -> Path:
     """Where engines' logs go: ``engines/`` beside the trace store."""
-    from lab.traces.store import default_store_path
+    from lab.traces.locations import default_store_path
 
     return default_store_path().parent / "engines"
 

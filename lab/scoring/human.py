@@ -36,8 +36,9 @@ from typing import Any
 import pandas as pd
 
 from lab.scoring.base import ScoringError
+from lab.traces.errors import StoreError
 from lab.traces.schema import Provenance, RunStatus, Score
-from lab.traces.store import StoreError, TraceStore, score_event
+from lab.traces.store import TraceStore, score_event
 
 
 def read_grades(path: str | os.PathLike[str], *, columns: Mapping[str, str] | None = None) -> pd.DataFrame:
@@ -52,8 +53,8 @@ def read_grades(path: str | os.PathLike[str], *, columns: Mapping[str, str] | No
     Raises:
         ScoringError: The file cannot be read or parsed (the message names the file, and the line where known).
     """
+    from lab.traces.errors import TraceImportError
     from lab.traces.files import iter_lines, parse_json, read_text
-    from lab.traces.store import TraceImportError
 
     path = Path(path)
     try:

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from lab.tasks.errors import TaskSpecError
+from lab.traces.errors import TraceImportError
 from lab.traces.files import iter_lines, parse_json
-from lab.traces.store import TraceImportError
 
 
 def iter_jsonl(path: str | Path, required: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[str, Any]]]:

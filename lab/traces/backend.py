@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from lab.traces.store import TraceStore, default_store_path, is_postgres_url
+from lab.traces.locations import default_store_path, is_postgres_url
+from lab.traces.store import TraceStore
 
 
 def default_store_location() -> str | Path:

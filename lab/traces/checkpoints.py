@@ -53,7 +53,7 @@ def checkpoint_path(store_path: str | Path) -> Path:
 def checkpointer_for(store_path: str | Path) -> BaseCheckpointSaver[str]:
     """The process-wide checkpointer for a trace store (created on first use): a SQLite file (WAL mode)
     beside a store file, or LangGraph's Postgres checkpointer for a ``postgresql://`` store URL."""
-    from lab.traces.store import is_postgres_url
+    from lab.traces.locations import is_postgres_url
 
     if is_postgres_url(store_path):
         return _postgres_saver(str(store_path))
@@ -78,7 +78,7 @@ def _postgres_saver(url: str) -> BaseCheckpointSaver[str]:
     from psycopg.rows import dict_row
 
     from lab.secrets import redact_url
-    from lab.traces.store import StoreError
+    from lab.traces.errors import StoreError
 
     with _lock:
         saver = _savers.get(url)

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import IO, Any, TypedDict
 
 from lab.traces.backend import open_trace_store
+from lab.traces.errors import StoreError
 from lab.traces.schema import Event, Score
-from lab.traces.store import StoreError
 
 Location = str | os.PathLike[str]
 SECRET = "sk-" + "A1b2C3d4" * 4

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lab.traces.store import _RUN_COLUMNS, StoreError, TraceStore
+from lab.traces.errors import StoreError
+from lab.traces.store import _RUN_COLUMNS, TraceStore
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver

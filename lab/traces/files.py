@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from lab.traces.store import TraceImportError
+from lab.traces.errors import TraceImportError
 
 MAX_DEPTH = 100
 """Deepest nesting of JSON arrays and objects accepted."""

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from lab.traces.store import StoreError
+from lab.traces.errors import StoreError
 
 if TYPE_CHECKING:
     from lab.traces.store import TraceStore

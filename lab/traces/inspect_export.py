@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from lab.traces import schema
+from lab.traces.errors import StoreError
 from lab.traces.rows import RunRow, ScoreRow
 from lab.traces.schema import EventKind
-from lab.traces.store import StoreError, TraceStore
+from lab.traces.store import TraceStore
 
 TASK = "expertlab"
 

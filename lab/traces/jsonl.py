@@ -17,9 +17,10 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 
+from lab.traces.errors import StoreError, TraceImportError
 from lab.traces.files import iter_lines, parse_json
 from lab.traces.schema import FINAL_STATUSES, Event, EventKind
-from lab.traces.store import StoreError, TraceImportError, TraceStore, dumps
+from lab.traces.store import TraceStore, dumps
 
 _Number = StrictInt | StrictFloat
 

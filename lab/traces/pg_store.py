@@ -19,7 +19,8 @@ import psycopg
 from psycopg import pq
 
 from lab.secrets import redact, redact_url
-from lab.traces.store import SCHEMA_VERSION, Connection, StoreError, TraceStore
+from lab.traces.errors import StoreError
+from lab.traces.store import SCHEMA_VERSION, Connection, TraceStore
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver

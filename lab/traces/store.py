@@ -19,11 +19,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from json.encoder import encode_basestring
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
-from lab.errors import LabError
 from lab.secrets import redact, redact_all
+from lab.traces.errors import StoreError
+from lab.traces.locations import default_store_path
 from lab.traces.rows import EventValues, JsonScalar, RunRow, ScoreRange, ScoreRow, StoreTotals
 from lab.traces.schema import FINAL_STATUSES, Event, EventKind, RunStatus, Score
 
@@ -112,22 +113,6 @@ if _C_ENCODE and dumps(_probe := {"a": [1.5, -0.0, 1e16, None, True], "é\n": "\
     _C_ENCODE = None
 
 
-def is_postgres_url(location: object) -> TypeGuard[str]:
-    """Whether a store location names a PostgreSQL server rather than a SQLite file."""
-    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
-
-
-def default_store_path() -> Path:
-    """The project's store: ``$LAB_STORE``, else ``.lab/traces.db`` in the nearest directory
-    (this one or an ancestor) that has a ``.lab`` folder, else in the current directory."""
-    env = os.environ.get("LAB_STORE")
-    if env:
-        return Path(env)
-    cwd = Path.cwd()
-    for d in (cwd, *cwd.parents):
-        if (d / ".lab").is_dir():
-            return d / ".lab" / "traces.db"
-    return cwd / ".lab" / "traces.db"
 
 
 def _process_start(pid: int) -> str:
@@ -163,13 +148,6 @@ def owner_alive(owner: str | None) -> bool:
         pass
     return start == "?" or _process_start(pid) == start
 
-
-class StoreError(LabError):
-    """The trace store cannot be opened or written."""
-
-
-class TraceImportError(StoreError):
-    """A file being imported is malformed; the message names the file and line. Nothing was written."""
 
 
 class Cursor(Protocol):

@@ -15,7 +15,7 @@ from inspect_ai.scorer import value_to_float  # noqa: E402
 from inspect_logs import HUMAN_LOG, human_log, inspect_eval  # noqa: E402
 
 from lab.traces.importers.inspect import import_inspect  # noqa: E402
-from lab.traces.store import StoreError, TraceImportError  # noqa: E402
+from lab.traces.errors import StoreError, TraceImportError  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from lab.traces import RunRecorder, Score, StoreError, TraceStore
+from lab.traces.errors import TraceImportError
 from lab.traces.jsonl import export_file, import_file
-from lab.traces.store import TraceImportError
 
 
 def _record_runs(store: TraceStore) -> list[str]:

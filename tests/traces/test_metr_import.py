@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from lab.traces.errors import StoreError, TraceImportError
 from lab.traces.frames import final_score_means
 from lab.traces.importers.metr import import_metr
-from lab.traces.store import StoreError, TraceImportError
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "metr_runs.jsonl"
 

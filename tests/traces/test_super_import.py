@@ -9,9 +9,9 @@ import shutil
 import pytest
 
 from lab.traces import TraceStore
+from lab.traces.errors import StoreError, TraceImportError
 from lab.traces.frames import final_score_means
 from lab.traces.importers.super import import_super, parse_history
-from lab.traces.store import StoreError, TraceImportError
 
 CONFIGS = ["gpt-4o-2024-08-06_react-super_expert", "gpt-4o-2024-08-06_react-super_masked",
            "gpt-4o-2024-08-06_swe-agent_expert", "gpt-4o-2024-08-06_swe-agent_masked"]

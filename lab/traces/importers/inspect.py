@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from lab.traces import schema
+from lab.traces.errors import TraceImportError
 from lab.traces.schema import Event, EventKind, RunStatus, Score
-from lab.traces.store import TraceImportError, TraceStore, dumps, score_event
+from lab.traces.store import TraceStore, dumps, score_event
 
 SOURCE = "inspect"
 HUMAN_SOLVERS = frozenset({"human_agent", "human_cli"})

@@ -30,10 +30,11 @@ from pydantic import (
     model_validator,
 )
 
+from lab.traces.errors import StoreError, TraceImportError
 from lab.traces.files import iter_lines, parse_json
 from lab.traces.jsonl import validation_message
 from lab.traces.schema import Event, EventKind, RunStatus, Score
-from lab.traces.store import StoreError, TraceImportError, TraceStore, score_event
+from lab.traces.store import TraceStore, score_event
 
 SOURCE = "metr"
 HUMAN_ALIAS = "human"

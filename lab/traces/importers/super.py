@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab.traces.errors import TraceImportError
 from lab.traces.files import read_json
 from lab.traces.schema import DURATION, TOOL_NAME, Event, EventKind, Score
-from lab.traces.store import TraceImportError, TraceStore, score_event
+from lab.traces.store import TraceStore, score_event
 
 SOURCE = "super"
 _STEP = re.compile(r"^### Step (\d+)\s*$")
