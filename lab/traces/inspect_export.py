@@ -73,10 +73,10 @@ def run_sample(store: TraceStore, run: dict[str, Any], epoch: int) -> Any:
     results = {e.attrs.get(schema.TOOL_CALL_ID): e for e in events if e.kind == EventKind.TOOL_RESULT.value}
     for ev in events:
         a, when = ev.attrs, {"timestamp": _iso(ev.ts), "working_start": ev.elapsed}
-        if ev.kind == EventKind.MODEL_CALL.value and a.get("gen_ai.output.messages"):
+        if ev.kind == EventKind.MODEL_CALL.value and a.get(schema.OUTPUT_MESSAGES):
             last_call = a
             model = str(a.get(schema.MODEL) or run["model"] or "unknown")
-            out_msg = _messages(a["gen_ai.output.messages"])[0]
+            out_msg = _messages(a[schema.OUTPUT_MESSAGES])[0]
             u = ModelUsage(input_tokens=int(a.get(schema.INPUT_TOKENS) or 0),
                            output_tokens=int(a.get(schema.OUTPUT_TOKENS) or 0))
             u.total_tokens = u.input_tokens + u.output_tokens
@@ -87,26 +87,26 @@ def run_sample(store: TraceStore, run: dict[str, Any], epoch: int) -> Any:
             output = ModelOutput.from_content(model, out_msg.text)
             output.choices[0].message = out_msg
             output.usage = u
-            sample_events.append(ModelEvent(model=model, input=_messages(a.get("gen_ai.input.messages") or []),
+            sample_events.append(ModelEvent(model=model, input=_messages(a.get(schema.INPUT_MESSAGES) or []),
                                              tools=[], tool_choice="auto", config=GenerateConfig(), output=output,
                                              working_time=a.get(schema.LATENCY), **when))
         elif ev.kind == EventKind.TOOL_CALL.value:
             res = results.get(a.get(schema.TOOL_CALL_ID))
             sample_events.append(ToolEvent(
                 id=str(a.get(schema.TOOL_CALL_ID) or f"call_{ev.seq}"), function=str(a.get(schema.TOOL_NAME)),
-                arguments=a.get("lab.arguments") if isinstance(a.get("lab.arguments"), dict) else {},
+                arguments=a.get(schema.ARGUMENTS) if isinstance(a.get(schema.ARGUMENTS), dict) else {},
                 result=str(res.attrs.get("content", "")) if res is not None else "",
                 working_time=res.attrs.get(schema.DURATION) if res is not None else None, **when))
         elif ev.kind == EventKind.SCORE.value:
             sample_events.append(ScoreEvent(
                 score=IScore(value=a.get(schema.EVAL_SCORE) if a.get(schema.EVAL_SCORE) is not None
                              else (a.get(schema.EVAL_LABEL) or 0)),
-                scorer=a.get(schema.EVAL_NAME), intermediate=not a.get("lab.score.final", True), **when))
-        elif ev.kind == EventKind.RUN_FINISHED.value and a.get("lab.answer") is not None:
-            answer = a["lab.answer"]
+                scorer=a.get(schema.EVAL_NAME), intermediate=not a.get(schema.SCORE_FINAL, True), **when))
+        elif ev.kind == EventKind.RUN_FINISHED.value and a.get(schema.ANSWER) is not None:
+            answer = a[schema.ANSWER]
     if last_call is not None:
-        messages = _messages(last_call.get("gen_ai.input.messages") or []) + _messages(
-            last_call["gen_ai.output.messages"])
+        messages = _messages(last_call.get(schema.INPUT_MESSAGES) or []) + _messages(
+            last_call[schema.OUTPUT_MESSAGES])
     else:
         messages = _messages([{"role": "user", "content": prompt}])
         if answer is not None:
