@@ -19,8 +19,16 @@ from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, 
 
 from lab.traces.files import iter_lines, parse_json
 from lab.traces.schema import (
-    EVAL_LABEL, EVAL_NAME, EVAL_SCORE, FINAL_STATUSES, SCORE_DIMENSION, SCORE_ITEM_ID, SCORE_PROVENANCE,
-    SCORE_SOURCE, Event, EventKind,
+    EVAL_LABEL,
+    EVAL_NAME,
+    EVAL_SCORE,
+    FINAL_STATUSES,
+    SCORE_DIMENSION,
+    SCORE_ITEM_ID,
+    SCORE_PROVENANCE,
+    SCORE_SOURCE,
+    Event,
+    EventKind,
 )
 from lab.traces.store import StoreError, TraceImportError, TraceStore, dumps
 
