@@ -12,7 +12,7 @@ import param
 
 from lab.auth import Access
 from lab.errors import LabError
-from lab.traces import Score, StoreError, TraceStore
+from lab.traces import Score, StoreError, TraceStore, schema
 from widgets.notice import notice
 
 _PROMPT_KEYS = ("prompt", "question", "instructions", "task_prompt")
@@ -57,7 +57,7 @@ def item_text(store: TraceStore, run_id: str) -> tuple[str, str]:
     prompt = next((str(cfg[k]) for k in _PROMPT_KEYS if cfg.get(k)), "")
     if not prompt:
         first = store.events(run["run_id"], kinds=["run_started"])
-        prompt = str(first[0].attrs.get("lab.super.query") or "") if first else ""
+        prompt = str(first[0].attrs.get(schema.SUPER_QUERY) or "") if first else ""
     return prompt or f"Task {run['task']}", outputs(store, [run["run_id"]]).get(run["run_id"], "")
 
 

@@ -12,7 +12,7 @@ import math
 import pandas as pd
 
 from lab.stats import majority, ratings_table
-from lab.traces import TraceStore
+from lab.traces import TraceStore, schema
 
 HUMAN = "human"
 MODEL = "model"
@@ -88,7 +88,7 @@ def comparisons(store: TraceStore, runs: pd.DataFrame) -> pd.DataFrame:
     name = {r: contestant(a, m, h) for r, a, m, h in zip(runs["run_id"], runs["agent"], runs["model"], runs["is_human"])}
     out = []
     for run, dim, value, source, attrs in rows:
-        opp = (json.loads(attrs).get("lab.score.details") or {}).get("opponent")
+        opp = (json.loads(attrs).get(schema.SCORE_DETAILS) or {}).get("opponent")
         if opp in name and run < opp and name[run] != name[opp]:
             winner = "a" if value > 0.5 else "b" if value < 0.5 else "tie"
             out.append((dim, name[run], name[opp], winner, source))
