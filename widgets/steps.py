@@ -240,8 +240,9 @@ def _fill(step: Step, ev: Event) -> None:
         dim = a.get(schema.SCORE_DIMENSION)
         who = " · ".join(str(x) for x in (a.get(schema.SCORE_PROVENANCE), a.get(schema.SCORE_SOURCE)) if x)
         step.note = " · ".join(x for x in (f"dimension {dim}" if dim and dim != "overall" else "", who) if x)
-        details = a.get(schema.SCORE_DETAILS) if isinstance(a.get(schema.SCORE_DETAILS), dict) else {}
-        step.text = clean(a.get(schema.EVAL_EXPLANATION) or details.get("explanation") or "")
+        details = a.get(schema.SCORE_DETAILS)
+        why = details.get("explanation") if isinstance(details, dict) else None  # a judge's, in its details
+        step.text = clean(a.get(schema.EVAL_EXPLANATION) or why or "")
     elif kind == "run_started":
         cfg = a.get(schema.CONFIG) if isinstance(a.get(schema.CONFIG), dict) else {}
         step.title = "task"
