@@ -180,7 +180,8 @@ class Access:
 
 def record_action(store, run_id: str, action: str, user: str, **attrs) -> None:
     """Record in ``run_id``'s trace that ``user`` took ``action`` on it (``launch``, ``fork``, ``approve``...):
-    a ``human_action`` event with ``lab.audit`` (the action) and ``lab.by`` (the user)."""
-    from lab.traces.schema import Event
+    a ``human_action`` event with ``lab.audit`` (the action) and ``lab.by`` (the user); ``attrs`` are further
+    :func:`lab.traces.schema.human_action` parameters (``decision``, ``batch``, ``parent`` and ``step``)."""
+    from lab.traces.schema import Event, human_action
 
-    store.append(Event(run_id, "human_action", {"lab.audit": action, "lab.by": user, **attrs}, agent=f"user:{user}"))
+    store.append(Event(run_id, *human_action(audit=action, by=user, **attrs), agent=f"user:{user}"))

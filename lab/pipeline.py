@@ -20,10 +20,11 @@ from lab.limits import Limits
 from lab.models.base import ChatModel, Sampling
 from lab.sandbox.base import Sandbox, SandboxError
 from lab.tasks.model import Task
+from lab.traces import schema
 from lab.traces.protocol import Store
 from lab.traces.recorder import RunRecorder
 from lab.traces.rows import RunRow
-from lab.traces.schema import Event, EventKind, RunStatus
+from lab.traces.schema import Event, RunStatus
 
 SandboxOpener = Callable[[Task, RunRecorder], Sandbox]
 """Opens a task's sandbox for a run (its recorder records the sandbox's events)."""
@@ -335,8 +336,7 @@ def abandon_run(store: Store, experiment: Experiment, key: str, reason: str,
         if run["config"].get("combo") == key and run["parent_run_id"] is None:
             rid = run["run_id"]
             elapsed = store.last_elapsed(rid)
-            store.append(Event(rid, EventKind.ERROR.value, {"error.message": reason, "error.where": "executor"},
-                               ts=time.time(), elapsed=elapsed))
+            store.append(Event(rid, *schema.error(message=reason, where="executor"), ts=time.time(), elapsed=elapsed))
             store.finish_run(rid, status.value, error=reason, elapsed=elapsed)
             return rid
     return None

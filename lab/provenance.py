@@ -22,7 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lab.traces.schema import EventKind
+from lab.traces import schema
 
 if TYPE_CHECKING:
     from lab.sandbox.base import Sandbox
@@ -183,7 +183,7 @@ def collect(*, models: list[Any] | None = None, task: Any = None, sandbox: Sandb
 def record_sandbox(recorder: RunRecorder, sandbox: Sandbox | None) -> None:
     """Add the identity of a sandbox opened after ``run_started`` to the run's provenance."""
     if sandbox is not None:
-        recorder.emit(EventKind.PROVENANCE, {"lab.provenance": {"sandbox": sandbox_identity(sandbox)}})
+        recorder.emit(*schema.provenance({"sandbox": sandbox_identity(sandbox)}))
 
 
 def of_run(store: Any, run_id: str) -> dict[str, Any]:
@@ -191,7 +191,7 @@ def of_run(store: Any, run_id: str) -> dict[str, Any]:
     (``{}`` for runs recorded without one, such as imported runs)."""
     out: dict[str, Any] = {}
     for e in store.events(run_id, kinds=["run_started", "provenance"]):
-        out.update(e.attrs.get("lab.provenance") or {})
+        out.update(e.attrs.get(schema.PROVENANCE) or {})
     return out
 
 

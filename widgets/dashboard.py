@@ -83,7 +83,7 @@ class Dashboard(pn.viewable.Viewer):
 
                 child = fork_run(store, run_id, step, **kwargs)
             if user:
-                record_action(store, child, "fork", user, **{"lab.parent": run_id, "lab.step": step})
+                record_action(store, child, "fork", user, parent=run_id, step=step)
             return child
 
         return fork

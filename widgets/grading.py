@@ -13,7 +13,7 @@ import param
 
 from lab.auth import Access
 from lab.errors import LabError
-from lab.traces import Score, StoreError, TraceStore
+from lab.traces import Score, StoreError, TraceStore, schema
 from widgets.callbacks import on_click
 from widgets.notice import notice
 
@@ -26,7 +26,8 @@ def outputs(store: TraceStore, run_ids: list[str] | None = None) -> dict[str, st
     """Each run's final output, read in one query: the ``lab.answer`` of ``run_finished``, else the last
     answer a message gave, else the last submitted action (imported SUPER runs). Runs without one are absent."""
     rows = store.event_values(["run_finished", "agent_message", "tool_call", "human_action"],
-                              ["lab.answer", "content", "gen_ai.tool.name", "lab.action", ("lab.arguments", "answer")])
+                              [schema.ANSWER, schema.CONTENT, schema.TOOL_NAME, schema.ACTION,
+                               (schema.ARGUMENTS, "answer")])
     wanted = set(run_ids) if run_ids is not None else None
     rank: dict[str, tuple[int, int, str]] = {}
     for run_id, seq, kind, (answer, _content, tool, action, arg_answer) in rows:
@@ -56,7 +57,7 @@ def item_text(store: TraceStore, run_id: str) -> tuple[str, str]:
     prompt = next((str(cfg[k]) for k in _PROMPT_KEYS if cfg.get(k)), "")
     if not prompt:
         first = store.events(run["run_id"], kinds=["run_started"])
-        prompt = str(first[0].attrs.get("lab.super.query") or "") if first else ""
+        prompt = str(first[0].attrs.get(schema.SUPER_QUERY) or "") if first else ""
     return prompt or f"Task {run['task']}", outputs(store, [run["run_id"]]).get(run["run_id"], "")
 
 

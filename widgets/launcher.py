@@ -203,7 +203,7 @@ class RunLauncher(pn.viewable.Viewer):
                 if ev.kind == "run_started" and ev.run_id not in seen:
                     seen.add(ev.run_id)
                     if store.get_run(ev.run_id).get("batch_id") == batch_id:
-                        record_action(store, ev.run_id, "launch", user, **{"lab.batch": batch_id})
+                        record_action(store, ev.run_id, "launch", user, batch=batch_id)
 
         self.store.add_listener(attribute)
         return attribute

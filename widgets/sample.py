@@ -10,7 +10,7 @@ import random
 import time
 import uuid
 
-from lab.traces import Event, Score, TraceStore
+from lab.traces import Event, Score, TraceStore, schema
 
 SAMPLE_SUITE = "sample"
 _TOOLS = ("python", "shell", "search")
@@ -21,41 +21,46 @@ def _id() -> str:
 
 
 def _run_events(run_id: str, rng: random.Random, *, human: bool, agent: str, n_events: int, skill: float,
-                t0: float, budget: float) -> tuple[list[Event], float]:
-    """A plausible trace: steps (spans) with a model call or human action, a tool call and its result, and
-    intermediate scores that improve with working time. Returns the events and the final score."""
+                t0: float, budget: float, config: dict) -> tuple[list[Event], float]:
+    """A plausible trace, recorded through the same event builders as real runs: steps (spans) with a model
+    call or human action, a tool call and its result, and intermediate scores that improve with working time.
+    Returns the events and the final score."""
     evs: list[Event] = []
     root = _id()
     elapsed, best = 0.0, 0.0
 
-    def add(kind: str, attrs: dict, *, span: str | None = None, parent: str | None = root, who: str = agent) -> None:
-        evs.append(Event(run_id, kind, attrs, ts=t0 + elapsed, elapsed=elapsed, span_id=span or _id(),
-                         parent_id=parent, agent=who))
+    def add(data: schema.EventData, *, span: str | None = None, parent: str | None = root, who: str = agent) -> None:
+        evs.append(Event(run_id, *data, ts=t0 + elapsed, elapsed=elapsed, span_id=span or _id(), parent_id=parent,
+                         agent=who))
 
-    add("run_started", {"lab.span.name": "run"}, span=root, parent=None)
+    add(schema.run_started(config=config), span=root, parent=None)
     step = 0
     while len(evs) < n_events - 2:
         step += 1
         span = _id()
         elapsed += rng.uniform(0.2, 1.0) * budget / max(1, n_events // 4)
-        add("span", {"lab.span.name": f"step {step}"}, span=span)
+        add(schema.span(f"step {step}", step=step), span=span)
         if human:
-            add("human_action", {"lab.action": "edit", "content": f"edited solution (attempt {step})"}, parent=span)
+            add(schema.human_action(action="edit", content=f"edited solution (attempt {step})"), parent=span)
         else:
             tin, tout = rng.randint(200, 900), rng.randint(20, 200)
-            add("model_call", {"gen_ai.request.model": "smollm2", "gen_ai.usage.input_tokens": tin,
-                               "gen_ai.usage.output_tokens": tout,
-                               "content": f"Thought {step}: try approach {rng.randint(1, 9)}."}, parent=span)
+            thought = f"Thought {step}: try approach {rng.randint(1, 9)}."
+            add(schema.model_call(system="sample", model="smollm2",
+                                  input_messages=[{"role": "user", "content": config.get("prompt", "")}],
+                                  output_messages=[{"role": "assistant", "content": thought}],
+                                  response_model="smollm2", finish_reasons=["tool_calls"], input_tokens=tin,
+                                  output_tokens=tout), parent=span)
         tool = rng.choice(_TOOLS)
         elapsed += rng.uniform(0.5, 3.0)
-        add("tool_call", {"gen_ai.tool.name": tool, "content": f"{tool}(step={step})"}, parent=span)
+        call_id = f"call_{step}"
+        add(schema.tool_call(tool_name=tool, tool_call_id=call_id, arguments={"step": step}), parent=span)
         out = "\n".join(f"line {i}: value={rng.random():.4f}" for i in range(rng.choice([1, 2, 3, 40])))
         elapsed += rng.uniform(0.1, 2.0)
-        add("tool_result", {"gen_ai.tool.name": tool, "content": out}, parent=span)
+        add(schema.tool_result(tool_name=tool, tool_call_id=call_id, content=out), parent=span)
         if step % 3 == 0:
             best = max(best, min(1.0, skill * (1 - 2.718 ** (-elapsed / (0.4 * budget))) + rng.gauss(0, 0.05)))
-            add("score", {"gen_ai.evaluation.name": "task_score", "gen_ai.evaluation.score.value": round(best, 4),
-                          "lab.score.provenance": "rule", "lab.score.final": False}, parent=span)
+            add(schema.score(name="task_score", value=round(best, 4), provenance="rule", source=None, item_id=None,
+                             dimension="overall", final=False), parent=span)
     return evs, round(best, 4)
 
 
@@ -90,19 +95,18 @@ def sample_study(store: TraceStore, *, tasks: int = 6, seeds: int = 2, agents: t
         attempts += [("human", f"human:{e}", 0, True, 0.8) for e in experts]
         for agent, model, seed, human, skill in attempts:
             run_id = _id()
-            evs, final = _run_events(run_id, rng, human=human, agent=model if human else agent,
-                                     n_events=events_per_run, skill=skill * rng.uniform(0.8, 1.1), t0=t0,
-                                     budget=3600.0 if human else 900.0)
-            answer = f"Solution for {task} reaching score {final:.2f}."
-            evs.append(Event(run_id, "score", {
-                "gen_ai.evaluation.name": "task_score", "gen_ai.evaluation.score.value": final,
-                "lab.score.provenance": "rule", "lab.score.final": True}, ts=evs[-1].ts, elapsed=evs[-1].elapsed,
-                span_id=_id(), parent_id=evs[0].span_id))
-            evs.append(Event(run_id, "run_finished", {"lab.status": "done", "lab.answer": answer},
-                             ts=evs[-1].ts, elapsed=evs[-1].elapsed, span_id=_id(), parent_id=evs[0].span_id))
             config = {"sample": True, "suite": SAMPLE_SUITE, "task": task, "agent": agent, "model": model,
                       "seed": seed, "prompt": prompt,
                       "time_limit": 3600.0 if human else 900.0}
+            evs, final = _run_events(run_id, rng, human=human, agent=model if human else agent,
+                                     n_events=events_per_run, skill=skill * rng.uniform(0.8, 1.1), t0=t0,
+                                     budget=3600.0 if human else 900.0, config=config)
+            answer = f"Solution for {task} reaching score {final:.2f}."
+            evs.append(Event(run_id, *schema.score(name="task_score", value=final, provenance="rule", source=None,
+                                                   item_id=None, dimension="overall", final=True),
+                             ts=evs[-1].ts, elapsed=evs[-1].elapsed, span_id=_id(), parent_id=evs[0].span_id))
+            evs.append(Event(run_id, *schema.run_finished("done", answer=answer),
+                             ts=evs[-1].ts, elapsed=evs[-1].elapsed, span_id=_id(), parent_id=evs[0].span_id))
             store.create_run(config, run_id=run_id, is_human=human, status="done", created_at=t0)
             store.append_many(evs)
             store.set_run_fields(run_id, elapsed=evs[-1].elapsed)

@@ -15,12 +15,8 @@ import shlex
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from lab.traces import Event
+from lab.traces import Event, schema
 
-_INPUT_TOKENS = "gen_ai.usage.input_tokens"
-_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
-#: Cost of a step in US dollars, where a backend records it.
-COST = "lab.cost_usd"
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]")
 
 
@@ -149,7 +145,7 @@ def _messages(messages: Any) -> str:
 
 
 def _score_value(a: dict[str, Any]) -> str:
-    v, label = a.get("gen_ai.evaluation.score.value"), a.get("gen_ai.evaluation.score.label")
+    v, label = a.get(schema.EVAL_SCORE), a.get(schema.EVAL_LABEL)
     if isinstance(v, (int, float)):
         v = f"{v:.3g}"
     return " ".join(str(x) for x in (v, f"({label})" if label and v is not None else label) if x is not None)
@@ -172,11 +168,11 @@ def _int(v: Any) -> int:
 def _fill(step: Step, ev: Event) -> None:
     """Title, text, input, result, error and language of ``step`` from the event's recorded keys."""
     a, kind = ev.attrs, ev.kind
-    err = a.get("error.message") or ""
+    err = a.get(schema.ERROR_MESSAGE) or ""
     if kind == "model_call":
-        step.title = str(a.get("gen_ai.response.model") or a.get("gen_ai.request.model") or "model")
-        step.input = _messages(a.get("gen_ai.input.messages"))
-        out = a.get("gen_ai.output.messages") or []
+        step.title = str(a.get(schema.RESPONSE_MODEL) or a.get(schema.MODEL) or "model")
+        step.input = _messages(a.get(schema.INPUT_MESSAGES))
+        out = a.get(schema.OUTPUT_MESSAGES) or []
         msg = out[0] if out and isinstance(out[0], dict) else {}
         body, step.lang = _pretty(str(msg.get("content") or ""))
         calls = [call_text((c.get("function") or c).get("name", "?"), (c.get("function") or c).get("arguments"))
@@ -184,89 +180,95 @@ def _fill(step: Step, ev: Event) -> None:
         step.text = "\n".join(filter(None, [body, *calls]))
         if calls and not body:
             step.lang = "python"
-        reasons = a.get("gen_ai.response.finish_reasons") or []
+        reasons = a.get(schema.FINISH_REASONS) or []
         if reasons and reasons[0] not in ("stop", "tool_calls", None):
             step.title += f" · {reasons[0]}"
         step.error = str(err)
     elif kind == "agent_message":
-        step.text = clean(a.get("content") or "")
-        if a.get("lab.answer"):
-            step.note = f"answer: {a['lab.answer']}"
-        if a.get("lab.action"):
-            step.title = str(a["lab.action"])
-            if a["lab.action"] == "fork":
-                step.text = f"forked from run {a.get('lab.fork.parent_run_id')} at step {a.get('lab.fork.step')}"
-        step.error = str(a.get("lab.invalid_reply") or err)
+        step.text = clean(a.get(schema.CONTENT) or "")
+        if a.get(schema.ANSWER):
+            step.note = f"answer: {a[schema.ANSWER]}"
+        if a.get(schema.ACTION):
+            step.title = str(a[schema.ACTION])
+            if a[schema.ACTION] == "fork":
+                step.text = f"forked from run {a.get(schema.FORK_PARENT_RUN_ID)} at step {a.get(schema.FORK_STEP)}"
+        step.error = str(a.get(schema.INVALID_REPLY) or err)
     elif kind == "tool_call":
-        name = str(a.get("gen_ai.tool.name") or "tool")
-        step.title, step.call_id = name, str(a.get("gen_ai.tool.call.id") or "")
-        if "lab.action" in a or "lab.observation" in a:  # an imported SUPER step: thought, action, observation
-            action = clean(a.get("lab.action") or "")
-            step.note = clean(a.get("lab.thought") or "")
+        name = str(a.get(schema.TOOL_NAME) or "tool")
+        step.title, step.call_id = name, str(a.get(schema.TOOL_CALL_ID) or "")
+        if schema.ACTION in a or schema.OBSERVATION in a:  # an imported SUPER step: thought, action, observation
+            action = clean(a.get(schema.ACTION) or "")
+            step.note = clean(a.get(schema.THOUGHT) or "")
             step.text = action
             step.lang = "ipython3"  # a notebook cell: Python with !shell and %magic lines
-            step.result = clean(a.get("lab.observation") or "")
-            if str(a.get("lab.pre_executed")).lower() == "true":
+            step.result = clean(a.get(schema.OBSERVATION) or "")
+            if str(a.get(schema.PRE_EXECUTED)).lower() == "true":
                 step.title += " · pre-executed by the task"
             step.error = _error_in(step.result)
         else:
-            step.text, step.lang = call_text(name, a.get("lab.arguments")), "python"
+            step.text, step.lang = call_text(name, a.get(schema.ARGUMENTS)), "python"
     elif kind == "tool_result":
-        step.title, step.call_id = str(a.get("gen_ai.tool.name") or "tool"), str(a.get("gen_ai.tool.call.id") or "")
-        step.result = clean(a.get("content") or "")
-        step.error = str(a.get("error.type") or err) or _error_in(step.result)
+        step.title, step.call_id = str(a.get(schema.TOOL_NAME) or "tool"), str(a.get(schema.TOOL_CALL_ID) or "")
+        step.result = clean(a.get(schema.CONTENT) or "")
+        step.error = str(a.get(schema.ERROR_TYPE) or err) or _error_in(step.result)
     elif kind == "sandbox_exec":
-        argv = a.get("process.command_args")
+        argv = a.get(schema.COMMAND_ARGS)
         if argv:
             cmd = argv[-1] if len(argv) >= 3 and argv[1] == "-c" else shlex.join(map(str, argv))
             step.text, step.lang = f"$ {cmd}", "bash"
-            out = clean(a.get("lab.sandbox.stdout") or "")
-            errout = clean(a.get("lab.sandbox.stderr") or "")
+            out = clean(a.get(schema.STDOUT) or "")
+            errout = clean(a.get(schema.STDERR) or "")
             step.result = out + (("\n" if out and not out.endswith("\n") else "") + errout if errout else "")
-            code = a.get("process.exit.code")
+            code = a.get(schema.EXIT_CODE)
             step.title = f"exit {code}" if code is not None else "sandbox"
-            if a.get("lab.sandbox.timed_out"):
+            if a.get(schema.TIMED_OUT):
                 step.error = "timed out"
             elif code not in (0, None):
                 step.error = f"exit code {code}"
         else:
-            step.title = str(a.get("lab.sandbox.op") or "sandbox")
-            step.text = clean(a.get("lab.snapshot.ref") or a.get("lab.sandbox.snapshot") or "")
+            step.title = str(a.get(schema.SANDBOX_OP) or "sandbox")
+            step.text = clean(a.get(schema.SNAPSHOT_REF) or a.get(schema.SNAPSHOT_ARCHIVE) or "")
         step.error = step.error or str(err)
     elif kind == "sandbox_file":
-        step.title = str(a.get("lab.sandbox.op") or "file")
-        step.text = " → ".join(str(x) for x in (a.get("lab.sandbox.local_path"), a.get("file.path")) if x)
-        step.error = str(err)
+        step.title = str(a.get(schema.SANDBOX_OP) or "file")
+        step.text = " → ".join(str(x) for x in (a.get(schema.LOCAL_PATH), a.get(schema.FILE_PATH),
+                                                 a.get(schema.SANDBOX_SNAPSHOT)) if x)
+        step.result = clean(a.get(schema.SANDBOX_OUTPUT) or "")
+        step.error = str(err or a.get(schema.ERROR_TYPE) or "")
     elif kind == "score":
-        step.title = f"{a.get('gen_ai.evaluation.name', 'score')} = {_score_value(a)}"
-        dim = a.get("lab.score.dimension")
-        who = " · ".join(str(x) for x in (a.get("lab.score.provenance"), a.get("lab.score.source")) if x)
+        step.title = f"{a.get(schema.EVAL_NAME, 'score')} = {_score_value(a)}"
+        dim = a.get(schema.SCORE_DIMENSION)
+        who = " · ".join(str(x) for x in (a.get(schema.SCORE_PROVENANCE), a.get(schema.SCORE_SOURCE)) if x)
         step.note = " · ".join(x for x in (f"dimension {dim}" if dim and dim != "overall" else "", who) if x)
-        step.text = clean(a.get("gen_ai.evaluation.explanation") or "")
+        details = a.get(schema.SCORE_DETAILS)
+        why = details.get("explanation") if isinstance(details, dict) else None  # a judge's, in its details
+        step.text = clean(a.get(schema.EVAL_EXPLANATION) or why or "")
     elif kind == "run_started":
-        cfg = a["config"] if isinstance(a.get("config"), dict) else {}
+        cfg = a[schema.CONFIG] if isinstance(a.get(schema.CONFIG), dict) else {}
         step.title = "task"
-        step.text = clean(cfg.get("prompt") or a.get("lab.super.query") or cfg.get("task_id") or cfg.get("task") or "")
+        step.text = clean(cfg.get("prompt") or a.get(schema.SUPER_QUERY) or cfg.get("task_id") or cfg.get("task") or "")
     elif kind == "run_finished":
-        step.title = " · ".join(str(x) for x in (a.get("lab.status"), a.get("lab.stop_reason")) if x)
-        step.text = clean(a.get("lab.answer") or "")
+        step.title = " · ".join(str(x) for x in (a.get(schema.STATUS), a.get(schema.STOP_REASON)) if x)
+        step.text = clean(a.get(schema.ANSWER) or "")
         step.error = str(err)
     elif kind == "error":
-        step.title = str(a.get("error.type") or "error")
+        step.title = str(a.get(schema.ERROR_TYPE) or "error")
         step.error = str(err or step.title)
-        step.text = clean(a.get("error.traceback") or "")
-        step.note = str(a.get("error.where") or "")
+        step.text = clean(a.get(schema.ERROR_TRACEBACK) or "")
+        step.note = str(a.get(schema.ERROR_WHERE) or "")
     elif kind == "limit":
-        step.title = f"limit reached: {a.get('lab.limit.name')}"
-        step.text = f"used {a.get('lab.limit.used')} of {a.get('lab.limit.value')}"
+        step.title = f"limit reached: {a.get(schema.LIMIT_NAME) or a.get(schema.LIMIT_TYPE)}"
+        used = f"used {a.get(schema.LIMIT_USED)} of " if schema.LIMIT_USED in a else "limit "
+        step.text = used + str(a.get(schema.LIMIT_VALUE))
+        step.note = str(a.get(schema.REASON) or "")
     elif kind == "human_action":
-        step.title = str(a.get("lab.action") or "action")
-        rest = {k: v for k, v in a.items() if k != "lab.action"}
-        step.text = clean(a.get("content") or a.get("lab.answer") or (rest or ""))
+        step.title = str(a.get(schema.ACTION) or a.get(schema.AUDIT) or "action")
+        rest = {k: v for k, v in a.items() if k != schema.ACTION}
+        step.text = clean(a.get(schema.CONTENT) or a.get(schema.TERMINAL_LINE) or a.get(schema.ANSWER) or (rest or ""))
     elif kind == "span":
-        step.title = str(a.get("lab.span.name") or "span")
+        step.title = str(a.get(schema.SPAN_NAME) or "span")
     else:
-        step.text = clean(a.get("content") or a or "")
+        step.text = clean(a.get(schema.CONTENT) or a or "")
         step.error = str(err)
 
 
@@ -292,11 +294,11 @@ def build_steps(events: list[Event], *, start: list[Step] | None = None) -> list
         # grades added later carry no working time of their own: they happened after the run
         elapsed = max(ev.elapsed, prev) if ev.kind == "score" else ev.elapsed
         step = Step(seq=ev.seq, kind=ev.kind, agent=ev.agent or "", depth=depth, title="", text="",
-                    elapsed=elapsed, dt=max(0.0, elapsed - prev), tokens_in=_int(ev.attrs.get(_INPUT_TOKENS)),
-                    tokens_out=_int(ev.attrs.get(_OUTPUT_TOKENS)), span_id=ev.span_id, parent_id=ev.parent_id,
-                    ts=ev.ts, latency=_num(ev.attrs.get("lab.latency_s") or ev.attrs.get("lab.duration_s")
-                                           or ev.attrs.get("lab.sandbox.duration")),
-                    cost=_num(ev.attrs.get(COST)))
+                    elapsed=elapsed, dt=max(0.0, elapsed - prev), tokens_in=_int(ev.attrs.get(schema.INPUT_TOKENS)),
+                    tokens_out=_int(ev.attrs.get(schema.OUTPUT_TOKENS)), span_id=ev.span_id, parent_id=ev.parent_id,
+                    ts=ev.ts, latency=_num(ev.attrs.get(schema.LATENCY) or ev.attrs.get(schema.DURATION)
+                                           or ev.attrs.get(schema.SANDBOX_DURATION)),
+                    cost=_num(ev.attrs.get(schema.COST)))
         _fill(step, ev)
         call = calls.get(step.call_id) if ev.kind == "tool_result" else None
         if call is not None and not call.result:

@@ -344,7 +344,7 @@ class TraceViewer(_Pager):
         run_id, call = self.run["run_id"], self.pending[0]
         verb = {"approve": "Approved", "edit": "Edited", "reject": "Rejected"}[decision]
         if user:
-            record_action(self.store, run_id, "approve", user, **{"lab.decision": decision})
+            record_action(self.store, run_id, "approve", user, decision=decision)
 
         def work() -> None:
             try:

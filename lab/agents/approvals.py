@@ -15,7 +15,7 @@ from typing import Any, Literal
 from lab.agents.limits import Limits
 from lab.agents.run import AWAITING_APPROVAL, Agent, AgentError, AgentRun, RunResult
 from lab.models.base import ChatModel, Sampling
-from lab.traces.schema import EventKind, RunStatus
+from lab.traces.schema import ACTION, PENDING, EventKind, RunStatus
 from lab.traces.store import TraceStore
 
 __all__ = ["answer_approval", "answer_pending", "awaiting_approval", "edited_arguments", "rebuild_agent"]
@@ -32,8 +32,8 @@ def awaiting_approval(store: TraceStore, run_id: str | None = None) -> dict[str,
     out = {}
     for ev in rows:
         run_id, a = ev.run_id, ev.attrs
-        if a.get("lab.action") == AWAITING_APPROVAL:
-            out[run_id] = a.get("lab.pending") or []
+        if a.get(ACTION) == AWAITING_APPROVAL:
+            out[run_id] = a.get(PENDING) or []
     return out
 
 

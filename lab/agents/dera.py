@@ -22,7 +22,7 @@ from lab.agents.limits import Limits, record_limit
 from lab.agents.run import LOOPS, Agent, AgentError, AgentRun, LoopState, ModelLoader
 from lab.models.base import ChatModel, Message, Sampling
 from lab.models.errors import ModelOutputError
-from lab.traces.schema import EventKind
+from lab.traces.schema import agent_message
 
 if TYPE_CHECKING:
     from lab.tasks.model import Task
@@ -203,15 +203,14 @@ class DeraAgent(Agent):
                 try:
                     resp = run.chat(model, messages, agent=role, response_schema=schema, sampling=self.sampling)
                 except ModelOutputError as e:
-                    run.recorder.emit(EventKind.AGENT_MESSAGE, {"lab.invalid_reply": str(e),
-                                                                "lab.invalid_count": attempt}, agent=role)
+                    run.recorder.emit(*agent_message(invalid_reply=str(e), invalid_count=attempt), agent=role)
                     messages.append(Message("user", f"That reply was not valid JSON ({e}). Reply again, in JSON."))
                     continue
                 tokens += resp.usage.input_tokens + resp.usage.output_tokens
                 reply = _parse(resp.parsed, resp.message.content, role, s.get("answer"))
-                run.recorder.emit(EventKind.AGENT_MESSAGE, {
-                    "content": reply.get("message") or reply.get("explanation", ""), "lab.answer": reply.get("answer"),
-                    "lab.final": reply.get("final", reply.get("done")), "lab.round": s["step"]}, agent=role)
+                run.recorder.emit(*agent_message(
+                    content=reply.get("message") or reply.get("explanation", ""), answer=reply.get("answer"),
+                    final=reply.get("final", reply.get("done")), round_number=s["step"]), agent=role)
                 update["tokens"] = tokens
                 return reply, update
             record_limit(run.recorder, "invalid_replies", self.limits.invalid_replies, self.limits.invalid_replies,

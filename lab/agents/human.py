@@ -26,11 +26,20 @@ from lab.tools.shell import shell
 from lab.tools.submit import parse_answer
 from lab.traces.protocol import Store
 from lab.traces.recorder import RunRecorder
-from lab.traces.schema import TOOL_NAME, EventKind, RunStatus
+from lab.traces.schema import EventKind, RunStatus
 
 if TYPE_CHECKING:
     from lab.sandbox.base import Sandbox
     from lab.tasks.model import Task
+from lab.traces.schema import (
+    SANDBOX_OP,
+    SNAPSHOT_ARCHIVE,
+    human_action,
+    run_finished,
+    sandbox_exec,
+    tool_call,
+    tool_result,
+)
 
 HELP = """Commands:
   <shell command>    run it in the sandbox (the working directory persists)
@@ -113,18 +122,17 @@ class HumanSession:
         digest = self.archives.save(self.sandbox, self.run_id)
         if digest != self._last_snapshot:
             self._last_snapshot = digest
-            self.recorder.emit(EventKind.SANDBOX_EXEC, {"lab.sandbox.op": "snapshot", "lab.snapshot.archive": digest,
-                                                        "lab.duration_s": round(time.perf_counter() - t0, 6)},
-                               agent=self.agent)
+            self.recorder.emit(*sandbox_exec(op="snapshot", snapshot_archive=digest,
+                                             duration=round(time.perf_counter() - t0, 6)), agent=self.agent)
         return digest
 
     def _restore_workdir(self) -> None:
-        snaps = [e.attrs["lab.snapshot.archive"] for e in self.store.events(self.run_id, kinds=[EventKind.SANDBOX_EXEC])
-                 if e.attrs.get("lab.sandbox.op") == "snapshot" and e.attrs.get("lab.snapshot.archive")]
+        snaps = [e.attrs[SNAPSHOT_ARCHIVE] for e in self.store.events(self.run_id, kinds=[EventKind.SANDBOX_EXEC])
+                 if e.attrs.get(SANDBOX_OP) == "snapshot" and e.attrs.get(SNAPSHOT_ARCHIVE)]
         if snaps and self.archives is not None and self.sandbox is not None:
             self.archives.restore(self.sandbox, snaps[-1])
             self._last_snapshot = snaps[-1]
-            self._act("restore", **{"lab.snapshot.archive": snaps[-1]})
+            self._act("restore", snapshot_archive=snaps[-1])
 
     def _print(self, text: str = "") -> None:
         self.stdout.write(text + ("" if text.endswith("\n") else "\n"))
@@ -202,29 +210,29 @@ class HumanSession:
         return None
 
     def _act(self, action: str, **attrs: Any) -> None:
-        self.recorder.emit(EventKind.HUMAN_ACTION, {"lab.action": action, **attrs}, agent=self.agent)
+        """Record a ``human_action`` event; ``attrs`` are :func:`lab.traces.schema.human_action`'s parameters."""
+        self.recorder.emit(*human_action(action=action, **attrs), agent=self.agent)
 
     def _command(self, line: str) -> None:
         if self.sandbox is None:
             self._print("this task has no sandbox: answer with `submit ANSWER`")
             return
         self.commands += 1
-        self.recorder.emit(EventKind.TOOL_CALL, {TOOL_NAME: "shell", "lab.arguments": {"command": line}},
-                           agent=self.agent)
+        self.recorder.emit(*tool_call(tool_name="shell", arguments={"command": line}), agent=self.agent)
         try:
             out = shell({"command": line}, self.ctx)
         except ToolError as e:
             out = f"Error: {e}"
         except KeyboardInterrupt:
             out = "^C (command interrupted)"
-        self.recorder.emit(EventKind.TOOL_RESULT, {TOOL_NAME: "shell", "content": out}, agent=self.agent)
+        self.recorder.emit(*tool_result(tool_name="shell", content=out), agent=self.agent)
         self._print(out.rstrip("\n"))
 
     def _intermediate(self, answer: str) -> None:
         if not self.task.scoring.intermediate:
             self._print("this task does not give intermediate scores")
             return
-        self._act("score", **({"lab.answer": answer} if answer else {}))
+        self._act("score", answer=answer or None)
         from lab.scoring.runs import score_intermediate
 
         _, shown = score_intermediate(self.task, parse_answer(answer) if answer else None, recorder=self.recorder,
@@ -242,7 +250,7 @@ class HumanSession:
         from lab.scoring.runs import score_run
 
         value = parse_answer(answer) if self.task.kind == "repo" else answer
-        self._act("submit", **{"lab.answer": value})
+        self._act("submit", answer=value)
         try:
             scores = score_run(self.task, value, store=self.store, run_id=self.run_id, sandbox=self.sandbox)
         except Exception as e:  # noqa: BLE001 - a scorer failure is recorded; the submission stands
@@ -255,7 +263,7 @@ class HumanSession:
     def _finish(self, status: RunStatus, reason: str, error: str | None = None, answer: Any = None) -> RunResult:
         self.recorder.resume()  # the clock stops at the finish, not at a pause
         self.recorder.finish(status, error=error if status is RunStatus.FAILED else None,
-                             attrs={"lab.stop_reason": reason, "lab.answer": answer})
+                             attrs=run_finished(status.value, stop_reason=reason, answer=answer).attrs)
         self._print(f"session {status.value} ({reason}); run {self.run_id}")
         return RunResult(self.run_id, status.value, answer, reason, self.commands, 0, error)
 
@@ -274,7 +282,7 @@ def _reattach(store: Store, run_id: str, task: Task) -> RunRecorder:
     store.reopen_run(row["run_id"])
     rec = RunRecorder.attach(store, row["run_id"])  # the clock goes on from the recorded working time
     elapsed = rec.clock.elapsed()
-    rec.emit(EventKind.HUMAN_ACTION, {"lab.action": "reattach", "lab.resumed_at_s": round(elapsed, 6)},
+    rec.emit(*human_action(action="reattach", resumed_at=round(elapsed, 6)),
              agent=f"human:{(row['config'] or {}).get('expert')}")
     return rec
 

@@ -43,7 +43,7 @@ from lab.errors import LabError
 from lab.sandbox.kernel import CellCollector, SandboxKernel
 from lab.sandbox.terminal import shell_command
 from lab.tools.submit import parse_answer
-from lab.traces.schema import TOOL_NAME, RunStatus
+from lab.traces.schema import RunStatus
 
 if TYPE_CHECKING:
     from jupyterlab.labapp import LabApp
@@ -462,8 +462,8 @@ class JupyterHumanSession(HumanSession):
     def _record(self, res: Any) -> str:
         self.commands += 1
         text = res.text()
-        self._act("kernel_cell", **{TOOL_NAME: "kernel", "lab.arguments": {"code": res.code}, "content": text,
-                                    "lab.kernel.outputs": res.outputs(), "lab.duration_s": round(res.duration, 6)})
+        self._act("kernel_cell", tool_name="kernel", arguments={"code": res.code}, content=text,
+                  kernel_outputs=res.outputs(), duration=round(res.duration, 6))
         return text
 
     def _record_terminals(self) -> None:
@@ -480,14 +480,14 @@ class JupyterHumanSession(HumanSession):
                 rec = json.loads(raw)
             except ValueError:
                 continue
-            term = {"lab.terminal.id": rec.get("term")}
+            term = {"terminal_id": rec.get("term")}
             self._last_active = time.monotonic()
             if self._idle_paused and self.recorder.clock.paused:
                 self.recorder.resume()
             self._idle_paused = False
             if "input" in rec:
                 self.commands += 1
-                self._act("terminal_input", **{"lab.terminal.line": str(rec["input"]), **term})
+                self._act("terminal_input", terminal_line=str(rec["input"]), **term)
             elif "output" in rec:
                 self._act("terminal_output", content=str(rec["output"]), **term)
                 self._terminal_snapshot_due = True
@@ -542,7 +542,7 @@ class JupyterHumanSession(HumanSession):
     def _intermediate_text(self, answer: str) -> str:
         if not self.task.scoring.intermediate:
             return "this task does not give intermediate scores"
-        self._act("score", **({"lab.answer": answer} if answer else {}))
+        self._act("score", answer=answer or None)
         from lab.scoring.runs import score_intermediate
 
         return score_intermediate(self.task, parse_answer(answer) if answer else None, recorder=self.recorder,

@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from lab.limits import Limits
-from lab.traces.schema import EventKind
+from lab.traces.schema import limit as limit_event
 
 __all__ = ["Limits", "record_limit"]
 
 
 def record_limit(recorder: Any, name: str, limit: float, used: float, *, agent: str | None = None) -> None:
     """Record that a limit was hit (a ``limit`` event)."""
-    recorder.emit(EventKind.LIMIT, {"lab.limit.name": name, "lab.limit.value": limit,
-                                    "lab.limit.used": round(used, 3) if isinstance(used, float) else used},
+    recorder.emit(*limit_event(name=name, value=limit, used=round(used, 3) if isinstance(used, float) else used),
                   agent=agent)

@@ -24,7 +24,7 @@ from lab.sandbox.base import SandboxUnavailable
 from lab.tools.base import Tool, ToolArgumentError, ToolContext, ToolError
 from lab.tools.registry import get_tools
 from lab.tools.submit import SUBMIT, submit
-from lab.traces.schema import TOOL_CALL_ID, TOOL_NAME, EventKind
+from lab.traces.schema import STEP, agent_message, human_action, tool_call, tool_result
 
 if TYPE_CHECKING:
     from lab.tasks.model import Task
@@ -171,7 +171,7 @@ class ReActAgent(Agent):
         shown = self.observation(s["messages"]) if self.observation else s["messages"]
         messages = [Message("system", self.system_prompt), *map(to_message, shown)]
         specs = [t.spec for t in self.tools.values()]
-        with run.recorder.span(f"step {step}", agent=self.name, attrs={"lab.step": step}) as span:
+        with run.recorder.span(f"step {step}", agent=self.name, attrs={STEP: step}) as span:
             try:
                 resp = run.chat(self.model, messages, agent=self.name, tools=specs, sampling=self.sampling)
             except ModelOutputError as e:
@@ -203,8 +203,8 @@ class ReActAgent(Agent):
     def _invalid(self, s: dict[str, Any], run: AgentRun, step: int, span: str, content: str, problem: str, *,
                  tokens: int, calls: list[ToolCall] | None = None) -> dict[str, Any]:
         invalid = s["invalid"] + 1
-        run.recorder.emit(EventKind.AGENT_MESSAGE, {"lab.invalid_reply": problem, "lab.invalid_count": invalid,
-                                                    "content": content}, agent=self.name, parent_id=span)
+        run.recorder.emit(*agent_message(invalid_reply=problem, invalid_count=invalid, content=content),
+                          agent=self.name, parent_id=span)
         if calls:
             content = (content + "\n" if content else "") + "; ".join(f"{c.name}({c.arguments})" for c in calls)
         note = (f"That was not a valid tool call: {problem}. Call one of the tools "
@@ -228,13 +228,10 @@ class ReActAgent(Agent):
         calls = []
         for c, d in zip(s["calls"], decisions, strict=True):
             if self.needs_approval(c["name"]):
-                run.recorder.emit(EventKind.HUMAN_ACTION, {"lab.action": "approval", "lab.decision": d["action"],
-                                                           TOOL_NAME: c["name"], TOOL_CALL_ID: c["id"], **(
-                                                               {"lab.arguments": d["arguments"]}
-                                                               if d["action"] == "edit" else {}),
-                                                           **({"lab.reason": d["reason"]}
-                                                              if d["action"] == "reject" else {})},
-                                  parent_id=s.get("step_span"))
+                run.recorder.emit(*human_action(
+                    action="approval", decision=d["action"], tool_name=c["name"], tool_call_id=c["id"],
+                    arguments=d["arguments"] if d["action"] == "edit" else None,
+                    reason=d["reason"] if d["action"] == "reject" else None), parent_id=s.get("step_span"))
             if d["action"] == "edit":
                 c = {**c, "arguments": d["arguments"], "edited": True}
             elif d["action"] == "reject":
@@ -251,8 +248,8 @@ class ReActAgent(Agent):
         update: dict[str, Any] = {}
         with rec.within(s.get("step_span")):
             for c in s["calls"]:
-                rec.emit(EventKind.TOOL_CALL, {TOOL_NAME: c["name"], TOOL_CALL_ID: c["id"],
-                                               "lab.arguments": c["arguments"]}, agent=self.name)
+                rec.emit(*tool_call(tool_name=c["name"], tool_call_id=c["id"], arguments=c["arguments"]),
+                         agent=self.name)
                 t0 = time.perf_counter()
                 error_type = None
                 ctx.attrs = {}
@@ -272,12 +269,9 @@ class ReActAgent(Agent):
                     except Exception as e:  # noqa: BLE001 - a failing tool is an observation, recorded
                         rec.error(e, where=f"tool:{c['name']}", agent=self.name)
                         obs, error_type = f"Error: {type(e).__name__}: {e}", type(e).__name__
-                attrs = {TOOL_NAME: c["name"], TOOL_CALL_ID: c["id"], "content": obs,
-                         "lab.duration_s": round(time.perf_counter() - t0, 6)}
-                if error_type:
-                    attrs["error.type"] = error_type
-                attrs.update(ctx.attrs)
-                rec.emit(EventKind.TOOL_RESULT, attrs, agent=self.name)
+                rec.emit(*tool_result(tool_name=c["name"], tool_call_id=c["id"], content=obs,
+                                      duration=round(time.perf_counter() - t0, 6), error_type=error_type or None,
+                                      extra=ctx.attrs), agent=self.name)
                 messages.append({"role": "tool", "content": obs, "tool_call_id": c["id"], "name": c["name"]})
                 if update.get("done"):
                     break

@@ -39,7 +39,7 @@ from lab.sandbox.snapshot_store import SnapshotStore
 from lab.traces.checkpoints import checkpointer_for
 from lab.traces.protocol import Store
 from lab.traces.recorder import RunRecorder
-from lab.traces.schema import EventKind, RunStatus
+from lab.traces.schema import RunStatus, agent_message, run_finished, sandbox_exec
 
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig
@@ -214,7 +214,7 @@ class Agent:
             except BaseException as e:
                 rec.error(e, where="sandbox")
                 rec.finish(RunStatus.FAILED, error=f"the sandbox could not start: {e}",
-                           attrs={"lab.stop_reason": "sandbox_unavailable"})
+                           attrs=run_finished(RunStatus.FAILED.value, stop_reason="sandbox_unavailable").attrs)
                 raise
             record_sandbox(rec, box)
         run = AgentRun(self, store, rec, sandbox=box, approver=approver, seed=seed, task=task_obj)
@@ -387,20 +387,19 @@ class AgentRun:
             if not pending:
                 break
             if self.approver is None:
-                self.recorder.emit(EventKind.AGENT_MESSAGE, {"lab.action": AWAITING_APPROVAL, "lab.pending": pending},
-                                   agent=self.agent.name)
+                self.recorder.emit(*agent_message(action=AWAITING_APPROVAL, pending=pending), agent=self.agent.name)
                 self.result = self._result(AWAITING_APPROVAL, pending=pending)
                 return self.result
             inp = Command(resume=self.approver(pending[0]))
         st = self.state
-        self.recorder.finish(RunStatus.DONE, attrs={"lab.stop_reason": st.get("stop_reason"),
-                                                    "lab.answer": st.get("answer"), "lab.steps": st["step"],
-                                                    "lab.tokens": st["tokens"]})
+        self.recorder.finish(RunStatus.DONE, attrs=run_finished(RunStatus.DONE.value, stop_reason=st.get("stop_reason"),
+                                                                answer=st.get("answer"), steps=st["step"],
+                                                                tokens=st["tokens"]).attrs)
         self.result = self._result(RunStatus.DONE.value)
         return self.result
 
     def _stop(self, status: RunStatus, reason: str, error: str | None = None) -> RunResult:
-        self.recorder.finish(status, error=error or reason, attrs={"lab.stop_reason": reason})
+        self.recorder.finish(status, error=error or reason, attrs=run_finished(status.value, stop_reason=reason).attrs)
         self.result = self._result(status.value, reason=reason, error=error)
         return self.result
 
@@ -420,7 +419,7 @@ class AgentRun:
             raise AgentError(f"run {self.run_id} waits for an approval: approve(), edit() or reject()")
         self.store.reopen_run(self.run_id)
         self.recorder = RunRecorder.attach(self.store, self.run_id)
-        self.recorder.emit(EventKind.AGENT_MESSAGE, {"lab.action": "resume"}, agent=self.agent.name)
+        self.recorder.emit(*agent_message(action="resume"), agent=self.agent.name)
         self._input = None
         return self.run()
 
@@ -432,8 +431,7 @@ class AgentRun:
         if self.result is None or self.store.get_run(self.run_id)["status"] != RunStatus.RUNNING.value:
             self.store.reopen_run(self.run_id)  # answered from another process (e.g. `lab approve`)
             self.recorder = RunRecorder.attach(self.store, self.run_id)
-        self.recorder.emit(EventKind.AGENT_MESSAGE, {"lab.action": "approval", "lab.decision": decision},
-                           agent=self.agent.name)
+        self.recorder.emit(*agent_message(action="approval", decision=decision), agent=self.agent.name)
         self._input = Command(resume=decision)
         return self.run()
 
@@ -536,8 +534,7 @@ class AgentRun:
                                 batch_id=parent["batch_id"], elapsed=elapsed,
                                 provenance=agent.provenance(task=self._task, sandbox=sandbox, seed=parent.get("seed")))
         state["snapshots"] = snapshots
-        rec.emit(EventKind.AGENT_MESSAGE, {"lab.action": "fork", "lab.fork.parent_run_id": self.run_id,
-                                           "lab.fork.step": step}, agent=agent.name)
+        rec.emit(*agent_message(action="fork", fork_parent_run_id=self.run_id, fork_step=step), agent=agent.name)
         run = AgentRun(agent, self.store, rec, sandbox=sandbox, approver=approver, seed=parent.get("seed"),
                        task=self._task)
         run._input = state
@@ -575,9 +572,8 @@ class AgentRun:
         t0 = time.perf_counter()
         ref = self.sandbox.snapshot()
         digest = self.archives.save(self.sandbox, self.run_id)  # outlives the sandbox and this process
-        self.recorder.emit(EventKind.SANDBOX_EXEC, {"lab.sandbox.op": "snapshot", "lab.snapshot.ref": ref.ref,
-                                                    "lab.snapshot.archive": digest,
-                                                    "lab.duration_s": round(time.perf_counter() - t0, 6)})
+        self.recorder.emit(*sandbox_exec(op="snapshot", snapshot_ref=ref.ref, snapshot_archive=digest,
+                                         duration=round(time.perf_counter() - t0, 6)))
         return {"backend": ref.backend, "ref": ref.ref, "archive": digest}
 
     @property

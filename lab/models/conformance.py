@@ -47,7 +47,18 @@ from lab.models.recording import (
 )
 from lab.traces.protocol import Store
 from lab.traces.recorder import RunRecorder
-from lab.traces.schema import FINISH_REASONS, INPUT_TOKENS, MODEL, OUTPUT_TOKENS, SYSTEM, TEMPERATURE, EventKind
+from lab.traces.schema import (
+    ERROR_MESSAGE,
+    ERROR_TYPE,
+    FALLBACK,
+    FINISH_REASONS,
+    INPUT_TOKENS,
+    MODEL,
+    OUTPUT_TOKENS,
+    SYSTEM,
+    TEMPERATURE,
+    EventKind,
+)
 
 ADD = ToolSpec("add", "Add two numbers.", {"type": "object", "required": ["a", "b"],
                                            "properties": {"a": {"type": "number"}, "b": {"type": "number"}}})
@@ -97,7 +108,7 @@ def _call(model: ChatModel, store: Store, prompt: str, **kw: Any) -> tuple[ChatR
 
 def _one_call(store: Store, run_id: str) -> dict[str, Any]:
     calls = store.events(run_id, kinds=[EventKind.MODEL_CALL])
-    if len(calls) == 2 and calls[1].attrs.get("lab.fallback") == "prompted" and "error.type" in calls[0].attrs:
+    if len(calls) == 2 and calls[1].attrs.get(FALLBACK) == "prompted" and ERROR_TYPE in calls[0].attrs:
         calls = calls[1:]  # the server ignored the request's format: its failed reply, then the prompted call
     assert len(calls) == 1, f"expected one model_call event, got {len(calls)}"
     assert calls[0].agent == "solver", calls[0].agent
@@ -115,8 +126,8 @@ def _assert_recorded(store: Store, run_id: str, model: ChatModel, prompt: str, r
     _assert_request(a, model, prompt)
     assert a[OUTPUT_MESSAGES] == [resp.message.to_dict()] and a[FINISH_REASONS] == [resp.finish_reason], a
     assert (a[INPUT_TOKENS], a[OUTPUT_TOKENS]) == (resp.usage.input_tokens, resp.usage.output_tokens)
-    assert a[LATENCY] == resp.latency > 0 and "error.type" not in a
-    if a.get("lab.fallback") != "prompted":  # a fallback follows the native call's recorded failed attempts
+    assert a[LATENCY] == resp.latency > 0 and ERROR_TYPE not in a
+    if a.get(FALLBACK) != "prompted":  # a fallback follows the native call's recorded failed attempts
         assert not store.events(run_id, kinds=[EventKind.ERROR])
     return a
 
@@ -125,9 +136,9 @@ def _assert_failure(store: Store, run_id: str, model: ChatModel, prompt: str, er
     a = _one_call(store, run_id)
     _assert_request(a, model, prompt)
     assert a[FINISH_REASONS] == ["error"] and OUTPUT_MESSAGES not in a, a
-    assert a["error.type"] == type(err).__name__ and a["error.message"] and a[RETRYABLE] == err.retryable, a
+    assert a[ERROR_TYPE] == type(err).__name__ and a[ERROR_MESSAGE] and a[RETRYABLE] == err.retryable, a
     assert "\n" not in str(err), f"error message spans lines: {err}"
-    if a.get("lab.fallback") != "prompted":  # a prompted fallback's attempts are re-asks, not retried calls
+    if a.get(FALLBACK) != "prompted":  # a prompted fallback's attempts are re-asks, not retried calls
         retried = store.events(run_id, kinds=[EventKind.ERROR])
         assert len(retried) == a[ATTEMPT] - 1, (len(retried), a[ATTEMPT])
     return a

@@ -24,13 +24,13 @@ from lab.models.base import ChatModel, ChatResponse, Message, Sampling, ToolSpec
 from lab.models.constrained import instructions, parse_reply
 from lab.models.errors import ModelOutputError
 from lab.models.recording import call_attrs, record_call
+from lab.traces.schema import FALLBACK, FALLBACK_ATTEMPTS, FALLBACK_INVALID, FALLBACK_REASON
 
 if TYPE_CHECKING:
     from lab.traces.recorder import RunRecorder
 
 __all__ = ["FALLBACK", "chat_with_fallback", "ignored_features", "prompted_chat"]
 
-FALLBACK = "lab.fallback"
 ATTEMPTS = 3
 """Prompted replies asked for per call at most (the first, then again with the validation error)."""
 _ignored: dict[tuple[tuple[str, ...], str], set[str]] = {}
@@ -175,9 +175,9 @@ def prompted_chat(model: ChatModel, native: NativeChat, messages: list[Message],
 
 
 def _attrs(reason: str, attempts: int, invalid: list[dict[str, str]]) -> dict[str, Any]:
-    a: dict[str, Any] = {FALLBACK: "prompted", f"{FALLBACK}.reason": reason, f"{FALLBACK}.attempts": attempts}
+    a: dict[str, Any] = {FALLBACK: "prompted", FALLBACK_REASON: reason, FALLBACK_ATTEMPTS: attempts}
     if invalid:
-        a[f"{FALLBACK}.invalid"] = invalid
+        a[FALLBACK_INVALID] = invalid
     return a
 
 

@@ -7,36 +7,42 @@ from typing import TYPE_CHECKING, Any
 from lab.models.base import ChatResponse, Message, Sampling, ToolSpec
 from lab.secrets import redact
 from lab.traces.schema import (
+    ATTEMPT,
+    BOUNDED_SCHEMA,
     FINISH_REASONS,
+    INPUT_MESSAGES,
     INPUT_TOKENS,
+    LATENCY,
+    MAX_TOKENS,
     MODEL,
+    OPERATION,
+    OUTPUT_MESSAGES,
     OUTPUT_TOKENS,
+    PARSED,
     RESPONSE_MODEL,
+    RESPONSE_SCHEMA,
+    RETRYABLE,
+    SEED,
+    SERVER,
+    STOP,
     SYSTEM,
     TEMPERATURE,
+    TOOL_CHOICE,
+    TOOL_DEFINITIONS,
+    TOP_P,
     EventKind,
+    model_call,
 )
 
 if TYPE_CHECKING:
     from lab.traces.recorder import RunRecorder
 
-OPERATION = "gen_ai.operation.name"
-INPUT_MESSAGES = "gen_ai.input.messages"
-OUTPUT_MESSAGES = "gen_ai.output.messages"
-TOOL_DEFINITIONS = "gen_ai.tool.definitions"
-TOP_P = "gen_ai.request.top_p"
-MAX_TOKENS = "gen_ai.request.max_tokens"
-SEED = "gen_ai.request.seed"
-STOP = "gen_ai.request.stop_sequences"
-SERVER = "server.address"
-RESPONSE_SCHEMA = "lab.request.response_schema"
-BOUNDED_SCHEMA = "lab.request.bounded_schema"
-"""The schema a local model's reply was actually constrained to (string and array bounds for the budget)."""
-TOOL_CHOICE = "lab.request.tool_choice"
-LATENCY = "lab.latency_s"
-PARSED = "lab.response.parsed"
-ATTEMPT = "lab.attempt"
-RETRYABLE = "lab.retryable"
+__all__ = [  # the model_call keys, re-exported for the backends
+    "ATTEMPT", "BOUNDED_SCHEMA", "FINISH_REASONS", "INPUT_MESSAGES", "INPUT_TOKENS", "LATENCY", "MAX_TOKENS", "MODEL",
+    "OPERATION", "OUTPUT_MESSAGES", "OUTPUT_TOKENS", "PARSED", "RESPONSE_MODEL", "RESPONSE_SCHEMA", "RETRYABLE",
+    "SEED", "SERVER", "STOP", "SYSTEM", "TEMPERATURE", "TOOL_CHOICE", "TOOL_DEFINITIONS", "TOP_P", "call_attrs",
+    "record_call", "response_from_attrs",
+]
 
 
 def call_attrs(
@@ -71,39 +77,24 @@ def call_attrs(
     Returns:
         A JSON-able dict; secrets are redacted from every string.
     """
-    a: dict[str, Any] = {OPERATION: "chat", SYSTEM: system, MODEL: model,
-                         INPUT_MESSAGES: [m.to_dict() for m in messages]}
-    if tools:
-        a[TOOL_DEFINITIONS] = [t.to_dict() for t in tools]
-    if response_schema is not None:
-        a[RESPONSE_SCHEMA] = response_schema
     s = sampling or Sampling()
-    for key, value in ((TEMPERATURE, s.temperature), (TOP_P, s.top_p), (MAX_TOKENS, s.max_tokens),
-                       (SEED, s.seed), (STOP, s.stop), (TOOL_CHOICE, s.tool_choice)):
-        if value is not None:
-            a[key] = value
-    if server:
-        a[SERVER] = redact(server)
-    if attempt is not None:
-        a[ATTEMPT] = attempt
-    if response is not None:
-        a[OUTPUT_MESSAGES] = [response.message.to_dict()]
-        a[RESPONSE_MODEL] = response.model or model
-        a[FINISH_REASONS] = [response.finish_reason]
-        a[INPUT_TOKENS] = response.usage.input_tokens
-        a[OUTPUT_TOKENS] = response.usage.output_tokens
-        if response.parsed is not None:
-            a[PARSED] = response.parsed
-        a.update(response.attrs)
-        latency = response.latency if latency is None else latency
-    if error is not None:
-        a[FINISH_REASONS] = ["error"]
-        a["error.type"] = type(error).__name__
-        a["error.message"] = redact(str(error))
-        a[RETRYABLE] = bool(getattr(error, "retryable", False))
-    if latency is not None:
-        a[LATENCY] = latency
-    return a
+    if response is not None and latency is None:
+        latency = response.latency
+    return model_call(
+        system=system, model=model, input_messages=[m.to_dict() for m in messages],
+        tool_definitions=[t.to_dict() for t in tools] if tools else None, response_schema=response_schema,
+        temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=s.seed, stop_sequences=s.stop,
+        tool_choice=s.tool_choice, server=redact(server) if server else None, attempt=attempt,
+        output_messages=[response.message.to_dict()] if response is not None else None,
+        response_model=(response.model or model) if response is not None else None,
+        finish_reasons=["error"] if error is not None else [response.finish_reason] if response is not None else None,
+        input_tokens=response.usage.input_tokens if response is not None else None,
+        output_tokens=response.usage.output_tokens if response is not None else None,
+        parsed=response.parsed if response is not None else None,
+        error_type=type(error).__name__ if error is not None else None,
+        error_message=redact(str(error)) if error is not None else None,
+        retryable=bool(getattr(error, "retryable", False)) if error is not None else None, latency=latency,
+        extra=response.attrs if response is not None else None).attrs
 
 
 def record_call(recorder: RunRecorder | None, attrs: dict[str, Any], *, agent: str | None = None) -> None:

@@ -16,7 +16,7 @@ from lab.models.base import ChatResponse, Message, ToolCall, Usage
 from lab.models.errors import ModelError, ModelNotFound, ModelOutputError
 from lab.models.recording import OUTPUT_MESSAGES, RETRYABLE, response_from_attrs
 from lab.traces.protocol import Store
-from lab.traces.schema import EventKind
+from lab.traces.schema import ERROR_MESSAGE, ERROR_TYPE, EventKind
 
 Reply = Union[str, Message, ChatResponse, ToolCall, list[ToolCall], dict[str, Any], BaseException]
 """One scripted reply:
@@ -119,8 +119,8 @@ class ScriptedModel(BaseChatModel):
             if OUTPUT_MESSAGES in ev.attrs:
                 item = response_from_attrs(ev.attrs)
             else:
-                cls_ = ModelOutputError if ev.attrs.get("error.type") == "ModelOutputError" else ModelError
-                item = cls_(ev.attrs.get("error.message", "recorded model failure"),
+                cls_ = ModelOutputError if ev.attrs.get(ERROR_TYPE) == "ModelOutputError" else ModelError
+                item = cls_(ev.attrs.get(ERROR_MESSAGE, "recorded model failure"),
                             retryable=bool(ev.attrs.get(RETRYABLE, False)))
             model._queues.setdefault(ev.agent, deque()).append(item)
         return model

@@ -10,12 +10,12 @@ import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Self
 
 from lab.sandbox.base import ExecResult, SandboxError, SnapshotRef
 from lab.sandbox.spec import SandboxSpec
 from lab.traces.recorder import RunRecorder
-from lab.traces.schema import EventKind
+from lab.traces.schema import sandbox_exec, sandbox_file
 
 if TYPE_CHECKING:
     from lab.sandbox.exec_server import CommandResult
@@ -129,43 +129,30 @@ class BaseSandbox(ABC):
         if self._closed:
             raise SandboxError(f"sandbox {self.id} is closed")
 
-    def _attrs(self) -> dict[str, Any]:
-        return {"lab.sandbox.id": self.id, "lab.sandbox.backend": self.backend}
-
-    def _emit(self, kind: EventKind, attrs: dict[str, Any]) -> None:
-        if self.recorder is not None:
-            self.recorder.emit(kind, {**self._attrs(), **attrs})
-
     def _record_exec(self, argv: list[str], cwd: str | None, env: dict[str, str], user: str | None,
                      timeout: float | None, res: ExecResult | None, error: BaseException | None) -> None:
         if self.recorder is None:
             return
-        attrs: dict[str, Any] = {
-            "process.command_args": argv, "lab.sandbox.cwd": cwd or self.workdir, "lab.sandbox.user": user,
-            "lab.sandbox.env_keys": sorted(env), "lab.sandbox.timeout": timeout,
-        }
-        if res is not None:
-            out, out_cut = _clip(res.stdout_bytes)
-            err, err_cut = _clip(res.stderr_bytes)
-            attrs.update({
-                "process.exit.code": res.exit_code, "lab.sandbox.duration": res.duration,
-                "lab.sandbox.timed_out": res.timed_out, "lab.sandbox.truncated": res.truncated,
-                "lab.sandbox.stdout": out, "lab.sandbox.stdout_truncated": out_cut,
-                "lab.sandbox.stderr": err, "lab.sandbox.stderr_truncated": err_cut,
-            })
-        if error is not None:
-            attrs["error.type"] = type(error).__name__
-            attrs["error.message"] = str(error)
-        self._emit(EventKind.SANDBOX_EXEC, attrs)
+        out, out_cut = _clip(res.stdout_bytes) if res is not None else (None, None)
+        err, err_cut = _clip(res.stderr_bytes) if res is not None else (None, None)
+        self.recorder.emit(*sandbox_exec(
+            sandbox_id=self.id, backend=self.backend, command_args=argv, cwd=cwd or self.workdir, user=user,
+            env_keys=sorted(env), timeout=timeout, exit_code=res.exit_code if res is not None else None,
+            sandbox_duration=res.duration if res is not None else None,
+            timed_out=res.timed_out if res is not None else None, truncated=res.truncated if res is not None else None,
+            stdout=out, stdout_truncated=out_cut, stderr=err, stderr_truncated=err_cut,
+            error_type=type(error).__name__ if error is not None else None,
+            error_message=str(error) if error is not None else None))
 
-    def _record_file(self, op: str, path: str, started: float, error: BaseException | None = None,
-                     extra: dict[str, Any] | None = None) -> None:
-        attrs: dict[str, Any] = {"lab.sandbox.op": op, "file.path": path,
-                                 "lab.sandbox.duration": time.monotonic() - started, **(extra or {})}
-        if error is not None:
-            attrs["error.type"] = type(error).__name__
-            attrs["error.message"] = str(error)
-        self._emit(EventKind.SANDBOX_FILE, attrs)
+    def _record_file(self, op: str, path: str, started: float, error: BaseException | None = None, *,
+                     size: int | None = None, local_path: str | None = None, snapshot: str | None = None) -> None:
+        if self.recorder is None:
+            return
+        self.recorder.emit(*sandbox_file(
+            sandbox_id=self.id, backend=self.backend, op=op, path=path, sandbox_duration=time.monotonic() - started,
+            size=size, local_path=local_path, snapshot=snapshot,
+            error_type=type(error).__name__ if error is not None else None,
+            error_message=str(error) if error is not None else None))
 
     def exec(self, cmd: str | list[str], *, input: bytes | str | None = None, cwd: str | None = None,
              env: dict[str, str] | None = None, user: str | None = None, timeout: float | None = None) -> ExecResult:
@@ -250,7 +237,7 @@ class BaseSandbox(ABC):
         except BaseException as e:
             self._record_file("read", path, started, e)
             raise
-        self._record_file("read", path, started, extra={"file.size": len(data)})
+        self._record_file("read", path, started, size=len(data))
         return data
 
     def write_file(self, path: str, data: bytes | str) -> None:
@@ -267,7 +254,7 @@ class BaseSandbox(ABC):
         except BaseException as e:
             self._record_file("write", path, started, e)
             raise
-        self._record_file("write", path, started, extra={"file.size": len(raw)})
+        self._record_file("write", path, started, size=len(raw))
 
     def copy_in(self, local_dir: str | Path, dest: str) -> None:
         """Copy the contents of a local directory into ``dest`` (created if missing).
@@ -284,9 +271,9 @@ class BaseSandbox(ABC):
         try:
             self._copy_in(local, dest)
         except BaseException as e:
-            self._record_file("copy_in", dest, started, e, {"lab.sandbox.local_path": str(local)})
+            self._record_file("copy_in", dest, started, e, local_path=str(local))
             raise
-        self._record_file("copy_in", dest, started, extra={"lab.sandbox.local_path": str(local)})
+        self._record_file("copy_in", dest, started, local_path=str(local))
 
     def copy_out(self, src: str, local_dir: str | Path) -> None:
         """Copy ``src`` (a file or directory, kept under its own name) into the local directory ``local_dir``.
@@ -301,9 +288,9 @@ class BaseSandbox(ABC):
         try:
             self._copy_out(src, local)
         except BaseException as e:
-            self._record_file("copy_out", src, started, e, {"lab.sandbox.local_path": str(local)})
+            self._record_file("copy_out", src, started, e, local_path=str(local))
             raise
-        self._record_file("copy_out", src, started, extra={"lab.sandbox.local_path": str(local)})
+        self._record_file("copy_out", src, started, local_path=str(local))
 
     def snapshot(self) -> SnapshotRef:
         """Save the sandbox's state (the workdir, and the root filesystem where it is writable).
@@ -314,7 +301,7 @@ class BaseSandbox(ABC):
         self._check_open()
         started = time.monotonic()
         ref = self._snapshot()
-        self._record_file("snapshot", self.workdir, started, extra={"lab.sandbox.snapshot": ref.ref})
+        self._record_file("snapshot", self.workdir, started, snapshot=ref.ref)
         return ref
 
     def restore(self, ref: SnapshotRef) -> None:
@@ -328,7 +315,7 @@ class BaseSandbox(ABC):
             raise SandboxError(f"cannot restore a {ref.backend} snapshot into a {self.backend} sandbox")
         started = time.monotonic()
         self._restore(ref)
-        self._record_file("restore", self.workdir, started, extra={"lab.sandbox.snapshot": ref.ref})
+        self._record_file("restore", self.workdir, started, snapshot=ref.ref)
 
     def close(self) -> None:
         """Remove the sandbox and everything it created (idempotent)."""

@@ -29,7 +29,21 @@ from lab.sandbox.base import ExecResult, Sandbox, SandboxError
 from lab.sandbox.factory import open_sandbox
 from lab.sandbox.spec import SandboxSpec
 from lab.traces.recorder import RunRecorder
-from lab.traces.schema import EventKind
+from lab.traces.schema import (
+    COMMAND_ARGS,
+    ERROR_TYPE,
+    EXIT_CODE,
+    FILE_SIZE,
+    SANDBOX_BACKEND,
+    SANDBOX_ENV_KEYS,
+    SANDBOX_ID,
+    SANDBOX_OP,
+    STDERR,
+    STDOUT,
+    STDOUT_TRUNCATED,
+    TIMED_OUT,
+    EventKind,
+)
 from lab.traces.store import TraceStore
 
 
@@ -417,16 +431,16 @@ def check_every_operation_is_recorded(case: SandboxCase) -> None:
         execs = store.events(rec.run_id, kinds=[EventKind.SANDBOX_EXEC.value])
         files = store.events(rec.run_id, kinds=[EventKind.SANDBOX_FILE.value])
         first = execs[0].attrs
-        assert first["process.command_args"] == ["sh", "-c", "echo hi; echo oops >&2; exit 2"]
-        assert first["process.exit.code"] == 2 and first["lab.sandbox.stdout"] == "hi\n"
-        assert first["lab.sandbox.stderr"] == "oops\n" and first["lab.sandbox.env_keys"] == ["SECRET_NAME"]
-        assert first["lab.sandbox.backend"] == box.backend and first["lab.sandbox.id"] == box.id
+        assert first[COMMAND_ARGS] == ["sh", "-c", "echo hi; echo oops >&2; exit 2"]
+        assert first[EXIT_CODE] == 2 and first[STDOUT] == "hi\n"
+        assert first[STDERR] == "oops\n" and first[SANDBOX_ENV_KEYS] == ["SECRET_NAME"]
+        assert first[SANDBOX_BACKEND] == box.backend and first[SANDBOX_ID] == box.id
         big = execs[1].attrs
-        assert big["lab.sandbox.stdout_truncated"] and len(big["lab.sandbox.stdout"]) == 64 * 1024
-        assert execs[2].attrs["lab.sandbox.timed_out"] and execs[2].attrs["process.exit.code"] == -1
-        assert execs[3].attrs["lab.sandbox.stdout"] == "streamed\n" and execs[3].attrs["process.exit.code"] == 0
-        assert [f.attrs["lab.sandbox.op"] for f in files] == ["write", "read", "read", "copy_in", "copy_out"]
-        assert files[0].attrs["file.size"] == 3 and files[2].attrs["error.type"] == "FileNotFoundError"
+        assert big[STDOUT_TRUNCATED] and len(big[STDOUT]) == 64 * 1024
+        assert execs[2].attrs[TIMED_OUT] and execs[2].attrs[EXIT_CODE] == -1
+        assert execs[3].attrs[STDOUT] == "streamed\n" and execs[3].attrs[EXIT_CODE] == 0
+        assert [f.attrs[SANDBOX_OP] for f in files] == ["write", "read", "read", "copy_in", "copy_out"]
+        assert files[0].attrs[FILE_SIZE] == 3 and files[2].attrs[ERROR_TYPE] == "FileNotFoundError"
 
 
 Check = Callable[[SandboxCase], None]

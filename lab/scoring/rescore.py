@@ -9,10 +9,10 @@ import pandas as pd
 
 from lab.scoring.base import Scorer, ScoringError, as_scores
 from lab.traces.rows import RunRow
-from lab.traces.schema import EventKind
+from lab.traces.schema import ANSWER, EventKind
 from lab.traces.store import TraceStore
 
-OUTPUT_ATTR = "lab.answer"
+OUTPUT_ATTR = ANSWER
 
 
 def run_output(store: TraceStore, run_id: str) -> Any:

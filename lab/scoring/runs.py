@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lab.scoring.base import ScoringError
-from lab.traces.schema import EventKind, Score
+from lab.traces.schema import ACTION, CONTENT, EventKind, Score
 
 if TYPE_CHECKING:
     from lab.sandbox.base import Sandbox
@@ -46,9 +46,9 @@ def score_run(task: Task, answer: Any, *, store: Any, run_id: str, sandbox: Sand
     """
     from lab.tasks.scoring import executions_of, score_task
 
-    transcript = [str(e.attrs.get("content", "")) for e in store.events(
+    transcript = [str(e.attrs.get(CONTENT, "")) for e in store.events(
         run_id, kinds=[EventKind.TOOL_RESULT.value, EventKind.HUMAN_ACTION.value])
-        if e.kind == EventKind.TOOL_RESULT.value or e.attrs.get("lab.action") in HUMAN_OUTPUTS]
+        if e.kind == EventKind.TOOL_RESULT.value or e.attrs.get(ACTION) in HUMAN_OUTPUTS]
     return score_task(task, answer, sandbox=sandbox, transcript=transcript,
                       executions=executions_of(store, run_id) if task.entrypoint else None,
                       use_fallback=use_fallback)

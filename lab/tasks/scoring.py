@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from lab.tasks.errors import TaskScoringError
 from lab.tasks.model import Task
+from lab.traces import schema
 from lab.traces.schema import Provenance, Score
 
 if TYPE_CHECKING:
@@ -118,15 +119,15 @@ def executions_of(store: Store, run_id: str) -> list[dict[str, Any]]:
     out = []
     for e in store.events(run_id, kinds=["sandbox_exec", "tool_result", "human_action"]):
         a = e.attrs
-        cell = a.get("lab.kernel.outputs")
+        cell = a.get(schema.KERNEL_OUTPUTS)
         if isinstance(cell, dict) and "code" in cell:
             out.append({"command": cell["code"], "exit_code": 0 if cell.get("status") == "ok" else 1,
                         "duration": cell.get("duration_s"),
                         "output": "\n".join(str(cell.get(k) or "") for k in ("stdout", "stderr", "error"))})
             continue
-        if "process.command_args" not in a:
+        if schema.COMMAND_ARGS not in a:
             continue
-        out.append({"command": " ".join(map(str, a["process.command_args"])), "exit_code": a.get("process.exit.code"),
-                    "duration": a.get("lab.sandbox.duration"),
-                    "output": f"{a.get('lab.sandbox.stdout', '')}\n{a.get('lab.sandbox.stderr', '')}"})
+        out.append({"command": " ".join(map(str, a[schema.COMMAND_ARGS])), "exit_code": a.get(schema.EXIT_CODE),
+                    "duration": a.get(schema.SANDBOX_DURATION),
+                    "output": f"{a.get(schema.STDOUT, '')}\n{a.get(schema.STDERR, '')}"})
     return out

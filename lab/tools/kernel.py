@@ -14,6 +14,7 @@ from typing import Annotated
 from pydantic import Field
 
 from lab.tools.base import ToolContext, ToolError, tool
+from lab.traces.schema import KERNEL_OUTPUTS
 
 
 @tool
@@ -52,5 +53,5 @@ def kernel(code: Annotated[str, Field(max_length=8000)] = "", restart: bool = Fa
         raise ToolError(f"kernel: {e}") from None
     ctx.state["kernel_cells"] = ctx.state.get("kernel_cells", 0) + 1
     res.notes = notes + res.notes
-    ctx.attrs["lab.kernel.outputs"] = res.outputs()
+    ctx.attrs[KERNEL_OUTPUTS] = res.outputs()
     return res.text()

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, TypedDict
 
+from lab.traces import schema
 from lab.traces.backend import open_trace_store
 from lab.traces.errors import StoreError
 from lab.traces.schema import Event, Score
@@ -165,10 +166,10 @@ def check_concurrent_processes(location: Location) -> None:
 
 _SLEEPER = """
     import sys, time
-    from lab.traces import RunRecorder
+    from lab.traces import RunRecorder, schema
     from lab.traces.backend import open_trace_store
     rec = RunRecorder.start(open_trace_store(sys.argv[1]), {"task": "long"})
-    rec.emit("agent_message", {"content": "working"})
+    rec.emit(*schema.agent_message(content="working"))
     print(rec.run_id, flush=True)
     time.sleep(600)
 """
@@ -235,7 +236,7 @@ def check_scores_and_frames(location: Location) -> None:
         s.add_score(a, Score("expert", 4.0, provenance="human", source="ann", dimension="clarity"))
         s.add_score(b, Score("match", 0.0, label="fail", details={"why": "off"}))
         s.add_score(b, Score("match", 0.5, final=False))
-        s.append(Event(b, "model_call", {"gen_ai.usage.input_tokens": 3}))
+        s.append(Event(b, *schema.model_call(system="scripted", model="m", input_messages=[], input_tokens=3)))
         for r in (a, b):
             s.finish_run(r, "done")
         runs = s.runs_frame().set_index("run_id")
@@ -246,7 +247,7 @@ def check_scores_and_frames(location: Location) -> None:
         row = scores[(scores.run_id == a) & (scores.scorer == "expert")].iloc[0]
         assert (row.provenance, row.source, row.item_id, bool(row.final)) == ("human", "ann", "t", True)
         ev = s.events_frame(b, expand=True)
-        assert list(ev["seq"]) == [0, 1, 2] and ev["gen_ai.usage.input_tokens"].iloc[2] == 3
+        assert list(ev["seq"]) == [0, 1, 2] and ev[schema.INPUT_TOKENS].iloc[2] == 3
         assert list(s.events_frame()["run_id"]) == sorted([a, a, b, b, b])
         from lab.traces.frames import final_score_means
 

@@ -84,10 +84,10 @@ def run_sample(store: TraceStore, run: RunRow, epoch: int) -> Any:
     results = {e.attrs.get(schema.TOOL_CALL_ID): e for e in events if e.kind == EventKind.TOOL_RESULT.value}
     for ev in events:
         a, stamp = ev.attrs, _utc(ev.ts)
-        if ev.kind == EventKind.MODEL_CALL.value and a.get("gen_ai.output.messages"):
+        if ev.kind == EventKind.MODEL_CALL.value and a.get(schema.OUTPUT_MESSAGES):
             last_call = a
             model = str(a.get(schema.MODEL) or run["model"] or "unknown")
-            out_msg = _messages(a["gen_ai.output.messages"])[0]
+            out_msg = _messages(a[schema.OUTPUT_MESSAGES])[0]
             u = ModelUsage(input_tokens=int(a.get(schema.INPUT_TOKENS) or 0),
                            output_tokens=int(a.get(schema.OUTPUT_TOKENS) or 0))
             u.total_tokens = u.input_tokens + u.output_tokens
@@ -98,13 +98,13 @@ def run_sample(store: TraceStore, run: RunRow, epoch: int) -> Any:
             output = ModelOutput.from_content(model, out_msg.text)
             output.choices[0].message = out_msg
             output.usage = u
-            sample_events.append(ModelEvent(model=model, input=_messages(a.get("gen_ai.input.messages") or []),
+            sample_events.append(ModelEvent(model=model, input=_messages(a.get(schema.INPUT_MESSAGES) or []),
                                              tools=[], tool_choice="auto", config=GenerateConfig(), output=output,
                                              working_time=a.get(schema.LATENCY), timestamp=stamp,
                                              working_start=ev.elapsed))
         elif ev.kind == EventKind.TOOL_CALL.value:
             res = results.get(a.get(schema.TOOL_CALL_ID))
-            arguments = a.get("lab.arguments")
+            arguments = a.get(schema.ARGUMENTS)
             sample_events.append(ToolEvent(
                 id=str(a.get(schema.TOOL_CALL_ID) or f"call_{ev.seq}"), function=str(a.get(schema.TOOL_NAME)),
                 arguments=arguments if isinstance(arguments, dict) else {},
@@ -115,13 +115,13 @@ def run_sample(store: TraceStore, run: RunRow, epoch: int) -> Any:
             value = a.get(schema.EVAL_SCORE)
             sample_events.append(ScoreEvent(
                 score=IScore(value=value if value is not None else (a.get(schema.EVAL_LABEL) or 0)),
-                scorer=a.get(schema.EVAL_NAME), intermediate=not a.get("lab.score.final", True), timestamp=stamp,
+                scorer=a.get(schema.EVAL_NAME), intermediate=not a.get(schema.SCORE_FINAL, True), timestamp=stamp,
                 working_start=ev.elapsed))
-        elif ev.kind == EventKind.RUN_FINISHED.value and a.get("lab.answer") is not None:
-            answer = a["lab.answer"]
+        elif ev.kind == EventKind.RUN_FINISHED.value and a.get(schema.ANSWER) is not None:
+            answer = a[schema.ANSWER]
     if last_call is not None:
-        messages = _messages(last_call.get("gen_ai.input.messages") or []) + _messages(
-            last_call["gen_ai.output.messages"])
+        messages = _messages(last_call.get(schema.INPUT_MESSAGES) or []) + _messages(
+            last_call[schema.OUTPUT_MESSAGES])
     else:
         messages = _messages([{"role": "user", "content": prompt}])
         if answer is not None:

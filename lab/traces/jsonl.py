@@ -19,7 +19,18 @@ from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, 
 
 from lab.traces.errors import StoreError, TraceImportError
 from lab.traces.files import iter_lines, parse_json
-from lab.traces.schema import FINAL_STATUSES, Event, EventKind
+from lab.traces.schema import (
+    EVAL_LABEL,
+    EVAL_NAME,
+    EVAL_SCORE,
+    FINAL_STATUSES,
+    SCORE_DIMENSION,
+    SCORE_ITEM_ID,
+    SCORE_PROVENANCE,
+    SCORE_SOURCE,
+    Event,
+    EventKind,
+)
 from lab.traces.store import TraceStore, dumps
 
 _Number = StrictInt | StrictFloat
@@ -169,15 +180,15 @@ def refuse_overwrite(path: Path, *, force: bool) -> None:
 
 def score_problem(attrs: dict[str, Any]) -> str | None:
     """What is wrong with a ``score`` event's attributes, or ``None`` (a name, a finite number or null)."""
-    name = attrs.get("gen_ai.evaluation.name")
+    name = attrs.get(EVAL_NAME)
     if not isinstance(name, str) or not name:
         return "score event without a scorer name (gen_ai.evaluation.name)"
-    value = attrs.get("gen_ai.evaluation.score.value")
+    value = attrs.get(EVAL_SCORE)
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                               or not math.isfinite(value)):
         return f"score {name!r} has value {value!r}, not a finite number or null"
-    for key in ("lab.score.dimension", "lab.score.item_id", "lab.score.provenance", "lab.score.source",
-                "gen_ai.evaluation.score.label"):
+    for key in (SCORE_DIMENSION, SCORE_ITEM_ID, SCORE_PROVENANCE, SCORE_SOURCE,
+                EVAL_LABEL):
         if attrs.get(key) is not None and not isinstance(attrs[key], str):
             return f"score {name!r}: {key} is {attrs[key]!r}, not text"
     return None

@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from lab.traces.otlp import _exporter_log, _span_int, event_span, event_span_id, otlp_http_exporter, root_id, root_span
-from lab.traces.schema import Event, EventKind
+from lab.traces.schema import STATUS, Event, EventKind
 
 ENV = "LAB_OTLP_ENDPOINT"
 _NS = 1_000_000_000
@@ -122,7 +122,7 @@ class LiveOTLP:
                 spans.append(event_span(ev.run_id, ev, event_span_id(ev.run_id, ev), parent))
                 if ev.kind == EventKind.RUN_FINISHED.value:
                     run = store.get_run(ev.run_id)
-                    run["status"] = ev.attrs.get("lab.status", run["status"])
+                    run["status"] = str(ev.attrs.get(STATUS, run["status"]))
                     start = int(run["created_at"] * _NS)
                     spans.append(root_span(run, start, max(int(ev.ts * _NS), start)))
             with self._lock:

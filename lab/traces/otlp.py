@@ -68,13 +68,13 @@ def _attr(value: Any) -> Any:
 def _span_name(ev: Event) -> tuple[str, dict[str, str]]:
     a = ev.attrs
     if ev.kind == EventKind.MODEL_CALL.value:
-        return f"chat {a.get(schema.MODEL) or ''}".strip(), {"gen_ai.operation.name": "chat"}
+        return f"chat {a.get(schema.MODEL) or ''}".strip(), {schema.OPERATION: "chat"}
     if ev.kind == EventKind.TOOL_CALL.value:
-        return f"execute_tool {a.get(schema.TOOL_NAME) or ''}".strip(), {"gen_ai.operation.name": "execute_tool"}
+        return f"execute_tool {a.get(schema.TOOL_NAME) or ''}".strip(), {schema.OPERATION: "execute_tool"}
     if ev.kind == EventKind.SCORE.value:
         return f"evaluation {a.get(schema.EVAL_NAME) or ''}".strip(), {}
-    if ev.kind == EventKind.SPAN.value and a.get("lab.span.name"):
-        return str(a["lab.span.name"]), {}
+    if ev.kind == EventKind.SPAN.value and a.get(schema.SPAN_NAME):
+        return str(a[schema.SPAN_NAME]), {}
     return (f"{ev.kind} {ev.agent}" if ev.agent else ev.kind), {}
 
 
@@ -151,10 +151,10 @@ def event_span_id(run_id: str, ev: Event) -> int:
 def root_span(run: RunRow, start_ns: int, end_ns: int) -> ReadableSpan:
     """The root span of a run (its row as ``TraceStore.get_run`` returns it)."""
     root_attrs = {
-        "lab.run_id": run["run_id"], "lab.task": run["task"], "gen_ai.agent.name": run["agent"],
-        schema.MODEL: run["model"], "lab.status": run["status"], "lab.is_human": run["is_human"],
-        "lab.elapsed_s": run["elapsed"], "lab.seed": run["seed"], "lab.batch_id": run["batch_id"],
-        "lab.config": dumps(run["config"]),
+        schema.RUN_ID: run["run_id"], schema.TASK: run["task"], schema.AGENT_NAME: run["agent"],
+        schema.MODEL: run["model"], schema.STATUS: run["status"], schema.IS_HUMAN: run["is_human"],
+        schema.ELAPSED: run["elapsed"], schema.RUN_SEED: run["seed"], schema.BATCH_ID: run["batch_id"],
+        schema.RUN_CONFIG: dumps(run["config"]),
     }
     failed = run["status"] == "failed"
     return ReadableSpan(
@@ -170,8 +170,8 @@ def event_span(run_id: str, ev: Event, sid: int, parent: int, end_ns: int | None
     """The span of one event (``end_ns`` defaults to its start plus its recorded duration)."""
     name, extra = _span_name(ev)
     attrs = {k: _attr(v) for k, v in ev.attrs.items() if v is not None}
-    attrs.update({"lab.run_id": run_id, "lab.seq": ev.seq, "lab.kind": ev.kind,
-                  "lab.elapsed_s": ev.elapsed, **extra})
+    attrs.update({schema.RUN_ID: run_id, schema.SEQ: ev.seq, schema.KIND: ev.kind,
+                  schema.ELAPSED: ev.elapsed, **extra})
     if ev.agent:
         attrs.setdefault(schema.AGENT_NAME, ev.agent)
     is_error = ev.kind == EventKind.ERROR.value
@@ -181,7 +181,7 @@ def event_span(run_id: str, ev: Event, sid: int, parent: int, end_ns: int | None
         name=name, context=_ctx(run_id, sid), parent=_ctx(run_id, parent), resource=_RESOURCE, attributes=attrs,
         kind=SpanKind.CLIENT if ev.kind == EventKind.MODEL_CALL.value else SpanKind.INTERNAL,
         instrumentation_scope=_SCOPE,
-        status=Status(StatusCode.ERROR, str(ev.attrs.get("error.message", ""))) if is_error else Status(),
+        status=Status(StatusCode.ERROR, str(ev.attrs.get(schema.ERROR_MESSAGE, ""))) if is_error else Status(),
         start_time=start, end_time=max(end, start),
     )
 

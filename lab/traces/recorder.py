@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from lab.traces import schema
 from lab.traces.protocol import Store
 from lab.traces.schema import Event, EventKind, RunStatus, Score
 from lab.traces.store import score_event
@@ -98,10 +99,7 @@ class RunRecorder:
         """
         run_id = store.create_run(config, **run_fields)
         rec = cls(store, run_id, clock=WorkClock(offset=elapsed))
-        attrs: dict[str, Any] = {"config": config or {}}
-        if provenance is not None:
-            attrs["lab.provenance"] = provenance
-        rec.emit(EventKind.RUN_STARTED, attrs)
+        rec.emit(*schema.run_started(config=config or {}, provenance=provenance))
         return rec
 
     @classmethod
@@ -123,7 +121,7 @@ class RunRecorder:
              kind: EventKind | str = EventKind.SPAN) -> Iterator[str]:
         """Open a child span: events emitted inside hang from it. Yields the span id."""
         span_id = new_span_id()
-        self.emit(kind, {"lab.span.name": name, **(attrs or {})}, agent=agent, span_id=span_id)
+        self.emit(kind, {**schema.span(name).attrs, **(attrs or {})}, agent=agent, span_id=span_id)
         with self.within(span_id):
             yield span_id
 
@@ -165,25 +163,23 @@ class RunRecorder:
 
     def error(self, error: BaseException | str, *, where: str | None = None, agent: str | None = None) -> Event:
         """Record an error (message, type, where, traceback)."""
-        attrs: dict[str, Any] = {"error.message": str(error)}
-        if isinstance(error, BaseException):
-            attrs["error.type"] = type(error).__name__
-            attrs["error.traceback"] = "".join(traceback.format_exception(error))[-8000:]
-        if where:
-            attrs["error.where"] = where
-        return self.emit(EventKind.ERROR, attrs, agent=agent)
+        exc = error if isinstance(error, BaseException) else None
+        return self.emit(*schema.error(
+            message=str(error), error_type=type(exc).__name__ if exc is not None else None,
+            traceback="".join(traceback.format_exception(exc))[-8000:] if exc is not None else None,
+            where=where or None), agent=agent)
 
     def pause(self, reason: str = "") -> None:
         """Stop the working clock (recorded as a human action)."""
         if not self.clock.paused:
-            self.emit(EventKind.HUMAN_ACTION, {"lab.action": "pause", "lab.reason": reason})
+            self.emit(*schema.human_action(action="pause", reason=reason))
             self.clock.pause()
 
     def resume(self) -> None:
         """Restart the working clock."""
         if self.clock.paused:
             self.clock.resume()
-            self.emit(EventKind.HUMAN_ACTION, {"lab.action": "resume"})
+            self.emit(*schema.human_action(action="resume"))
 
     def finish(self, status: RunStatus | str = RunStatus.DONE, *, error: str | None = None,
                attrs: dict[str, Any] | None = None) -> None:
@@ -192,8 +188,7 @@ class RunRecorder:
             return
         status = status.value if isinstance(status, RunStatus) else status
         elapsed = self.clock.elapsed()
-        self.emit(EventKind.RUN_FINISHED, {"lab.status": status, **({"error.message": error} if error else {}),
-                                           **(attrs or {})})
+        self.emit(*schema.run_finished(status, error=error or None, extra=attrs))
         self.store.finish_run(self.run_id, status, error=error, elapsed=elapsed)
         self._finished = True
 

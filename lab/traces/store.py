@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 from lab.secrets import redact, redact_all
+from lab.traces import schema
 from lab.traces.errors import StoreError
 from lab.traces.locations import default_store_path
 from lab.traces.rows import EventValues, JsonScalar, RunRow, ScoreRange, ScoreRow, StoreTotals
@@ -812,7 +813,7 @@ class TraceStore:
         sql += " ORDER BY s.ts, s.run_id, s.seq"
         return [ScoreRow(run_id=r[0], seq=r[1], item_id=r[2], scorer=r[3], dimension=r[4], value=r[5], label=r[6],
                          provenance=r[7], source=r[8], final=bool(r[9]), elapsed=r[10], ts=r[11],
-                         details=json.loads(r[12]).get("lab.score.details"))
+                         details=json.loads(r[12]).get(schema.SCORE_DETAILS))
                 for r in self.query(sql, args)]
 
     def score_ranges(self, scorer: str, *, provenance: str | None = None) -> list[ScoreRange]:
@@ -890,31 +891,21 @@ class TraceStore:
 def score_event(run_id: str, score: Score, *, elapsed: float = 0.0, ts: float = 0.0,
                 span_id: str | None = None, parent_id: str | None = None, agent: str | None = None) -> Event:
     """The event that records ``score`` (OTel ``gen_ai.evaluation.*`` names)."""
-    attrs: dict[str, Any] = {
-        "gen_ai.evaluation.name": score.scorer,
-        "gen_ai.evaluation.score.value": score.value,
-        "lab.score.provenance": score.provenance,
-        "lab.score.source": score.source,
-        "lab.score.item_id": score.item_id,
-        "lab.score.dimension": score.dimension,
-        "lab.score.final": score.final,
-    }
-    if score.label is not None:
-        attrs["gen_ai.evaluation.score.label"] = score.label
-    if score.details:
-        attrs["lab.score.details"] = score.details
-    return Event(run_id, EventKind.SCORE.value, attrs, ts=ts, elapsed=elapsed, span_id=span_id,
+    kind, attrs = schema.score(name=score.scorer, value=score.value, provenance=score.provenance,
+                               source=score.source, item_id=score.item_id, dimension=score.dimension,
+                               final=score.final, label=score.label, details=score.details or None)
+    return Event(run_id, kind, attrs, ts=ts, elapsed=elapsed, span_id=span_id,
                  parent_id=parent_id, agent=agent)
 
 
 def _score_row(ev: Event) -> tuple[Any, ...]:
     a = ev.attrs
-    value = a.get("gen_ai.evaluation.score.value")
+    value = a.get(schema.EVAL_SCORE)
     return (
-        ev.run_id, ev.seq, a.get("lab.score.item_id"), a["gen_ai.evaluation.name"],
-        a.get("lab.score.dimension") or "overall", None if value is None else float(value),
-        a.get("gen_ai.evaluation.score.label"), a.get("lab.score.provenance") or "rule",
-        a.get("lab.score.source"), int(bool(a.get("lab.score.final", True))), ev.elapsed, ev.ts,
+        ev.run_id, ev.seq, a.get(schema.SCORE_ITEM_ID), a[schema.EVAL_NAME],
+        a.get(schema.SCORE_DIMENSION) or "overall", None if value is None else float(value),
+        a.get(schema.EVAL_LABEL), a.get(schema.SCORE_PROVENANCE) or "rule",
+        a.get(schema.SCORE_SOURCE), int(bool(a.get(schema.SCORE_FINAL, True))), ev.elapsed, ev.ts,
     )
 
 

@@ -14,8 +14,8 @@ from inspect_ai.log import read_eval_log  # noqa: E402
 from inspect_ai.scorer import value_to_float  # noqa: E402
 from inspect_logs import HUMAN_LOG, human_log, inspect_eval  # noqa: E402
 
-from lab.traces.importers.inspect import import_inspect  # noqa: E402
 from lab.traces.errors import StoreError, TraceImportError  # noqa: E402
+from lab.traces.importers.inspect import import_inspect  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from lab.traces import RunRecorder, Score
+from lab.traces import RunRecorder, Score, schema
 from lab.traces.otlp import OTLPExportError, export_runs, otlp_http_exporter, run_spans, trace_id
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,13 +25,12 @@ REPO = Path(__file__).resolve().parents[2]
 def _dialog(store):
     rec = RunRecorder.start(store, {"task": "medqa-17", "agent": "dera", "model": "smollm2"})
     with rec.span("researcher", agent="researcher"):
-        rec.emit("model_call", {"gen_ai.request.model": "smollm2", "gen_ai.usage.input_tokens": 120,
-                                "gen_ai.usage.output_tokens": 30, "lab.latency_s": 0.25,
-                                "gen_ai.response.finish_reasons": ["stop"],
-                                "messages": [{"role": "user", "content": "hi"}]}, agent="researcher")
+        rec.emit(*schema.model_call(system="scripted", model="smollm2", input_tokens=120, output_tokens=30,
+                                    latency=0.25, finish_reasons=["stop"],
+                                    input_messages=[{"role": "user", "content": "hi"}]), agent="researcher")
     with rec.span("decider", agent="decider"):
         with rec.span("tools", agent="decider"):
-            rec.emit("tool_call", {"gen_ai.tool.name": "lookup", "lab.duration_s": 1.5}, agent="decider")
+            rec.emit(*schema.tool_call(tool_name="lookup", duration=1.5), agent="decider")
         rec.error(RuntimeError("tool failed"), agent="decider")
     rec.score(Score("exact_match", 1.0))
     rec.finish("failed", error="tool failed")
@@ -64,7 +63,7 @@ def test_spans_form_the_run_tree(store):
     assert chat.attributes["gen_ai.usage.input_tokens"] == 120
     assert chat.attributes["gen_ai.operation.name"] == "chat"
     assert list(chat.attributes["gen_ai.response.finish_reasons"]) == ["stop"]
-    assert json.loads(chat.attributes["messages"]) == [{"role": "user", "content": "hi"}]
+    assert json.loads(chat.attributes["gen_ai.input.messages"]) == [{"role": "user", "content": "hi"}]
     assert chat.end_time - chat.start_time == 250_000_000
     assert by_id[chat.parent.span_id].name == "researcher"
 
@@ -84,7 +83,7 @@ def test_imported_ids_that_are_not_otel_ids_still_form_a_tree(store):
     from lab.traces import Event
 
     run_id = store.create_run({"task": "t"}, status="done")
-    store.append(Event(run_id, "span", {"lab.span.name": "root-step"}, span_id="step-1"))
+    store.append(Event(run_id, *schema.span("root-step"), span_id="step-1"))
     store.append(Event(run_id, "agent_message", {}, span_id="step-1.a", parent_id="step-1"))
     store.append(Event(run_id, "agent_message", {}, span_id="step-1", parent_id="missing"))  # duplicate id
     spans = run_spans(store, run_id)

@@ -3,7 +3,7 @@ next to output, tool calls with their results, sandbox commands, SUPER steps, co
 
 from __future__ import annotations
 
-from lab.traces import Event, RunRecorder
+from lab.traces import Event, RunRecorder, schema
 from widgets.render import COLLAPSE_CHARS, step_html, steps_html
 from widgets.steps import align, build_steps, search, totals
 
@@ -11,13 +11,13 @@ from widgets.steps import align, build_steps, search, totals
 def _events(store):
     rec = RunRecorder.start(store, {"task": "t"})
     with rec.span("researcher", agent="researcher"):
-        rec.emit("model_call", {"gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 3,
-                                "gen_ai.input.messages": [{"role": "user", "content": "what dose?"}],
-                                "gen_ai.output.messages": [{"role": "assistant", "content": "the dose is 5 mg"}],
-                                "lab.latency_s": 0.25}, agent="researcher")
+        rec.emit(*schema.model_call(system="scripted", model="m", input_tokens=10, output_tokens=3,
+                                    input_messages=[{"role": "user", "content": "what dose?"}],
+                                    output_messages=[{"role": "assistant", "content": "the dose is 5 mg"}],
+                                    latency=0.25), agent="researcher")
         with rec.span("tool"):
-            rec.emit("tool_result", {"content": "x" * (COLLAPSE_CHARS + 1)})
-    rec.emit("agent_message", {"content": "final"}, agent="decider")
+            rec.emit(*schema.tool_result(tool_name="shell", content="x" * (COLLAPSE_CHARS + 1)))
+    rec.emit(*schema.agent_message(content="final"), agent="decider")
     rec.finish()
     return store.events(rec.run_id)
 
@@ -57,24 +57,25 @@ def test_long_output_collapses(store):
 
 
 def test_align_pairs_matching_steps_and_marks_gaps():
-    def ev(seq, kind, agent, text):
-        return Event("r", kind, {"content": text, "gen_ai.tool.name": text}, seq=seq, agent=agent)
+    def ev(seq, data, agent):
+        return Event("r", *data, seq=seq, agent=agent)
 
-    a = build_steps([ev(0, "agent_message", "researcher", "a"), ev(1, "tool_call", "", "ls"),
-                     ev(2, "agent_message", "decider", "yes")])
-    b = build_steps([ev(0, "agent_message", "researcher", "a"), ev(1, "agent_message", "decider", "no")])
+    a = build_steps([ev(0, schema.agent_message(content="a"), "researcher"),
+                     ev(1, schema.tool_call(tool_name="ls"), ""),
+                     ev(2, schema.agent_message(content="yes"), "decider")])
+    b = build_steps([ev(0, schema.agent_message(content="a"), "researcher"),
+                     ev(1, schema.agent_message(content="no"), "decider")])
     rows = align(a, b)
     assert [(x and x.seq, y and y.seq) for x, y in rows] == [(0, 0), (1, None), (2, 1)]
 
 
 def test_tool_call_reads_as_a_call_with_its_result_beneath(store):
     rec = RunRecorder.start(store, {"task": "t"})
-    rec.emit("tool_call", {"gen_ai.tool.name": "shell", "gen_ai.tool.call.id": "c1",
-                           "lab.arguments": {"command": "ls", "timeout": 5}})
-    rec.emit("tool_result", {"gen_ai.tool.name": "shell", "gen_ai.tool.call.id": "c1",
-                             "content": "\x1b[1;32mPASSED\x1b[0m\nnext", "error.type": "ToolError"})
-    rec.emit("sandbox_exec", {"process.command_args": ["sh", "-c", "make test"], "process.exit.code": 2,
-                              "lab.sandbox.stdout": "building\n", "lab.sandbox.stderr": "boom\n"})
+    rec.emit(*schema.tool_call(tool_name="shell", tool_call_id="c1", arguments={"command": "ls", "timeout": 5}))
+    rec.emit(*schema.tool_result(tool_name="shell", tool_call_id="c1", content="\x1b[1;32mPASSED\x1b[0m\nnext",
+                                 error_type="ToolError"))
+    rec.emit(*schema.sandbox_exec(command_args=["sh", "-c", "make test"], exit_code=2, stdout="building\n",
+                                  stderr="boom\n"))
     rec.finish()
     steps = build_steps(store.events(rec.run_id))
     call, exe = steps[1], steps[2]
@@ -86,9 +87,9 @@ def test_tool_call_reads_as_a_call_with_its_result_beneath(store):
 
 
 def test_imported_super_step_and_escaped_newlines():
-    a = {"gen_ai.tool.name": "execute", "lab.thought": "Run the script.", "lab.action": "!python train.py\\n--epochs 1",
-         "lab.observation": "Epoch 1\r 50%\r100%\nTraceback (most recent call last):\nValueError: bad"}
-    (step,) = build_steps([Event("r", "tool_call", a, seq=0)])
+    a = schema.tool_call(tool_name="execute", thought="Run the script.", action="!python train.py\\n--epochs 1",
+                         observation="Epoch 1\r 50%\r100%\nTraceback (most recent call last):\nValueError: bad")
+    (step,) = build_steps([Event("r", *a, seq=0)])
     assert step.note == "Run the script." and step.text == "!python train.py\n--epochs 1" and step.lang == "ipython3"
     assert step.result.splitlines()[0] == "100%" and step.error == "ValueError: bad"
 
@@ -97,7 +98,7 @@ def test_grades_added_later_do_not_reset_working_time(store):
     from lab.traces import Score
 
     rec = RunRecorder.start(store, {"task": "t"})
-    rec.emit("agent_message", {"content": "a"})
+    rec.emit(*schema.agent_message(content="a"))
     rec.finish()
     last = store.events(rec.run_id)[-1].elapsed
     store.add_score(rec.run_id, Score("expert", 4.0, provenance="human", source="alice"))  # stored at time 0
@@ -109,13 +110,13 @@ def test_span_tree_nests_spans_and_caps_long_lists(store):
 
     rec = RunRecorder.start(store, {"task": "t"})
     with rec.span("decider", agent="decider") as decider:
-        rec.emit("agent_message", {"content": "draft"}, agent="decider")
+        rec.emit(*schema.agent_message(content="draft"), agent="decider")
     with rec.span("researcher", agent="researcher"):
-        rec.emit("agent_message", {"content": "check"}, agent="researcher")
+        rec.emit(*schema.agent_message(content="check"), agent="researcher")
     with rec.within(decider):  # the Decider's second turn: its own span, not the Researcher's
-        rec.emit("agent_message", {"content": "final"}, agent="decider")
+        rec.emit(*schema.agent_message(content="final"), agent="decider")
     for i in range(TREE_LEAVES + 10):
-        rec.emit("tool_result", {"content": str(i)})
+        rec.emit(*schema.tool_result(tool_name="shell", content=str(i)))
     rec.finish()
     steps = build_steps(store.events(rec.run_id))
     html = tree_html(steps)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import panel as pn
 
-from lab.traces import Event, RunRecorder
+from lab.traces import Event, RunRecorder, schema
 from widgets.trace_view import TraceDiff, TraceViewer
 
 
@@ -18,7 +18,8 @@ def _text(viewable) -> str:
 
 def test_large_run_is_paginated(store):
     run_id = store.create_run({"task": "big"})
-    store.append_many([Event(run_id, "tool_result", {"content": f"line {i}"}, elapsed=i * 0.01) for i in range(5000)])
+    store.append_many([Event(run_id, *schema.tool_result(tool_name="shell", content=f"line {i}"), elapsed=i * 0.01)
+                       for i in range(5000)])
     store.finish_run(run_id, "done")
     v = TraceViewer(store, run_id=run_id, page_size=100)
     assert len(v.steps) == 5000
@@ -34,7 +35,7 @@ def test_live_run_updates_and_says_it_is_running(store):
     rec = RunRecorder.start(store, {"task": "live"})
     v = TraceViewer(store, run_id=rec.run_id)
     assert "still being written" in _text(pn.panel(v.header()))
-    rec.emit("agent_message", {"content": "new step"})
+    rec.emit(*schema.agent_message(content="new step"))
     assert v.refresh() == 1 and v.steps[-1].text == "new step"
     rec.finish()
     v.refresh()
@@ -51,7 +52,7 @@ def test_bad_input_is_said_plainly(store):
 
 def test_fork_uses_the_given_forker_and_reports_failures(store):
     rec = RunRecorder.start(store, {"task": "t", "model": "a"})
-    rec.emit("agent_message", {"content": "hi"})
+    rec.emit(*schema.agent_message(content="hi"))
     rec.finish()
     calls = []
 

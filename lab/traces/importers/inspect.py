@@ -30,7 +30,7 @@ from typing import Any
 
 from lab.traces import schema
 from lab.traces.errors import TraceImportError
-from lab.traces.schema import Event, EventKind, RunStatus, Score
+from lab.traces.schema import Event, RunStatus, Score
 from lab.traces.store import TraceStore, dumps, score_event
 
 SOURCE = "inspect"
@@ -187,9 +187,9 @@ class _Run:
         ts = _ts(getattr(ev, "timestamp", None))
         return min(max((ts or self.start) - self.start, 0.0), self.end)
 
-    def add(self, kind: EventKind, attrs: dict[str, Any], *, ts: float, elapsed: float, span_id: str | None = None,
+    def add(self, kind: str, attrs: dict[str, Any], *, ts: float, elapsed: float, span_id: str | None = None,
             parent: str | None = None, agent: str | None = None) -> None:
-        self.events.append(Event(self.run_id, kind.value, attrs, len(self.events), ts, elapsed,
+        self.events.append(Event(self.run_id, kind, attrs, len(self.events), ts, elapsed,
                                  span_id or self.own_id(), parent, agent or self.agent))
 
     def add_score(self, score: Score, *, ts: float, elapsed: float, parent: str | None = None) -> None:
@@ -210,66 +210,57 @@ def _add_event(r: _Run, ev: Any) -> None:
     el = r.elapsed(ev)
     parent = r.span(ev.span_id)
     if kind == "span_begin":
-        r.add(EventKind.SPAN, {"lab.span.name": ev.name, "lab.inspect.span_type": ev.type}, ts=ts, elapsed=el,
+        r.add(*schema.span(ev.name, inspect_span_type=ev.type), ts=ts, elapsed=el,
               span_id=r.span(ev.id), parent=r.span(ev.parent_id) if ev.parent_id else parent)
     elif kind == "model":
-        a: dict[str, Any] = {"gen_ai.operation.name": "chat", schema.SYSTEM: SOURCE, schema.MODEL: ev.model,
-                             "gen_ai.input.messages": [message_dict(m) for m in ev.input]}
-        if ev.tools:
-            a["gen_ai.tool.definitions"] = [{"type": "function", "function": {
-                "name": t.name, "description": t.description,
-                "parameters": t.parameters.model_dump(exclude_none=True)}} for t in ev.tools]
-        if ev.role:
-            a["lab.inspect.model_role"] = ev.role
         out = ev.output
-        if out is not None and out.choices:
-            a["gen_ai.output.messages"] = [message_dict(out.choices[0].message)]
-            a[schema.RESPONSE_MODEL] = out.model or ev.model
-            a[schema.FINISH_REASONS] = [out.choices[0].stop_reason]
-        if out is not None and out.usage is not None:
-            a[schema.INPUT_TOKENS] = out.usage.input_tokens
-            a[schema.OUTPUT_TOKENS] = out.usage.output_tokens
-        if ev.error:
-            a[schema.FINISH_REASONS] = ["error"]
-            a["error.message"] = str(ev.error)
+        choice = out.choices[0] if out is not None and out.choices else None
+        usage = out.usage if out is not None else None
         latency = ev.working_time if ev.working_time is not None else (out.time if out is not None else None)
-        if latency is not None:
-            a[schema.LATENCY] = float(latency)
-        r.add(EventKind.MODEL_CALL, a, ts=ts, elapsed=el, parent=parent)
+        r.add(*schema.model_call(
+            system=SOURCE, model=ev.model, input_messages=[message_dict(m) for m in ev.input],
+            tool_definitions=[{"type": "function", "function": {
+                "name": t.name, "description": t.description,
+                "parameters": t.parameters.model_dump(exclude_none=True)}} for t in ev.tools] if ev.tools else None,
+            inspect_model_role=ev.role or None,
+            output_messages=[message_dict(choice.message)] if choice is not None else None,
+            response_model=(out.model or ev.model) if out is not None and choice is not None else None,
+            finish_reasons=["error"] if ev.error else [choice.stop_reason] if choice is not None else None,
+            input_tokens=usage.input_tokens if usage is not None else None,
+            output_tokens=usage.output_tokens if usage is not None else None,
+            error_message=str(ev.error) if ev.error else None,
+            latency=float(latency) if latency is not None else None), ts=ts, elapsed=el, parent=parent)
     elif kind == "tool":
-        ids = {schema.TOOL_NAME: ev.function, schema.TOOL_CALL_ID: ev.id}
-        r.add(EventKind.TOOL_CALL, {**ids, "lab.arguments": ev.arguments}, ts=ts, elapsed=el, parent=parent)
-        res = {**ids, "content": _clip(ev.result if isinstance(ev.result, str) else _text(ev.result))}
-        if ev.working_time is not None:
-            res[schema.DURATION] = float(ev.working_time)
-        if ev.error is not None:
-            res["error.type"] = ev.error.type
-            res["error.message"] = ev.error.message
+        r.add(*schema.tool_call(tool_name=ev.function, tool_call_id=ev.id, arguments=ev.arguments),
+              ts=ts, elapsed=el, parent=parent)
         done = _ts(ev.completed)
-        r.add(EventKind.TOOL_RESULT, res, ts=done or ts,
+        r.add(*schema.tool_result(
+            tool_name=ev.function, tool_call_id=ev.id,
+            content=_clip(ev.result if isinstance(ev.result, str) else _text(ev.result)),
+            duration=float(ev.working_time) if ev.working_time is not None else None,
+            error_type=ev.error.type if ev.error is not None else None,
+            error_message=ev.error.message if ev.error is not None else None), ts=done or ts,
               elapsed=min(el + (ev.working_time or 0.0), r.end), parent=parent)
     elif kind == "sandbox":
-        a = {"lab.sandbox.backend": f"{SOURCE}:{r.sandbox}", "lab.sandbox.op": ev.action}
+        backend = f"{SOURCE}:{r.sandbox}"
         done = _ts(ev.completed)
-        if done is not None:
-            a["lab.sandbox.duration"] = max(done - ts, 0.0)
+        took = max(done - ts, 0.0) if done is not None else None
         if ev.action == "exec":
-            a.update({"process.command_args": ["sh", "-c", ev.cmd or ""], "process.exit.code": ev.result,
-                      "lab.sandbox.stdout": _clip(ev.output or "")})
-            r.add(EventKind.SANDBOX_EXEC, a, ts=ts, elapsed=el, parent=parent)
+            r.add(*schema.sandbox_exec(backend=backend, op=ev.action, command_args=["sh", "-c", ev.cmd or ""],
+                                       exit_code=ev.result, sandbox_duration=took, stdout=_clip(ev.output or "")),
+                  ts=ts, elapsed=el, parent=parent)
         else:
-            a["file.path"] = ev.file
-            if ev.output:
-                a["lab.sandbox.output"] = _clip(ev.output)
-            r.add(EventKind.SANDBOX_FILE, a, ts=ts, elapsed=el, parent=parent)
+            r.add(*schema.sandbox_file(backend=backend, op=ev.action, path=ev.file, sandbox_duration=took,
+                                       output=_clip(ev.output) if ev.output else None),
+                  ts=ts, elapsed=el, parent=parent)
     elif kind == "error":
-        r.add(EventKind.ERROR, {"error.message": ev.error.message, "error.traceback": ev.error.traceback[-8000:]},
+        r.add(*schema.error(message=ev.error.message, traceback=ev.error.traceback[-8000:]),
               ts=ts, elapsed=el, parent=parent)
     elif kind == "sample_limit":
-        r.add(EventKind.LIMIT, {"lab.limit": ev.type, "lab.limit.value": ev.limit, "lab.reason": ev.message},
+        r.add(*schema.limit(limit_type=ev.type, value=ev.limit, reason=ev.message),
               ts=ts, elapsed=el, parent=parent)
     elif kind == "info":
-        r.add(EventKind.AGENT_MESSAGE, {"content": _clip(ev.data), "lab.inspect.source": ev.source},
+        r.add(*schema.agent_message(content=_clip(ev.data), inspect_source=ev.source),
               ts=ts, elapsed=el, parent=parent)
     elif kind == "score" and ev.intermediate:
         for s in _scores(ev.scorer or "score", ev.score, item=r.task, final=False):
@@ -321,12 +312,12 @@ def sample_run(path: Path, log: Any, sample: Any) -> tuple[dict[str, Any], list[
         config["expert"] = expert
     r = _Run(run_id, task, start, elapsed, agent)
     r.sandbox = config["sandbox"] or "none"
-    r.add(EventKind.RUN_STARTED, {"config": config}, ts=start, elapsed=0.0)
+    r.add(*schema.run_started(config=config), ts=start, elapsed=0.0)
     for ev in sample.events or []:
         _add_event(r, ev)
     if human:
         for file, text in (store.get(f"{_HUMAN_STATE}logs") or {}).items():  # the recorded terminal session
-            r.add(EventKind.HUMAN_ACTION, {"lab.action": "session_log", "file.path": file, "content": _clip(text)},
+            r.add(*schema.human_action(action="session_log", path=file, content=_clip(text)),
                   ts=end_ts, elapsed=elapsed)
         names = list(sample.scores or {}) or ["task_score"]
         for sc in store.get(f"{_HUMAN_STATE}scorings") or []:  # `task score` checks while working
@@ -342,15 +333,10 @@ def sample_run(path: Path, log: Any, sample: Any) -> tuple[dict[str, Any], list[
     if answer is None and sample.output is not None:
         answer = sample.output.completion
     status = RunStatus.FAILED.value if sample.error else RunStatus.DONE.value
-    fin: dict[str, Any] = {"lab.status": status, "lab.answer": answer}
-    if sample.error:
-        fin["error.message"] = sample.error.message
-    if sample.limit:
-        fin["lab.stop_reason"] = f"limit:{sample.limit.type}"
     usage = {m: u.model_dump(exclude_none=True) for m, u in (sample.model_usage or {}).items()}
-    if usage:
-        fin["lab.inspect.model_usage"] = usage
-    r.add(EventKind.RUN_FINISHED, fin, ts=end_ts, elapsed=elapsed)
+    r.add(*schema.run_finished(status, answer=answer, error=sample.error.message if sample.error else None,
+                               stop_reason=f"limit:{sample.limit.type}" if sample.limit else schema.ABSENT,
+                               inspect_model_usage=usage or None), ts=end_ts, elapsed=elapsed)
     run = {"run_id": run_id, "task": task, "agent": agent, "model": model, "is_human": human, "status": status,
            "created_at": start, "finished_at": end_ts, "elapsed": elapsed, "seed": None,
            "error": sample.error.message if sample.error else None,

@@ -30,10 +30,11 @@ from pydantic import (
     model_validator,
 )
 
+from lab.traces import schema
 from lab.traces.errors import StoreError, TraceImportError
 from lab.traces.files import iter_lines, parse_json
 from lab.traces.jsonl import validation_message
-from lab.traces.schema import Event, EventKind, RunStatus, Score
+from lab.traces.schema import Event, RunStatus, Score
 from lab.traces.store import TraceStore, score_event
 
 SOURCE = "metr"
@@ -102,7 +103,7 @@ def row_run(row: MetrRow) -> tuple[dict[str, Any], list[Event]]:
     finished = row.completed_at if row.completed_at is not None else started + (elapsed or 0.0)
     config = {"source": SOURCE, **row.model_dump(mode="json")}
     end = elapsed or 0.0
-    events = [Event(run_id, EventKind.RUN_STARTED.value, {"config": config}, 0, started, 0.0)]
+    events = [Event(run_id, *schema.run_started(config=config), 0, started, 0.0)]
     for name in ("score", "score_binarized"):
         value = getattr(row, name)
         if name == "score_binarized" and value is None:
@@ -111,7 +112,7 @@ def row_run(row: MetrRow) -> tuple[dict[str, Any], list[Event]]:
                                        source=SOURCE, item_id=row.task_id), elapsed=end, ts=finished)
         ev.seq = len(events)
         events.append(ev)
-    events.append(Event(run_id, EventKind.RUN_FINISHED.value, {"lab.status": RunStatus.DONE.value}, len(events),
+    events.append(Event(run_id, *schema.run_finished(RunStatus.DONE.value), len(events),
                         finished, end))
     run = {"run_id": run_id, "task": row.task_id, "agent": row.alias, "model": row.model, "is_human": is_human,
            "status": RunStatus.DONE.value, "created_at": started, "finished_at": finished, "elapsed": elapsed,

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab.traces import schema
 from lab.traces.errors import TraceImportError
 from lab.traces.files import read_json
-from lab.traces.schema import DURATION, TOOL_NAME, Event, EventKind, Score
+from lab.traces.schema import Event, EventData, Score
 from lab.traces.store import TraceStore, score_event
 
 SOURCE = "super"
@@ -159,31 +160,26 @@ def task_run(task_dir: Path, config_name: str, *, now: float) -> tuple[dict[str,
     def span_id() -> str:
         return hashlib.sha256(f"{run_id}:{len(events)}".encode()).hexdigest()[:16]
 
-    def add(kind: str, attrs: dict[str, Any], elapsed: float, agent_name: str | None = agent) -> None:
-        events.append(Event(run_id, kind, attrs, len(events), now + elapsed, elapsed, span_id(), None,
-                            agent_name))
+    def add(data: EventData, elapsed: float, agent_name: str | None = agent) -> None:
+        events.append(Event(run_id, *data, len(events), now + elapsed, elapsed, span_id(), None, agent_name))
 
-    add(EventKind.RUN_STARTED.value, {"config": config, **{f"lab.super.{k}": v for k, v in traj.sections.items()}},
-        0.0)
+    add(schema.run_started(config=config, super_sections=traj.sections), 0.0)
     first = next((s.start for s in traj.steps if s.start is not None), None)
     elapsed = 0.0
     for s in traj.steps:
         if s.end is not None and first is not None:
             elapsed = float((s.end - first) % 86400)  # a day boundary wraps the clock
         pre = s.thought == PRE_EXECUTED
-        attrs: dict[str, Any] = {"lab.step": s.number, TOOL_NAME: s.action_type or "execute",
-                                 "lab.thought": s.thought, "lab.action": s.action, "lab.observation": s.observation,
-                                 "lab.pre_executed": pre}
-        if s.duration is not None:
-            attrs[DURATION] = s.duration
-        add(EventKind.TOOL_CALL.value, attrs, elapsed, "user" if pre else agent)
+        add(schema.tool_call(step=s.number, tool_name=s.action_type or "execute", thought=s.thought, action=s.action,
+                             observation=s.observation, pre_executed=pre, duration=s.duration),
+            elapsed, "user" if pre else agent)
     for name, value in metrics.items():
         ev = score_event(run_id, Score(name, None if value is None else float(value), provenance="rule",
                                        source=SOURCE, item_id=task, details={"file": "metrics.json"}),
                          elapsed=elapsed, ts=now + elapsed, span_id=span_id())
         ev.seq, ev.agent = len(events), None
         events.append(ev)
-    add(EventKind.RUN_FINISHED.value, {"lab.status": "done"}, elapsed)
+    add(schema.run_finished("done"), elapsed)
     run = {"run_id": run_id, "task": task, "agent": agent, "model": model, "status": "done",
            "created_at": now, "finished_at": now + elapsed, "elapsed": elapsed if traj.steps else None,
            "batch_id": f"super:{config_name}", "config": config}
