@@ -14,13 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import lab.traces.schema as schema
 from lab.agents.run import LOOPS, Agent, AgentRun, Approver, ModelLoader, RunResult
 from lab.experiment import Combo, Experiment, ExperimentError, LoopSpec
 from lab.limits import Limits
 from lab.models.base import ChatModel, Sampling
 from lab.sandbox.base import Sandbox, SandboxError
 from lab.tasks.model import Task
-from lab.traces import schema
 from lab.traces.protocol import Store
 from lab.traces.recorder import RunRecorder
 from lab.traces.rows import RunRow

@@ -22,7 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lab.traces import schema
+import lab.traces.schema as schema
 
 if TYPE_CHECKING:
     from lab.sandbox.base import Sandbox

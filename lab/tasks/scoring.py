@@ -6,9 +6,9 @@ import json
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+import lab.traces.schema as schema
 from lab.tasks.errors import TaskScoringError
 from lab.tasks.model import Task
-from lab.traces import schema
 from lab.traces.schema import Provenance, Score
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, TypedDict
 
-from lab.traces import schema
+import lab.traces.schema as schema
 from lab.traces.backend import open_trace_store
 from lab.traces.errors import StoreError
 from lab.traces.schema import Event, Score

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from lab.traces import schema
+import lab.traces.schema as schema
 from lab.traces.errors import StoreError
 from lab.traces.rows import RunRow, ScoreRow
 from lab.traces.schema import EventKind

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from lab.traces import schema
+import lab.traces.schema as schema
 from lab.traces.protocol import Store
 from lab.traces.schema import Event, EventKind, RunStatus, Score
 from lab.traces.store import score_event

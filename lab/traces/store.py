@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
+import lab.traces.schema as schema
 from lab.secrets import redact, redact_all
-from lab.traces import schema
 from lab.traces.errors import StoreError
 from lab.traces.locations import default_store_path
 from lab.traces.rows import EventValues, JsonScalar, RunRow, ScoreRange, ScoreRow, StoreTotals

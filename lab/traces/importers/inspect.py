@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from lab.traces import schema
+import lab.traces.schema as schema
 from lab.traces.errors import TraceImportError
 from lab.traces.schema import Event, RunStatus, Score
 from lab.traces.store import TraceStore, dumps, score_event

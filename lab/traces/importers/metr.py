@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from lab.traces import schema
+import lab.traces.schema as schema
 from lab.traces.errors import StoreError, TraceImportError
 from lab.traces.files import iter_lines, parse_json
 from lab.traces.jsonl import validation_message

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab.traces import schema
+import lab.traces.schema as schema
 from lab.traces.errors import TraceImportError
 from lab.traces.files import read_json
 from lab.traces.schema import Event, EventData, Score
