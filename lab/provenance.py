@@ -26,6 +26,7 @@ import lab.traces.schema as schema
 
 if TYPE_CHECKING:
     from lab.sandbox.base import Sandbox
+    from lab.tasks.model import Task
     from lab.traces.recorder import RunRecorder
 
 __all__ = ["PACKAGES", "collect", "diff", "environment", "flatten", "model_identity", "of_run", "record_sandbox",
@@ -109,7 +110,7 @@ def model_identity(model: Any) -> dict[str, Any]:
     return out
 
 
-def task_hash(task: Any) -> str:
+def task_hash(task: Task) -> str:
     """SHA-256 of a task's definition and, for a METR family, its files (``__pycache__`` left out)."""
     h = hashlib.sha256(task.model_dump_json().encode())
     family = getattr(getattr(task, "metr", None), "family_dir", None)
@@ -151,7 +152,7 @@ def _jsonable(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=str))
 
 
-def collect(*, models: list[Any] | None = None, task: Any = None, sandbox: Sandbox | None = None,
+def collect(*, models: list[Any] | None = None, task: Task | None = None, sandbox: Sandbox | None = None,
             seed: int | None = None, sampling: Any = None) -> dict[str, Any]:
     """The provenance of a run about to start (see the module doc); parts not given are left out.
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from lab.agents.limits import Limits
 from lab.agents.run import AWAITING_APPROVAL, Agent, AgentError, AgentRun, RunResult
 from lab.models.base import ChatModel, Sampling
 from lab.traces.schema import ACTION, PENDING, EventKind, RunStatus
 from lab.traces.store import TraceStore
+
+if TYPE_CHECKING:
+    from lab.sandbox.base import Sandbox
 
 __all__ = ["answer_approval", "answer_pending", "awaiting_approval", "edited_arguments", "rebuild_agent"]
 
@@ -73,7 +76,7 @@ def rebuild_agent(store: TraceStore, run_id: str, *, model: ChatModel | None = N
 
 def answer_approval(store: TraceStore, run_id: str, action: Action, *,
                     arguments: dict[str, Any] | None = None, reason: str | None = None,
-                    model: ChatModel | None = None, sandbox: Any = None) -> RunResult:
+                    model: ChatModel | None = None, sandbox: Sandbox | None = None) -> RunResult:
     """Answer a stored run's pending approval and continue it here until it finishes, stops or asks again;
     a run that finishes is scored by its task (:func:`lab.scoring.runs.score_run`) when it has one.
 
@@ -153,7 +156,7 @@ def answer_pending(store: TraceStore, run_id: str, action: Action, *, arguments:
             sandbox.close()
 
 
-def _score(store: TraceStore, run: AgentRun, result: RunResult, sandbox: Any) -> None:
+def _score(store: TraceStore, run: AgentRun, result: RunResult, sandbox: Sandbox | None) -> None:
     from lab.scoring.runs import score_run
 
     try:
