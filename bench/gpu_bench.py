@@ -238,7 +238,7 @@ def tool_calls(tm: TransformersModel, n: int) -> dict[str, float]:
     cities = ["Paris", "Tokyo", "Lima", "Oslo", "Cairo"]
     msgs = [[Message("user", f"What's the weather in {cities[i % 5]}?" if i % 2 else f"Add {i} and {2 * i}.")]
             for i in range(n)]
-    required = Sampling(max_tokens=64, temperature=0, tool_choice="required")
+    required = Sampling(max_tokens=160, temperature=0, tool_choice="required")  # whole strings (>= 64 chars)
     t0 = time.perf_counter()
     rs = concurrently(lambda m: tm.chat(m, tools=TOOLS, sampling=required), msgs)
     valid = 0
