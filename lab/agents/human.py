@@ -35,7 +35,6 @@ from lab.traces.schema import (
     SANDBOX_OP,
     SNAPSHOT_ARCHIVE,
     human_action,
-    run_finished,
     sandbox_exec,
     tool_call,
     tool_result,
@@ -262,8 +261,8 @@ class HumanSession:
 
     def _finish(self, status: RunStatus, reason: str, error: str | None = None, answer: Any = None) -> RunResult:
         self.recorder.resume()  # the clock stops at the finish, not at a pause
-        self.recorder.finish(status, error=error if status is RunStatus.FAILED else None,
-                             attrs=run_finished(status.value, stop_reason=reason, answer=answer).attrs)
+        self.recorder.finish(status, error=error if status is RunStatus.FAILED else None, stop_reason=reason,
+                             answer=answer)
         self._print(f"session {status.value} ({reason}); run {self.run_id}")
         return RunResult(self.run_id, status.value, answer, reason, self.commands, 0, error)
 

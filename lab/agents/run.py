@@ -39,7 +39,7 @@ from lab.sandbox.snapshot_store import SnapshotStore
 from lab.traces.checkpoints import checkpointer_for
 from lab.traces.protocol import Store
 from lab.traces.recorder import RunRecorder
-from lab.traces.schema import RunStatus, agent_message, run_finished, sandbox_exec
+from lab.traces.schema import RunStatus, agent_message, sandbox_exec
 
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig
@@ -214,7 +214,7 @@ class Agent:
             except BaseException as e:
                 rec.error(e, where="sandbox")
                 rec.finish(RunStatus.FAILED, error=f"the sandbox could not start: {e}",
-                           attrs=run_finished(RunStatus.FAILED.value, stop_reason="sandbox_unavailable").attrs)
+                           stop_reason="sandbox_unavailable")
                 raise
             record_sandbox(rec, box)
         run = AgentRun(self, store, rec, sandbox=box, approver=approver, seed=seed, task=task_obj)
@@ -392,14 +392,13 @@ class AgentRun:
                 return self.result
             inp = Command(resume=self.approver(pending[0]))
         st = self.state
-        self.recorder.finish(RunStatus.DONE, attrs=run_finished(RunStatus.DONE.value, stop_reason=st.get("stop_reason"),
-                                                                answer=st.get("answer"), steps=st["step"],
-                                                                tokens=st["tokens"]).attrs)
+        self.recorder.finish(RunStatus.DONE, stop_reason=st.get("stop_reason"), answer=st.get("answer"),
+                             steps=st["step"], tokens=st["tokens"])
         self.result = self._result(RunStatus.DONE.value)
         return self.result
 
     def _stop(self, status: RunStatus, reason: str, error: str | None = None) -> RunResult:
-        self.recorder.finish(status, error=error or reason, attrs=run_finished(status.value, stop_reason=reason).attrs)
+        self.recorder.finish(status, error=error or reason, stop_reason=reason)
         self.result = self._result(status.value, reason=reason, error=error)
         return self.result
 

@@ -182,13 +182,17 @@ class RunRecorder:
             self.emit(*schema.human_action(action="resume"))
 
     def finish(self, status: RunStatus | str = RunStatus.DONE, *, error: str | None = None,
-               attrs: dict[str, Any] | None = None) -> None:
-        """Record ``run_finished`` and set the run's final status (idempotent)."""
+               stop_reason: str | None | schema.Absent = schema.ABSENT, answer: Any = schema.ABSENT,
+               steps: int | None | schema.Absent = schema.ABSENT,
+               tokens: int | None | schema.Absent = schema.ABSENT) -> None:
+        """Record ``run_finished`` (:func:`lab.traces.schema.run_finished`) and set the run's final status
+        (idempotent)."""
         if self._finished:
             return
         status = status.value if isinstance(status, RunStatus) else status
         elapsed = self.clock.elapsed()
-        self.emit(*schema.run_finished(status, error=error or None, extra=attrs))
+        self.emit(*schema.run_finished(status, error=error or None, stop_reason=stop_reason, answer=answer,
+                                       steps=steps, tokens=tokens))
         self.store.finish_run(self.run_id, status, error=error, elapsed=elapsed)
         self._finished = True
 

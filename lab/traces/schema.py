@@ -277,11 +277,13 @@ class EventData(NamedTuple):
     attrs: dict[str, Any]
 
 
-class _Absent(enum.Enum):
+class Absent(enum.Enum):
+    """The type of :data:`ABSENT` (a parameter not given)."""
+
     ABSENT = "absent"
 
 
-ABSENT: Final = _Absent.ABSENT
+ABSENT: Final = Absent.ABSENT
 """Default of a builder parameter whose ``None`` is recorded (as null): the key is left out only when the
 parameter is not given. Every other optional parameter defaults to ``None``, left out."""
 
@@ -315,8 +317,8 @@ def run_started(*, config: Mapping[str, Any], provenance: Mapping[str, Any] | No
     return _event(EventKind.RUN_STARTED, [(CONFIG, config), (PROVENANCE, provenance), *sections])
 
 
-def run_finished(status: str, *, error: str | None = None, stop_reason: str | None | _Absent = ABSENT,
-                 answer: Any = ABSENT, steps: int | None | _Absent = ABSENT, tokens: int | None | _Absent = ABSENT,
+def run_finished(status: str, *, error: str | None = None, stop_reason: str | None | Absent = ABSENT,
+                 answer: Any = ABSENT, steps: int | None | Absent = ABSENT, tokens: int | None | Absent = ABSENT,
                  inspect_model_usage: Mapping[str, Any] | None = None,
                  extra: Mapping[str, Any] | None = None) -> EventData:
     """A run ended.
@@ -461,8 +463,8 @@ def tool_result(*, tool_name: str, content: str, tool_call_id: str | None = None
 
 
 def sandbox_exec(*, sandbox_id: str | None = None, backend: str | None = None, op: str | None = None,
-                 command_args: list[str] | None = None, cwd: str | None = None, user: str | None | _Absent = ABSENT,
-                 env_keys: list[str] | None = None, timeout: float | None | _Absent = ABSENT,
+                 command_args: list[str] | None = None, cwd: str | None = None, user: str | None | Absent = ABSENT,
+                 env_keys: list[str] | None = None, timeout: float | None | Absent = ABSENT,
                  exit_code: int | None = None, sandbox_duration: float | None = None, timed_out: bool | None = None,
                  truncated: bool | None = None, stdout: str | None = None, stdout_truncated: bool | None = None,
                  stderr: str | None = None, stderr_truncated: bool | None = None, snapshot_ref: str | None = None,

@@ -8,7 +8,7 @@ import pytest
 
 from lab.scoring import ScoringError, get_scorer, import_grades, rescore, run_output
 from lab.stats import agreement, ratings_table
-from lab.traces import RunRecorder
+from lab.traces import RunRecorder, schema
 
 
 def test_import_csv_and_jsonl_grades(store, tmp_path):
@@ -53,7 +53,7 @@ def test_grades_on_stored_runs(store):
     import pandas as pd
 
     rec = RunRecorder.start(store, {"task": "t1", "agent": "dera"})
-    rec.finish(attrs={"lab.answer": "aspirin"})
+    rec.finish(answer="aspirin")
     import_grades(store, pd.DataFrame({"grader": ["dr_x"], "item": ["t1"], "value": [3], "run_id": [rec.run_id]}))
     s = store.scores_frame()
     assert s.run_id.tolist() == [rec.run_id] and s.source.tolist() == ["dr_x"]
@@ -62,7 +62,7 @@ def test_grades_on_stored_runs(store):
 def test_rescore_stored_runs_without_rerunning(store):
     for task, answer in [("t1", "Aspirin"), ("t2", "ibuprofen"), ("t3", None)]:
         rec = RunRecorder.start(store, {"task": task, "agent": "react"})
-        rec.finish(attrs={"lab.answer": answer} if answer else None)
+        rec.finish(answer=answer if answer else schema.ABSENT)
     n_events = store.count_events()
     assert run_output(store, store.list_runs()[0]["run_id"]) == "Aspirin"
     out = rescore(store, get_scorer("normalized_match"), target={"t1": "aspirin", "t2": "naproxen", "t3": "x"})

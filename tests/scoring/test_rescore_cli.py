@@ -8,7 +8,7 @@ from tests.traces.conftest import run_lab
 
 def finished(store, task, answer):
     rec = RunRecorder.start(store, {"task": task, "agent": "react"})
-    rec.finish(attrs={"lab.answer": answer})
+    rec.finish(answer=answer)
     return rec.run_id
 
 

@@ -48,7 +48,7 @@ def _fill(store: TraceStore) -> None:
     rec = RunRecorder.start(store, {"task": "sum/1", "agent": "human", "model": "human:carol", "expert": "carol",
                                     "prompt": "What is 2+3?"}, is_human=True)
     rec.score(Score("exact", 1.0, item_id="sum/1"))
-    rec.finish(attrs={"lab.answer": "5"})
+    rec.finish(answer="5")
     store.set_run_fields(rec.run_id, elapsed=420.0)
     import_inspect(store, HUMAN_LOG)
 

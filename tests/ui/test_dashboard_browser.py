@@ -228,7 +228,7 @@ def test_live_follow_and_table_refresh(ui, fx):
     expect(page.locator(".lab-trace-viewer .lab-notice").first).to_contain_text("still being written")
     rec.emit("agent_message", {"content": "one, two"}, agent="react")
     expect(page.locator(".lab-steps")).to_contain_text("one, two")
-    rec.finish(attrs={"lab.answer": "two", "lab.stop_reason": "submitted"})
+    rec.finish(answer="two", stop_reason="submitted")
     store.add_score(rec.run_id, Score("exact", 1.0, provenance="rule", source="exact"))  # after the finish
     expect(page.locator(".lab-run-header .lab-scores")).to_contain_text("exact")
     _tab(page, "Runs")

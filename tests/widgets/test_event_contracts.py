@@ -135,7 +135,7 @@ def test_recorded_run_reads_back_through_the_readers(store):
     for data, _ in CASES:
         if data.kind not in (EventKind.RUN_STARTED.value, EventKind.RUN_FINISHED.value):
             rec.emit(*data)
-    rec.finish(attrs=schema.run_finished("done", answer="[1, 2]", stop_reason="submitted").attrs)
+    rec.finish("done", answer="[1, 2]", stop_reason="submitted")
     events = store.events(rec.run_id)
     assert [e.attrs for e in events[1:-1]] == [d.attrs for d, _ in CASES
                                                if d.kind not in ("run_started", "run_finished")]
