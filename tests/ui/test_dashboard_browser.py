@@ -22,7 +22,7 @@ from fixture_store import build
 
 from lab.cli.serve import dashboard_url
 from lab.stats import agreement, majority, ratings_table
-from lab.traces import RunRecorder, Score, TraceStore
+from lab.traces import RunRecorder, Score, TraceStore, schema
 from widgets.grading import item_text
 
 pytestmark = pytest.mark.ui
@@ -226,7 +226,7 @@ def test_live_follow_and_table_refresh(ui, fx):
     rec = RunRecorder.start(store, {"task": "live/t1", "agent": "react", "model": "m", "prompt": "count to two"})
     _open(page, rec.run_id)
     expect(page.locator(".lab-trace-viewer .lab-notice").first).to_contain_text("still being written")
-    rec.emit("agent_message", {"content": "one, two"}, agent="react")
+    rec.emit(*schema.agent_message(content="one, two"), agent="react")
     expect(page.locator(".lab-steps")).to_contain_text("one, two")
     rec.finish(answer="two", stop_reason="submitted")
     store.add_score(rec.run_id, Score("exact", 1.0, provenance="rule", source="exact"))  # after the finish

@@ -14,7 +14,7 @@ import pytest
 from fixture_store import _loader
 
 from lab.auth import Access, AuthError, add_user, check_hash, load_users, remove_user, verify
-from lab.traces import TraceStore
+from lab.traces import TraceStore, schema
 from lab.traces.schema import Event
 from widgets.dashboard import Dashboard
 
@@ -32,7 +32,7 @@ def users(tmp_path) -> Path:
 @pytest.fixture
 def one_run(store) -> str:
     rid = store.create_run({"prompt": "What is 2+2?"}, task="arith/1", agent="react", model="m")
-    store.append(Event(rid, "run_finished", {"lab.answer": "4"}))
+    store.append(Event(rid, *schema.run_finished("done", answer="4")))
     store.finish_run(rid, "done")
     return rid
 
