@@ -43,6 +43,9 @@ def test_gc_keeps_unmarked_directories_and_removes_dead_sandboxes(tmp_path):
     broken = root / "abc-broken"                          # a marker that is not JSON
     broken.mkdir()
     (broken / ".owner.json").write_text("{nope")
+    odd = root / "abd-odd"                                # a marker whose owner is not a string
+    odd.mkdir()
+    (odd / ".owner.json").write_text('{"expertlab.sandbox": "abd", "expertlab.owner": ["h", 1]}')
     outside = tmp_path / "outside"                        # a link out of the sandbox root
     outside.mkdir()
     (outside / "keep.txt").write_text("precious")
@@ -52,6 +55,7 @@ def test_gc_keeps_unmarked_directories_and_removes_dead_sandboxes(tmp_path):
         r = _lab(env, *args)
         assert r.returncode == 0, r.stderr
         assert not leaked.exists()
+        assert not odd.exists()  # the lab's (its id is the folder's), owned by no live process
         assert (unrelated / "sub" / "keep.txt").read_text() == "precious"
         assert forged.is_dir() and broken.is_dir() and (outside / "keep.txt").exists()
         assert (root / "zz-link").is_symlink()
