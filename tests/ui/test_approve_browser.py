@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_dashboard_browser import ARGS, CHROMIUM, LIBRARY_NOISE, _open, block_offsite, free_port, start_serve
+from test_dashboard_browser import CHROMIUM, _open, free_port, open_dashboard, start_serve
 
 from lab.agents import AWAITING_APPROVAL, ReActAgent
-from lab.cli.serve import dashboard_url
 from lab.models import ScriptedModel, ToolCall
 from lab.tasks import get_task
 from lab.tools.registry import get_tools
@@ -41,16 +40,7 @@ def test_approve_a_pending_call_and_watch_the_run_finish(tmp_path):
     console: list[str] = []
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.set_default_timeout(30_000)
-            expect.set_options(timeout=30_000)
-            block_offsite(page, offsite)
-            page.on("console", lambda m: m.type in ("warning", "error") and not any(
-                n in m.text for n in LIBRARY_NOISE) and console.append(f"{m.type}: {m.text}"))
-            page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
-            page.goto(dashboard_url(port, "127.0.0.1"))
-            page.wait_for_selector(".tabulator-row")
+            browser, page = open_dashboard(pw, port, offsite, console)
             _open(page, res.run_id)
             pending = page.locator(".lab-pending-call")
             expect(pending).to_contain_text("Waiting for approval")

@@ -75,6 +75,25 @@ def block_offsite(page, offsite: list[str]) -> None:
     page.route("**/*", route)
 
 
+def open_dashboard(pw, port: int, offsite: list[str], console: list[str], tag=lambda: ""):
+    """A Chromium page on `lab serve dashboard` at ``port``, once its runs table shows: requests off this machine
+    blocked into ``offsite``; warnings and errors from our code into ``console`` (each prefixed by ``tag()``).
+    Returns (browser, page)."""
+    from playwright.sync_api import expect
+
+    browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(30_000)
+    expect.set_options(timeout=30_000)
+    block_offsite(page, offsite)
+    page.on("console", lambda m: m.type in ("warning", "error") and not any(
+        n in m.text for n in LIBRARY_NOISE) and console.append(f"{tag()}{m.type}: {m.text}"))
+    page.on("pageerror", lambda e: console.append(f"{tag()}pageerror: {e}"))
+    page.goto(dashboard_url(port, "127.0.0.1"))
+    page.wait_for_selector(".tabulator-row")
+    return browser, page
+
+
 @pytest.fixture(scope="module")
 def fx(tmp_path_factory):
     if not Path(CHROMIUM).exists():
@@ -85,7 +104,7 @@ def fx(tmp_path_factory):
 @pytest.fixture(scope="module")
 def ui(fx):
     """(page, store, offsite requests, console problems) against one server."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import sync_playwright
 
     port = free_port()
     proc = start_serve(fx.path, port)
@@ -94,16 +113,7 @@ def ui(fx):
     console: list[str] = []
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.set_default_timeout(30_000)
-            expect.set_options(timeout=30_000)
-            block_offsite(page, offsite)
-            page.on("console", lambda m: m.type in ("warning", "error") and not any(
-                n in m.text for n in LIBRARY_NOISE) and console.append(f"[{STAGE[0]}] {m.type}: {m.text}"))
-            page.on("pageerror", lambda e: console.append(f"[{STAGE[0]}] pageerror: {e}"))
-            page.goto(dashboard_url(port, "127.0.0.1"))
-            page.wait_for_selector(".tabulator-row")
+            browser, page = open_dashboard(pw, port, offsite, console, tag=lambda: f"[{STAGE[0]}] ")
             yield page, store, offsite, console
             browser.close()
     finally:
