@@ -41,3 +41,56 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA} (set LAB_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def lab_human_jupyter(tmp_path):
+    """Start `lab human repo-setup/tinyclf-pinned-version --expert ana --jupyter` in its own process group, once
+    JupyterLab answers; yields a function returning (process, JupyterLab URL with token, store path, lines printed).
+    The process group is stopped afterwards."""
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    repo = Path(__file__).resolve().parents[1]
+    procs: list[subprocess.Popen] = []
+
+    def start():
+        db = tmp_path / "traces.db"
+        proc = subprocess.Popen([sys.executable, "-m", "lab.cli.main", "human", "repo-setup/tinyclf-pinned-version",
+                                 "--expert", "ana", "--jupyter", "--store", str(db)], cwd=repo,
+                                env={**os.environ, "PYTHONPATH": str(repo)}, start_new_session=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        procs.append(proc)
+        lines: list[str] = []
+        m = None
+        end = time.monotonic() + 180
+        while m is None and time.monotonic() < end:
+            line = proc.stdout.readline()
+            if not line:
+                pytest.fail("lab human --jupyter exited early:\n" + "".join(lines[-30:]))
+            lines.append(line)
+            m = re.search(r"JupyterLab: (http://127\.0\.0\.1:\d+)/\S+\?token=(\S+)", line)
+        assert m, "no JupyterLab address printed:\n" + "".join(lines[-30:])
+        until = time.monotonic() + 60  # the address is printed as the server starts: wait until it answers
+        while True:
+            try:
+                urllib.request.urlopen(f"{m.group(1)}/api/status?token={m.group(2)}", timeout=5).close()
+                break
+            except OSError:
+                if time.monotonic() > until or proc.poll() is not None:
+                    raise
+                time.sleep(0.5)
+        return proc, m.group(0).removeprefix("JupyterLab: "), db, lines
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)

@@ -9,8 +9,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -24,40 +22,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def server(tmp_path, kernel_image):
+def server(lab_human_jupyter, kernel_image):
     """`lab human ... --jupyter` in its own process; yields (base url, token, store path, process)."""
-    db = tmp_path / "traces.db"
-    proc = subprocess.Popen([sys.executable, "-m", "lab.cli.main", "human", "repo-setup/tinyclf-pinned-version",
-                             "--expert", "ana", "--jupyter", "--store", str(db)], cwd=REPO,
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines, m = [], None
-    end = time.monotonic() + 180
-    while m is None and time.monotonic() < end:
-        line = proc.stdout.readline()
-        if not line:
-            pytest.fail("lab human --jupyter exited early:\n" + "".join(lines[-30:]))
-        lines.append(line)
-        m = re.search(r"JupyterLab: (http://127\.0\.0\.1:\d+)/\S+\?token=(\S+)", line)
-    assert m, "no JupyterLab address printed:\n" + "".join(lines[-30:])
-    until = time.monotonic() + 60  # the address is printed as the server starts: wait until it answers
-    while True:
-        try:
-            urllib.request.urlopen(f"{m.group(1)}/api/status?token={m.group(2)}", timeout=5).close()
-            break
-        except OSError:
-            if time.monotonic() > until or proc.poll() is not None:
-                raise
-            time.sleep(0.5)
-    try:
-        yield m.group(1), m.group(2), db, proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+    proc, url, db, _ = lab_human_jupyter()
+    base, _, query = url.partition("/lab")
+    yield base, query.rpartition("token=")[2], db, proc
 
 
 async def _terminal(base: str, token: str, commands: list[str], until: str) -> str:

@@ -6,12 +6,6 @@ scores are checked in the store."""
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -37,8 +31,8 @@ AFTER_RELOAD = "print(metrics['test_accuracy'])"
 
 
 @pytest.fixture
-def session(tmp_path):
-    """`lab human ... --jupyter` in its own process; yields (process, url, store path)."""
+def session(lab_human_jupyter):
+    """`lab human ... --jupyter` in its own process; yields (process, url, store path, lines printed)."""
     if not Path(CHROMIUM).exists():
         pytest.skip("no /usr/bin/chromium")
     try:
@@ -50,31 +44,7 @@ def session(tmp_path):
     from lab.sandbox.images import ensure_image
 
     ensure_image("repo-setup", log=lambda _line: None)
-    db = tmp_path / "traces.db"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "lab.cli.main", "human", "repo-setup/tinyclf-pinned-version",
-                             "--expert", "ana", "--jupyter", "--store", str(db)], cwd=REPO, env=env,
-                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    url = None
-    end = time.monotonic() + 180
-    while url is None and time.monotonic() < end:
-        line = proc.stdout.readline()
-        if not line:
-            pytest.fail("lab human --jupyter exited early:\n" + "".join(lines[-30:]))
-        lines.append(line)
-        m = re.search(r"JupyterLab: (http://127\.0\.0\.1:\d+/\S+)", line)
-        url = m.group(1) if m else None
-    assert url, "no JupyterLab address printed:\n" + "".join(lines[-30:])
-    try:
-        yield proc, url, db, lines
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+    return lab_human_jupyter()
 
 
 def _api_status(url: str, path: str, method: str = "GET") -> int:
